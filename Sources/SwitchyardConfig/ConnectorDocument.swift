@@ -1,0 +1,224 @@
+import SwitchyardCore
+
+/// A validated Switchyard document: what the runtime assembles a pipeline from.
+public struct ConnectorDocument: Sendable {
+    public struct Delivery: Sendable, Equatable {
+        public var deadLetter: String?
+        public var retry: RetryPolicy
+        /// `nil`: derive from the container's memory limit.
+        public var memoryLimit: Int?
+        public var drainTimeout: Duration
+    }
+
+    public struct Observability: Sendable, Equatable {
+        public var listen: String
+        public var logLevel: String
+        public var logFormat: String
+    }
+
+    /// `metadata.name` when the document is a whole custom resource.
+    public var name: String?
+    public var sources: [ConnectorEntry]
+    public var targets: [ConnectorEntry]
+    public var routes: [Route]
+    public var delivery: Delivery
+    public var batching: BatchingPolicy
+    public var observability: Observability
+    public var state: String
+    /// The validated `spec` object (for the operator).
+    public var spec: OptionValues
+    /// Whether the document was a whole custom resource (not just its spec).
+    public var isResource: Bool
+
+    /// The batching policy of `target`: its own fields over `spec.batching`.
+    public func batching(for target: ConnectorEntry) -> BatchingPolicy {
+        var policy = batching
+        if let own = target.common.object("batching") {
+            if let value = own.int("maxMessages") { policy.maxMessages = value }
+            if let value = own.size("maxBytes") { policy.maxBytes = value }
+            if let value = own.duration("maxDelay") { policy.maxDelay = value }
+        }
+        return policy
+    }
+}
+
+/// Loads and validates documents: YAML, interpolation, the schema, then the checks that span
+/// fields (route names, the dead-letter target). All problems are reported at once.
+public struct DocumentLoader: Sendable {
+    public var registry: ConnectorRegistry
+    public var interpolator: Interpolator
+
+    public init(registry: ConnectorRegistry, interpolator: Interpolator) {
+        self.registry = registry
+        self.interpolator = interpolator
+    }
+
+    /// Loads `text`; on failure returns every issue found, sorted by line.
+    public func load(_ text: String) -> Result<ConnectorDocument, DocumentErrors> {
+        var root: ConfigNode
+        switch YAMLLoader.parse(text) {
+        case .success(let node): root = node
+        case .failure(let issue): return .failure(DocumentErrors([issue]))
+        }
+        guard case .mapping(let entries) = root.content else {
+            return .failure(DocumentErrors([ConfigIssue(path: "document", line: root.line, message: "expected an object (a Connector resource or its spec), found a \(root.kindName)")]))
+        }
+        let isResource = entries.contains { ["apiVersion", "kind", "spec", "metadata"].contains($0.key) }
+        var issues: [ConfigIssue] = []
+        interpolator.apply(&root, path: isResource ? "" : "spec", issues: &issues)
+        var decoder = OptionDecoder(
+            connectorKinds: registry.decoderKinds,
+            commonFields: [.source: DocumentSchema.sourceCommon, .target: DocumentSchema.targetCommon])
+        var name: String?
+        var spec: OptionValues?
+        if isResource {
+            if let resource = decoder.decodeObject(root, DocumentSchema.resource, path: "") {
+                spec = resource.object("spec")
+                name = resource.object("metadata")?.string("name")
+            }
+        } else {
+            spec = decoder.decodeObject(root, DocumentSchema.spec, path: "spec")
+        }
+        issues += decoder.issues
+        var document: ConnectorDocument?
+        if let spec, issues.isEmpty {
+            document = build(spec, name: name, isResource: isResource, issues: &issues)
+        }
+        if let document, issues.isEmpty { return .success(document) }
+        if issues.isEmpty {
+            issues.append(ConfigIssue(path: "spec", line: nil, message: "the document is not valid"))
+        }
+        return .failure(DocumentErrors(issues))
+    }
+
+    func build(_ spec: OptionValues, name: String?, isResource: Bool, issues: inout [ConfigIssue]) -> ConnectorDocument? {
+        let sources = (spec.list("sources") ?? []).compactMap { value -> ConnectorEntry? in
+            if case .connector(let entry) = value { return entry }
+            return nil
+        }
+        let targets = (spec.list("targets") ?? []).compactMap { value -> ConnectorEntry? in
+            if case .connector(let entry) = value { return entry }
+            return nil
+        }
+        if sources.isEmpty { issues.append(spec.issue("sources", "needs at least one source")) }
+        if targets.isEmpty { issues.append(spec.issue("targets", "needs at least one target")) }
+        checkUnique(sources, role: "source", issues: &issues)
+        checkUnique(targets, role: "target", issues: &issues)
+        let sourceNames = Set(sources.map(\.name))
+        let targetNames = Set(targets.map(\.name))
+
+        var routes: [Route] = []
+        var usedSources = Set<String>()
+        var usedTargets = Set<String>()
+        for (index, value) in (spec.list("routes") ?? []).enumerated() {
+            guard case .object(let route) = value else { continue }
+            let from = route.strings("from") ?? []
+            let to = route.strings("to") ?? []
+            if from.isEmpty { issues.append(route.issue("from", "a route needs at least one source")) }
+            if to.isEmpty { issues.append(route.issue("to", "a route needs at least one target")) }
+            for (i, source) in from.enumerated() where !sourceNames.contains(source) {
+                issues.append(ConfigIssue(path: "\(route.path(of: "from"))[\(i)]", line: route.line(of: "from"), message: "no source is named '\(source)' (sources: \(sourceNames.sorted().joined(separator: ", ")))"))
+            }
+            for (i, target) in to.enumerated() where !targetNames.contains(target) {
+                issues.append(ConfigIssue(path: "\(route.path(of: "to"))[\(i)]", line: route.line(of: "to"), message: "no target is named '\(target)' (targets: \(targetNames.sorted().joined(separator: ", ")))"))
+            }
+            if Set(to).count != to.count { issues.append(route.issue("to", "names a target twice")) }
+            if Set(from).count != from.count { issues.append(route.issue("from", "names a source twice")) }
+            usedSources.formUnion(from)
+            usedTargets.formUnion(to)
+            var filter = RouteFilter()
+            if let condition = route.object("where") {
+                filter.channel = condition.string("channel").map(Glob.init)
+                filter.headers = (condition.map("headers") ?? []).map { ($0.key, Array(($0.value.stringValue ?? "").utf8)) }
+            }
+            let ordering = Ordering(rawValue: route.string("ordering") ?? "partition") ?? .partition
+            routes.append(Route(name: route.string("name") ?? "routes[\(index)]", from: from, to: to, filter: filter, ordering: ordering))
+        }
+        if (spec.list("routes") ?? []).isEmpty { issues.append(spec.issue("routes", "needs at least one route")) }
+
+        let deliveryValues = spec.object("delivery")
+        let deadLetter = deliveryValues?.string("deadLetter")
+        if let deadLetter, let deliveryValues {
+            if !targetNames.contains(deadLetter) {
+                issues.append(deliveryValues.issue("deadLetter", "no target is named '\(deadLetter)' (targets: \(targetNames.sorted().joined(separator: ", ")))"))
+            }
+            usedTargets.insert(deadLetter)
+        }
+        for source in sources where !usedSources.contains(source.name) {
+            issues.append(ConfigIssue(path: "\(source.path).name", line: source.line, message: "source '\(source.name)' is in no route"))
+        }
+        for target in targets where !usedTargets.contains(target.name) {
+            issues.append(ConfigIssue(path: "\(target.path).name", line: target.line, message: "target '\(target.name)' is in no route and is not the dead-letter target"))
+        }
+        for source in sourceNames {
+            let fanout = Set(routes.filter { $0.from.contains(source) }.flatMap(\.to))
+            if fanout.count > 64 {
+                issues.append(spec.issue("routes", "source '\(source)' is routed to \(fanout.count) targets; at most 64 are supported"))
+            }
+        }
+
+        let retryValues = deliveryValues?.object("retry")
+        let retry = RetryPolicy(
+            initialBackoff: retryValues?.duration("initialBackoff") ?? .milliseconds(100),
+            maxBackoff: retryValues?.duration("maxBackoff") ?? .seconds(30),
+            maxAttempts: retryValues?.int("maxAttempts"))
+        if retry.initialBackoff > retry.maxBackoff, let retryValues {
+            issues.append(retryValues.issue("initialBackoff", "must not exceed maxBackoff"))
+        }
+        let memoryLimit = deliveryValues?.size("memoryLimit")
+        if let memoryLimit, memoryLimit < 1 << 20, let deliveryValues {
+            issues.append(deliveryValues.issue("memoryLimit", "must be at least 1MiB"))
+        }
+        let batchingValues = spec.object("batching")
+        let batching = BatchingPolicy(
+            maxMessages: batchingValues?.int("maxMessages") ?? 500,
+            maxBytes: batchingValues?.size("maxBytes") ?? 1 << 20,
+            maxDelay: batchingValues?.duration("maxDelay") ?? .milliseconds(20))
+        let observabilityValues = spec.object("observability")
+        let observability = ConnectorDocument.Observability(
+            listen: observabilityValues?.string("listen") ?? "0.0.0.0:8080",
+            logLevel: observabilityValues?.string("logLevel") ?? "info",
+            logFormat: observabilityValues?.string("logFormat") ?? "auto")
+        if !observability.listen.isEmpty && ListenAddress(observability.listen) == nil, let observabilityValues {
+            issues.append(observabilityValues.issue("listen", "expected HOST:PORT, such as 0.0.0.0:8080 or 127.0.0.1:9090"))
+        }
+        return ConnectorDocument(
+            name: name, sources: sources, targets: targets, routes: routes,
+            delivery: .init(deadLetter: deadLetter, retry: retry, memoryLimit: memoryLimit, drainTimeout: deliveryValues?.duration("drainTimeout") ?? .seconds(20)),
+            batching: batching, observability: observability, state: spec.string("state") ?? "running",
+            spec: spec, isResource: isResource)
+    }
+
+    func checkUnique(_ entries: [ConnectorEntry], role: String, issues: inout [ConfigIssue]) {
+        var seen = Set<String>()
+        for entry in entries where !seen.insert(entry.name).inserted {
+            issues.append(ConfigIssue(path: "\(entry.path).name", line: entry.line, message: "another \(role) is already named '\(entry.name)'"))
+        }
+    }
+}
+
+/// Every problem found in a document.
+public struct DocumentErrors: Error, Sendable, CustomStringConvertible {
+    public var issues: [ConfigIssue]
+
+    public init(_ issues: [ConfigIssue]) {
+        self.issues = issues.sorted { ($0.line ?? 0, $0.path) < ($1.line ?? 0, $1.path) }
+    }
+
+    public var description: String { issues.map(\.description).joined(separator: "\n") }
+}
+
+/// A `HOST:PORT` listen address.
+public struct ListenAddress: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port), !host.isEmpty else { return nil }
+        self.host = host
+        self.port = port
+    }
+}

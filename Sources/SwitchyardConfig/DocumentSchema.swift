@@ -1,0 +1,108 @@
+import SwitchyardCore
+
+/// The schema of a Switchyard document. Connector kinds come from the registry; everything
+/// else is declared here, once, for the validator, the JSON Schema and the docs.
+public enum DocumentSchema {
+    public static let apiVersion = "switchyard.dev/v1alpha1"
+    public static let kind = "Connector"
+
+    static let batchingFields: [OptionField] = [
+        OptionField("maxMessages", .int(min: 1, max: 1_000_000), default: "500", doc: "write a batch when it holds this many messages"),
+        OptionField("maxBytes", .size, default: "1MiB", doc: "write a batch when it holds this many bytes"),
+        OptionField("maxDelay", .duration, default: "20ms", doc: "write a partial batch this long after its first message arrived"),
+    ]
+
+    /// `spec.batching` (with defaults).
+    public static let batching = ObjectSchema(doc: "How targets batch writes; each target may override it.", batchingFields)
+
+    /// A target's own `batching` (no defaults: unset fields fall back to `spec.batching`).
+    static let targetBatching = ObjectSchema(doc: "Overrides spec.batching for this target.", batchingFields.map { field in
+        var copy = field
+        copy.defaultValue = nil
+        return copy
+    })
+
+    /// Fields every source entry may hold besides `name` and its kind.
+    public static let sourceCommon = ObjectSchema([])
+
+    /// Fields every target entry may hold besides `name` and its kind.
+    public static let targetCommon = ObjectSchema([
+        OptionField("batching", .object(targetBatching), doc: "overrides spec.batching for this target"),
+        OptionField("parallelism", .int(min: 1, max: 256), default: "1", doc: "parallel writers (lanes); messages keep their order per shard (or per key with ordering: key) within a lane"),
+        OptionField("queueCapacity", .int(min: 1), doc: "messages each lane queues before sources wait; default 4 x maxMessages"),
+    ])
+
+    public static let route = ObjectSchema(doc: "Sends messages from sources to targets.", [
+        OptionField("name", .string, doc: "a name for logs and metrics; default routes[N]"),
+        OptionField("from", .list(.string), required: true, doc: "source names"),
+        OptionField("to", .list(.string), required: true, doc: "target names; a message is acknowledged only when every one of them confirmed it"),
+        OptionField("where", .object(ObjectSchema(doc: "All conditions must hold.", [
+            OptionField("channel", .string, doc: "glob on the channel (topic, queue, routing key): * any run, ? one character"),
+            OptionField("headers", .map(.string), doc: "headers that must be present with exactly these values"),
+        ])), doc: "filter; messages that match no route are acknowledged without being written"),
+        OptionField("ordering", .choice(Ordering.allCases.map(\.rawValue)), default: "partition", doc: "partition: in order per source shard; key: in order per key, parallel across keys; none: no order"),
+    ])
+
+    public static let delivery = ObjectSchema(doc: "Delivery policy.", [
+        OptionField("deadLetter", .string, doc: "target that receives messages that cannot be written, with error headers; without one, such a message stops its route"),
+        OptionField("retry", .object(ObjectSchema([
+            OptionField("initialBackoff", .duration, default: "100ms", doc: "first retry waits up to this long (full jitter)"),
+            OptionField("maxBackoff", .duration, default: "30s", doc: "cap on the wait between retries"),
+            OptionField("maxAttempts", .int(min: 1), doc: "attempts before a retriable message failure is dead-lettered; absent retries forever"),
+        ])), doc: "retry policy for retriable errors"),
+        OptionField("memoryLimit", .size, doc: "byte budget for messages in flight, batches and client prefetch; default: half the container memory limit (cgroup), or 256MiB without one"),
+        OptionField("drainTimeout", .duration, default: "20s", doc: "on shutdown, how long in-flight messages may take to be written before the process exits anyway"),
+    ])
+
+    public static let observability = ObjectSchema(doc: "Logs, metrics and health endpoints.", [
+        OptionField("listen", .string, default: "0.0.0.0:8080", doc: "HTTP address for /livez, /readyz and /metrics; empty to turn the endpoints off"),
+        OptionField("logLevel", .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"]), default: "info", doc: "minimum log level"),
+        OptionField("logFormat", .choice(["auto", "json", "text"]), default: "auto", doc: "json: one object per line; text: human-readable; auto: text on a terminal, json otherwise"),
+    ])
+
+    public static let deployment = ObjectSchema(doc: "How the operator runs the connector (custom resource only).", [
+        OptionField("replicas", .int(min: 0), default: "1", doc: "pods"),
+        OptionField("image", .string, doc: "container image"),
+        OptionField("resources", .any, doc: "Kubernetes resource requests and limits"),
+        OptionField("env", .any, doc: "Kubernetes environment variables (secrets by reference)"),
+        OptionField("envFrom", .any, doc: "Kubernetes envFrom sources"),
+        OptionField("serviceAccountName", .string, doc: "service account of the pods"),
+        OptionField("nodeSelector", .map(.string), doc: "node labels the pods require"),
+        OptionField("tolerations", .any, doc: "Kubernetes tolerations"),
+        OptionField("affinity", .any, doc: "Kubernetes affinity"),
+    ])
+
+    public static let spec = ObjectSchema(doc: "A Switchyard connector: sources, targets, routes and delivery policy.", [
+        OptionField("sources", .list(.connector(.source)), required: true, doc: "where messages come from"),
+        OptionField("targets", .list(.connector(.target)), required: true, doc: "where messages go"),
+        OptionField("routes", .list(.object(route)), required: true, doc: "which sources feed which targets"),
+        OptionField("delivery", .object(delivery), doc: "delivery policy"),
+        OptionField("batching", .object(batching), doc: "default batching of every target"),
+        OptionField("observability", .object(observability), doc: "logs, metrics, health"),
+        OptionField("state", .choice(["running", "paused", "stopped"]), default: "running", doc: "custom resource only: running, paused (scaled to zero) or stopped (workload removed)"),
+        OptionField("deployment", .object(deployment), doc: "custom resource only: how the pods run"),
+    ])
+
+    public static let metadata = ObjectSchema([
+        OptionField("name", .string, doc: "resource name"),
+        OptionField("namespace", .string, doc: "namespace"),
+        OptionField("labels", .map(.string), doc: "labels"),
+        OptionField("annotations", .map(.string), doc: "annotations"),
+        OptionField("uid", .string, doc: "set by Kubernetes"),
+        OptionField("resourceVersion", .string, doc: "set by Kubernetes"),
+        OptionField("generation", .int(), doc: "set by Kubernetes"),
+        OptionField("creationTimestamp", .string, doc: "set by Kubernetes"),
+        OptionField("managedFields", .any, doc: "set by Kubernetes"),
+        OptionField("finalizers", .list(.string), doc: "finalizers"),
+        OptionField("ownerReferences", .any, doc: "owners"),
+    ])
+
+    /// The whole custom resource.
+    public static let resource = ObjectSchema(doc: "A Connector custom resource.", [
+        OptionField("apiVersion", .choice([apiVersion]), required: true, doc: "switchyard.dev/v1alpha1"),
+        OptionField("kind", .choice([kind]), required: true, doc: "Connector"),
+        OptionField("metadata", .object(metadata), doc: "Kubernetes object metadata"),
+        OptionField("spec", .object(spec), required: true, doc: "the connector"),
+        OptionField("status", .any, doc: "set by the operator"),
+    ])
+}

@@ -1,0 +1,81 @@
+import Logging
+
+/// Connection health that a connector reports for `/readyz` and the connection-state metric.
+public enum ConnectorHealth: Sendable, Equatable {
+    case up
+    case connecting
+    case down(String)
+
+    public var isUp: Bool { self == .up }
+}
+
+/// A connector that reads from a system and submits batches to the router.
+///
+/// `run` owns the connector's I/O: blocking C calls happen on threads the connector owns, never
+/// on the cooperative pool. It returns when `context.isStopping` turns true (after handing over
+/// what it fetched), or when its input is finished (a finite generator).
+///
+/// Acknowledgements arrive through ``AcknowledgementReceiver/acknowledge(shard:through:count:)``
+/// only for the contiguous prefix that every target has confirmed.
+public protocol Source: AcknowledgementReceiver {
+    func run(context: SourceContext) async throws
+    /// Called after `run` returned and in-flight messages drained (or the drain timed out):
+    /// commit what was acknowledged and disconnect.
+    func close() async
+    var health: ConnectorHealth { get }
+}
+
+extension Source {
+    public func close() async {}
+    public var health: ConnectorHealth { .up }
+}
+
+/// The per-message result of a target write that did not fully succeed.
+public struct WriteResult: Sendable {
+    /// The messages that failed, by index into the written batch, in ascending order.
+    public var failures: [(index: Int, error: ConnectorError)]
+
+    public init(failures: [(index: Int, error: ConnectorError)] = []) {
+        self.failures = failures
+    }
+
+    public static let allWritten = WriteResult()
+}
+
+/// A connector that writes batches to a system.
+///
+/// `write` is called by one worker per lane; with `ordering: partition` (the default) a lane
+/// sees the messages of a shard in order. It returns when the system confirmed the batch, or
+/// reports per-message failures; a thrown ``ConnectorError`` applies to the whole batch
+/// (`retriable` or `targetDown`). Any other thrown error is treated as retriable.
+public protocol Target: AnyObject, Sendable {
+    /// Connects; a thrown error is retried with backoff before the first write.
+    func open() async throws
+    func write(_ messages: [Message]) async throws -> WriteResult
+    /// Flushes and disconnects.
+    func close() async
+    var health: ConnectorHealth { get }
+}
+
+extension Target {
+    public func open() async throws {}
+    public func close() async {}
+    public var health: ConnectorHealth { .up }
+}
+
+/// What a factory gets to build a connector.
+public struct ConnectorSetup: Sendable {
+    /// The entry name in the document (`spec.sources[0].name`).
+    public var name: String
+    public var options: OptionValues
+    public var logger: Logger
+    /// The process byte budget, for sizing client prefetch.
+    public var memoryLimit: Int
+
+    public init(name: String, options: OptionValues, logger: Logger, memoryLimit: Int) {
+        self.name = name
+        self.options = options
+        self.logger = logger
+        self.memoryLimit = memoryLimit
+    }
+}

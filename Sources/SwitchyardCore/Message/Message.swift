@@ -1,0 +1,92 @@
+/// One message travelling through Switchyard.
+///
+/// Byte fields are plain `[UInt8]`: copies share storage (copy on write), so fanning a
+/// message out to several targets copies no payload.
+public struct Message: Sendable {
+    /// The record key; `nil` when the source system has none.
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    /// Ordered name/value pairs; names may repeat.
+    public var headers: [Header]
+    /// The topic, queue or routing key the message came from.
+    public var channel: String
+    /// Milliseconds since the Unix epoch.
+    public var timestamp: Int64
+    /// The shard the message came from (Kafka partition, AMQP channel number, generator shard).
+    public var partition: Int32
+    /// The position within the shard (Kafka offset, AMQP delivery tag, generator sequence).
+    public var offset: Int64
+
+    public init(
+        key: [UInt8]? = nil,
+        value: [UInt8],
+        headers: [Header] = [],
+        channel: String = "",
+        timestamp: Int64 = 0,
+        partition: Int32 = 0,
+        offset: Int64 = 0
+    ) {
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.channel = channel
+        self.timestamp = timestamp
+        self.partition = partition
+        self.offset = offset
+    }
+
+    /// The bytes this message is charged against the byte budget: payload plus a fixed overhead.
+    @inlinable
+    public var accountedBytes: Int {
+        var total = 64 + value.count + (key?.count ?? 0) + channel.utf8.count
+        for header in headers { total += 16 + header.name.utf8.count + header.value.count }
+        return total
+    }
+
+    /// The value of the first header called `name`, if any.
+    public func header(_ name: String) -> [UInt8]? {
+        headers.first { $0.name == name }?.value
+    }
+}
+
+/// A message header.
+public struct Header: Sendable, Equatable {
+    public var name: String
+    public var value: [UInt8]
+
+    public init(name: String, value: [UInt8]) {
+        self.name = name
+        self.value = value
+    }
+
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = Array(value.utf8)
+    }
+}
+
+/// Messages from one source shard, in order. The router gives the batch its acknowledgement
+/// handle when the source submits it.
+public struct Batch: Sendable {
+    /// The shard (Kafka partition, AMQP channel, generator shard) every message belongs to.
+    public var shard: Int32
+    public var messages: [Message]
+
+    public init(shard: Int32, messages: [Message]) {
+        self.shard = shard
+        self.messages = messages
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The wall-clock time in milliseconds since the Unix epoch.
+public func currentMillis() -> Int64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+}

@@ -1,0 +1,249 @@
+import Logging
+import Metrics
+import Synchronization
+
+/// In-flight totals for the whole process.
+public final class DeliveryStats: BatchCompletionObserver {
+    let messages = Atomic<Int>(0)
+    let bytes = Atomic<Int>(0)
+    let budget: ByteBudget
+
+    public init(budget: ByteBudget) {
+        self.budget = budget
+    }
+
+    public var inflightMessages: Int { messages.load(ordering: .relaxed) }
+    public var inflightBytes: Int { bytes.load(ordering: .relaxed) }
+
+    func submitted(messages count: Int, bytes size: Int) {
+        messages.add(count, ordering: .relaxed)
+        bytes.add(size, ordering: .relaxed)
+    }
+
+    public func batchCompleted(messages count: Int, bytes size: Int) {
+        messages.subtract(count, ordering: .relaxed)
+        bytes.subtract(size, ordering: .relaxed)
+        budget.release(size)
+    }
+}
+
+/// Routes submitted batches to target lanes: filters, fan-out, ledger registration and the
+/// byte budget. The routing table can be replaced while batches flow (hot reload).
+public final class Router: Sendable {
+    /// For one source: its targets (bit `i` of a mask is `targets[i]`) and matching routes.
+    struct SourcePlan: Sendable {
+        var targets: [TargetRunner]
+        var ordering: [Ordering]
+        var routes: [(filter: RouteFilter, mask: UInt64)]
+        /// The mask when no route filters (every message goes to the same targets).
+        var constantMask: UInt64?
+    }
+
+    let plans = Mutex<[String: SourcePlan]>([:])
+    public let budget: ByteBudget
+    public let stats: DeliveryStats
+    let logger: Logger
+
+    public init(budget: ByteBudget, logger: Logger) {
+        self.budget = budget
+        self.stats = DeliveryStats(budget: budget)
+        self.logger = logger
+    }
+
+    /// Installs the routing table: `routes` over the named target runners.
+    public func install(routes: [Route], runners: [String: TargetRunner]) {
+        var built: [String: SourcePlan] = [:]
+        let sources = Set(routes.flatMap(\.from))
+        for source in sources {
+            var targets: [TargetRunner] = []
+            var ordering: [Ordering] = []
+            var entries: [(filter: RouteFilter, mask: UInt64)] = []
+            for route in routes where route.from.contains(source) {
+                var mask: UInt64 = 0
+                for name in route.to {
+                    guard let runner = runners[name] else { continue }
+                    let index: Int
+                    if let existing = targets.firstIndex(where: { $0 === runner }) {
+                        index = existing
+                    } else {
+                        precondition(targets.count < 64, "a source routes to at most 64 targets")
+                        targets.append(runner)
+                        ordering.append(route.ordering)
+                        index = targets.count - 1
+                    }
+                    mask |= 1 << UInt64(index)
+                }
+                entries.append((route.filter, mask))
+            }
+            var constant: UInt64?
+            if entries.allSatisfy({ $0.filter.isEmpty }) {
+                constant = entries.reduce(0) { $0 | $1.mask }
+            }
+            built[source] = SourcePlan(targets: targets, ordering: ordering, routes: entries, constantMask: constant)
+        }
+        plans.withLock { $0 = built }
+    }
+
+    /// Charges the batch to the byte budget (suspending while it is spent), registers it with
+    /// the source's ledger and hands it to every target a route sends it to (suspending while
+    /// a target queue is full).
+    func submit(_ batch: Batch, source: String, ledger: SourceLedger, metrics: SourceMetrics) async throws {
+        let count = batch.messages.count
+        guard count > 0 else { return }
+        let plan = plans.withLock { $0[source] }
+        var bytes = 0
+        var offsets: [Int64] = []
+        offsets.reserveCapacity(count)
+        for message in batch.messages {
+            bytes += message.accountedBytes
+            offsets.append(message.offset)
+        }
+        try await budget.acquire(bytes)
+        metrics.messages.increment(by: count)
+        metrics.bytes.increment(by: bytes)
+        stats.submitted(messages: count, bytes: bytes)
+
+        guard let plan, !plan.targets.isEmpty else {
+            metrics.filtered.increment(by: count)
+            _ = ledger.register(shard: batch.shard, offsets: offsets, remaining: Array(repeating: 0, count: count), bytes: bytes)
+            return
+        }
+        if let mask = plan.constantMask {
+            let fanout = UInt16(mask.nonzeroBitCount)
+            let handle = ledger.register(shard: batch.shard, offsets: offsets, remaining: Array(repeating: fanout, count: count), bytes: bytes)
+            for (index, runner) in plan.targets.enumerated() where mask & (1 << UInt64(index)) != 0 {
+                let delivery = Delivery(handle: handle, messages: batch.messages, indices: nil, bytes: bytes)
+                await runner.enqueue(delivery, ordering: plan.ordering[index], source: source, shard: batch.shard)
+            }
+            return
+        }
+        var masks = [UInt64](repeating: 0, count: count)
+        var remaining = [UInt16](repeating: 0, count: count)
+        var filtered = 0
+        for (i, message) in batch.messages.enumerated() {
+            var mask: UInt64 = 0
+            for route in plan.routes where route.filter.matches(message) { mask |= route.mask }
+            masks[i] = mask
+            remaining[i] = UInt16(mask.nonzeroBitCount)
+            if mask == 0 { filtered += 1 }
+        }
+        if filtered > 0 { metrics.filtered.increment(by: filtered) }
+        let handle = ledger.register(shard: batch.shard, offsets: offsets, remaining: remaining, bytes: bytes)
+        for (index, runner) in plan.targets.enumerated() {
+            let bit: UInt64 = 1 << UInt64(index)
+            var indices: [Int32] = []
+            var messages: [Message] = []
+            var size = 0
+            for i in 0..<count where masks[i] & bit != 0 {
+                indices.append(Int32(i))
+                messages.append(batch.messages[i])
+                size += batch.messages[i].accountedBytes
+            }
+            guard !indices.isEmpty else { continue }
+            let delivery = Delivery(handle: handle, messages: messages, indices: indices, bytes: size)
+            await runner.enqueue(delivery, ordering: plan.ordering[index], source: source, shard: batch.shard)
+        }
+    }
+}
+
+struct SourceMetrics: Sendable {
+    let messages: Counter
+    let bytes: Counter
+    let filtered: Counter
+    let acknowledged: Counter
+
+    init(source: String) {
+        let dimensions = [("source", source)]
+        messages = Counter(label: MetricNames.sourceMessages, dimensions: dimensions)
+        bytes = Counter(label: MetricNames.sourceBytes, dimensions: dimensions)
+        filtered = Counter(label: MetricNames.sourceFiltered, dimensions: dimensions)
+        acknowledged = Counter(label: MetricNames.sourceAcknowledged, dimensions: dimensions)
+    }
+}
+
+/// What a running source sees of the core: where to submit, whether to stop, how to drain.
+public final class SourceContext: Sendable {
+    public let name: String
+    public let logger: Logger
+    let router: Router
+    public let ledger: SourceLedger
+    let metrics: SourceMetrics
+    let stopping = Atomic<Bool>(false)
+    let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+
+    public init(name: String, source: any Source, router: Router, logger: Logger) {
+        self.name = name
+        self.logger = logger
+        self.router = router
+        self.metrics = SourceMetrics(source: name)
+        self.ledger = SourceLedger(source: name, receiver: AckCounter(source: source, counter: metrics.acknowledged), observer: router.stats)
+    }
+
+    /// Whether the source must stop fetching (shutdown, reload).
+    public var isStopping: Bool { stopping.load(ordering: .acquiring) }
+
+    /// The process byte budget; sources size client prefetch from its limit.
+    public var budget: ByteBudget { router.budget }
+
+    /// Hands a batch to the router. Suspends while the byte budget is spent or a target queue
+    /// is full. Throws `CancellationError` when the task is cancelled while waiting.
+    public func submit(_ batch: Batch) async throws {
+        try await router.submit(batch, source: name, ledger: ledger, metrics: metrics)
+    }
+
+    /// Asks the source to stop fetching.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        let all = waiters.withLock { waiters in
+            defer { waiters = [] }
+            return waiters
+        }
+        for waiter in all { waiter.resume() }
+    }
+
+    /// Suspends until ``stop()`` is called.
+    public func waitUntilStopping() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let stopped = waiters.withLock { waiters -> Bool in
+                if isStopping { return true }
+                waiters.append(continuation)
+                return false
+            }
+            if stopped { continuation.resume() }
+        }
+    }
+
+    /// Waits until every message of `shard` is acknowledged, at most `timeout`. Returns whether
+    /// the shard drained (used on a Kafka revoke before committing).
+    public func drain(shard: Int32, timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.ledger.waitUntilDrained(shard: shard)
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+}
+
+/// Counts acknowledged messages and forwards to the source.
+final class AckCounter: AcknowledgementReceiver {
+    let source: any Source
+    let counter: Counter
+
+    init(source: any Source, counter: Counter) {
+        self.source = source
+        self.counter = counter
+    }
+
+    func acknowledge(shard: Int32, through offset: Int64, count: Int) {
+        counter.increment(by: count)
+        source.acknowledge(shard: shard, through: offset, count: count)
+    }
+}

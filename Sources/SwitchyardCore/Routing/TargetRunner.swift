@@ -1,0 +1,349 @@
+import Logging
+import Metrics
+import Synchronization
+
+/// Runs one target: its lanes (bounded queues), a worker per lane that batches, writes,
+/// retries, pauses and dead-letters, and the target's connection lifecycle.
+public final class TargetRunner: Sendable {
+    public let name: String
+    public let target: any Target
+    let lanes: [DeliveryQueue]
+    let batching: BatchingPolicy
+    let settings: DeliverySettings
+    let logger: Logger
+    let roundRobin = Atomic<Int>(0)
+
+    struct Status {
+        var opened = false
+        var paused: String?
+        var stopped: String?
+    }
+
+    let status = Mutex(Status())
+
+    let written: Counter
+    let retried: Counter
+    let deadLettered: Counter
+    let writtenBytes: Counter
+    let batchSize: Recorder
+    let writeTime: Metrics.Timer
+
+    /// - Parameters:
+    ///   - lanes: parallel writers; each keeps the order of what it is given.
+    ///   - queueCapacity: messages each lane holds before producers wait.
+    public init(name: String, target: any Target, batching: BatchingPolicy, lanes: Int, queueCapacity: Int, settings: DeliverySettings, logger: Logger) {
+        self.name = name
+        self.target = target
+        self.batching = batching
+        self.settings = settings
+        self.logger = logger
+        self.lanes = (0..<max(1, lanes)).map { _ in DeliveryQueue(capacity: queueCapacity) }
+        let dimensions = [("target", name)]
+        written = Counter(label: MetricNames.targetMessages, dimensions: dimensions + [("outcome", "written")])
+        retried = Counter(label: MetricNames.targetMessages, dimensions: dimensions + [("outcome", "retried")])
+        deadLettered = Counter(label: MetricNames.targetMessages, dimensions: dimensions + [("outcome", "dead_lettered")])
+        writtenBytes = Counter(label: MetricNames.targetBytes, dimensions: dimensions)
+        batchSize = Recorder(label: MetricNames.targetBatchMessages, dimensions: dimensions)
+        writeTime = Metrics.Timer(label: MetricNames.targetWriteSeconds, dimensions: dimensions)
+    }
+
+    /// Why the target is paused (a permanent error of the target itself), if it is.
+    public var pausedReason: String? { status.withLock { $0.paused } }
+    /// Why the target stopped for good (a message that could not be written, no dead-letter target).
+    public var stoppedReason: String? { status.withLock { $0.stopped } }
+    public var isOpen: Bool { status.withLock { $0.opened } }
+    public var queuedMessages: Int { lanes.reduce(0) { $0 + $1.depth } }
+
+    /// Picks the lane for a run of messages by `ordering`.
+    func lane(ordering: Ordering, source: String, shard: Int32) -> Int {
+        guard lanes.count > 1 else { return 0 }
+        switch ordering {
+        case .partition:
+            var hasher = Hasher()
+            hasher.combine(source)
+            hasher.combine(shard)
+            return Int(UInt(bitPattern: hasher.finalize()) % UInt(lanes.count))
+        case .none, .key:
+            return Int(UInt(bitPattern: roundRobin.wrappingAdd(1, ordering: .relaxed).oldValue) % UInt(lanes.count))
+        }
+    }
+
+    /// Enqueues a delivery, splitting it by key when the route orders by key.
+    func enqueue(_ delivery: Delivery, ordering: Ordering, source: String, shard: Int32) async {
+        if ordering == .key && lanes.count > 1 {
+            var parts: [[Int]] = Array(repeating: [], count: lanes.count)
+            for (i, message) in delivery.messages.enumerated() {
+                var hasher = Hasher()
+                hasher.combine(message.key ?? [])
+                parts[Int(UInt(bitPattern: hasher.finalize()) % UInt(lanes.count))].append(i)
+            }
+            for (lane, positions) in parts.enumerated() where !positions.isEmpty {
+                let messages = positions.map { delivery.messages[$0] }
+                let indices = positions.map { Int32(delivery.batchIndex($0)) }
+                let bytes = messages.reduce(0) { $0 + $1.accountedBytes }
+                await lanes[lane].push(Delivery(handle: delivery.handle, messages: messages, indices: indices, bytes: bytes))
+            }
+            return
+        }
+        await lanes[lane(ordering: ordering, source: source, shard: shard)].push(delivery)
+    }
+
+    /// Flushes partial batches at once from now on (shutdown).
+    public func flush() {
+        for lane in lanes { lane.flush() }
+    }
+
+    /// No more messages will be routed here; the workers finish what is queued and return.
+    public func closeQueues() {
+        for lane in lanes { lane.close() }
+    }
+
+    /// Opens the target (retrying with backoff), then runs one worker per lane until the
+    /// queues are closed and empty, then closes the target.
+    public func run() async {
+        var attempt = 0
+        while !Task.isCancelled {
+            do {
+                try await target.open()
+                status.withLock { $0.opened = true }
+                break
+            } catch {
+                let kind = (error as? ConnectorError)?.kind ?? .retriable
+                if attempt == 0 || kind == .targetDown {
+                    logger.error("target could not connect; retrying", metadata: ["target": "\(name)", "error": "\(error)"])
+                }
+                try? await Task.sleep(for: settings.retry.delay(attempt: attempt))
+                attempt += 1
+            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for lane in lanes {
+                group.addTask { await self.work(lane) }
+            }
+        }
+        await target.close()
+    }
+
+    func work(_ lane: DeliveryQueue) async {
+        while let deliveries = await lane.take(batching) {
+            await write(deliveries)
+        }
+    }
+
+    /// Writes one batch until every message is written, dead-lettered, or the task is cancelled.
+    func write(_ deliveries: [Delivery]) async {
+        var messages: [Message]
+        if deliveries.count == 1 {
+            messages = deliveries[0].messages
+        } else {
+            messages = []
+            messages.reserveCapacity(deliveries.reduce(0) { $0 + $1.count })
+            for delivery in deliveries { messages.append(contentsOf: delivery.messages) }
+        }
+        // refs[i] locates messages[i]; built only when some messages fail.
+        var refs: [(delivery: Int, position: Int)]?
+        var attempt = 0
+        var attemptsByMessage: [Int] = []
+        while !messages.isEmpty {
+            if Task.isCancelled { return }
+            let started = ContinuousClock.now
+            do {
+                let result = try await target.write(messages)
+                writeTime.recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
+                batchSize.record(messages.count)
+                resume()
+                if result.failures.isEmpty {
+                    succeeded(messages, refs: refs, deliveries: deliveries)
+                    return
+                }
+                let located = refs ?? Self.locate(deliveries)
+                if attemptsByMessage.isEmpty { attemptsByMessage = Array(repeating: 0, count: messages.count) }
+                var failedAt = Set<Int>()
+                var retry: [Int] = []
+                var rejected: [(index: Int, error: ConnectorError)] = []
+                var down: ConnectorError?
+                for failure in result.failures {
+                    failedAt.insert(failure.index)
+                    switch failure.error.kind {
+                    case .permanent:
+                        rejected.append(failure)
+                    case .retriable:
+                        attemptsByMessage[failure.index] += 1
+                        if let limit = settings.retry.maxAttempts, attemptsByMessage[failure.index] >= limit {
+                            rejected.append((failure.index, ConnectorError.permanent("gave up after \(limit) attempts: \(failure.error.message)")))
+                        } else {
+                            retry.append(failure.index)
+                        }
+                    case .targetDown:
+                        down = failure.error
+                        retry.append(failure.index)
+                    }
+                }
+                let writtenIndices = (0..<messages.count).filter { !failedAt.contains($0) }
+                confirm(writtenIndices, located, deliveries)
+                written.increment(by: writtenIndices.count)
+                writtenBytes.increment(by: writtenIndices.reduce(0) { $0 + messages[$1].value.count })
+                if !rejected.isEmpty {
+                    await deadLetter(rejected.map { (messages[$0.index], located[$0.index], $0.error) }, deliveries)
+                }
+                if retry.isEmpty { return }
+                retried.increment(by: retry.count)
+                messages = retry.map { messages[$0] }
+                refs = retry.map { located[$0] }
+                attemptsByMessage = retry.map { attemptsByMessage[$0] }
+                if let down { pause(down.message) }
+                try await Task.sleep(for: down != nil ? settings.retry.ceiling(attempt: attempt) : settings.retry.delay(attempt: attempt))
+                attempt += 1
+            } catch let error as ConnectorError where error.kind == .targetDown {
+                pause(error.message)
+                retried.increment(by: messages.count)
+                do { try await Task.sleep(for: settings.retry.ceiling(attempt: attempt)) } catch { return }
+                attempt += 1
+            } catch is CancellationError {
+                return
+            } catch {
+                if attempt == 0 {
+                    logger.warning("write failed; retrying with backoff", metadata: ["target": "\(name)", "error": "\(error)", "messages": "\(messages.count)"])
+                }
+                retried.increment(by: messages.count)
+                do { try await Task.sleep(for: settings.retry.delay(attempt: attempt)) } catch { return }
+                attempt += 1
+            }
+        }
+    }
+
+    static func locate(_ deliveries: [Delivery]) -> [(delivery: Int, position: Int)] {
+        var refs: [(delivery: Int, position: Int)] = []
+        for (d, delivery) in deliveries.enumerated() {
+            for position in 0..<delivery.count { refs.append((d, position)) }
+        }
+        return refs
+    }
+
+    func succeeded(_ messages: [Message], refs: [(delivery: Int, position: Int)]?, deliveries: [Delivery]) {
+        written.increment(by: messages.count)
+        var bytes = 0
+        for message in messages { bytes += message.value.count }
+        writtenBytes.increment(by: bytes)
+        if let refs {
+            confirm(Array(0..<messages.count), refs, deliveries)
+        } else {
+            for delivery in deliveries { delivery.confirmAll() }
+        }
+    }
+
+    func confirm(_ indices: [Int], _ refs: [(delivery: Int, position: Int)], _ deliveries: [Delivery]) {
+        var byDelivery: [Int: [Int]] = [:]
+        for index in indices {
+            let ref = refs[index]
+            byDelivery[ref.delivery, default: []].append(deliveries[ref.delivery].batchIndex(ref.position))
+        }
+        for (d, batchIndices) in byDelivery {
+            deliveries[d].handle.confirm(batchIndices)
+        }
+    }
+
+    func resume() {
+        let was = status.withLock { status -> String? in
+            defer { status.paused = nil }
+            return status.paused
+        }
+        if was != nil {
+            logger.notice("target resumed", metadata: ["target": "\(name)"])
+        }
+    }
+
+    func pause(_ reason: String) {
+        let changed = status.withLock { status -> Bool in
+            defer { status.paused = reason }
+            return status.paused != reason
+        }
+        if changed {
+            logger.error("target paused: its route holds until the target recovers", metadata: ["target": "\(name)", "reason": "\(reason)"])
+        }
+    }
+
+    /// Sends messages that cannot be written to the dead-letter target; without one, stops
+    /// this target for good (nothing is dropped; the messages stay unacknowledged).
+    func deadLetter(_ failed: [(message: Message, ref: (delivery: Int, position: Int), error: ConnectorError)], _ deliveries: [Delivery]) async {
+        let dlqRunner = settings.deadLetterRunner()
+        guard let dlq = dlqRunner, dlq !== self else {
+            let first = failed[0]
+            let delivery = deliveries[first.ref.delivery]
+            let origin = "source \(delivery.handle.ledger.source) partition \(first.message.partition) offset \(first.message.offset)"
+            let reason = dlqRunner === self
+                ? "dead-letter target cannot write the message from \(origin): \(first.error.message)"
+                : "message from \(origin) cannot be written: \(first.error.message); no dead-letter target is configured, so the route stops"
+            status.withLock { $0.stopped = reason }
+            logger.critical("target stopped", metadata: ["target": "\(name)", "reason": "\(reason)"])
+            // Hold the lane: the messages stay unacknowledged until shutdown.
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(3600))
+            }
+            return
+        }
+        deadLettered.increment(by: failed.count)
+        for item in failed {
+            let delivery = deliveries[item.ref.delivery]
+            logger.warning("message dead-lettered", metadata: [
+                "target": "\(name)", "source": "\(delivery.handle.ledger.source)",
+                "partition": "\(item.message.partition)", "offset": "\(item.message.offset)", "error": "\(item.error.message)",
+            ])
+            var message = item.message
+            message.headers.append(Header(DeadLetterHeaders.error, item.error.message))
+            message.headers.append(Header(DeadLetterHeaders.errorKind, item.error.kind.rawValue))
+            message.headers.append(Header(DeadLetterHeaders.source, delivery.handle.ledger.source))
+            message.headers.append(Header(DeadLetterHeaders.target, name))
+            message.headers.append(Header(DeadLetterHeaders.channel, message.channel))
+            message.headers.append(Header(DeadLetterHeaders.partition, String(message.partition)))
+            message.headers.append(Header(DeadLetterHeaders.offset, String(message.offset)))
+            let index = Int32(delivery.batchIndex(item.ref.position))
+            let dead = Delivery(handle: delivery.handle, messages: [message], indices: [index], bytes: message.accountedBytes)
+            await dlq.enqueue(dead, ordering: .partition, source: delivery.handle.ledger.source, shard: delivery.handle.ledger.shard)
+        }
+    }
+}
+
+/// Headers added to a message sent to the dead-letter target.
+public enum DeadLetterHeaders {
+    public static let error = "switchyard-error"
+    public static let errorKind = "switchyard-error-kind"
+    public static let source = "switchyard-source"
+    public static let target = "switchyard-target"
+    public static let channel = "switchyard-channel"
+    public static let partition = "switchyard-partition"
+    public static let offset = "switchyard-offset"
+}
+
+/// Delivery settings shared by the runners, replaceable on reload.
+public final class DeliverySettings: Sendable {
+    struct State {
+        var retry: RetryPolicy
+        var deadLetter: String?
+        var runners: [String: TargetRunner] = [:]
+    }
+
+    let state: Mutex<State>
+
+    public init(retry: RetryPolicy, deadLetter: String?) {
+        state = Mutex(State(retry: retry, deadLetter: deadLetter))
+    }
+
+    public var retry: RetryPolicy { state.withLock { $0.retry } }
+
+    public func update(retry: RetryPolicy, deadLetter: String?) {
+        state.withLock {
+            $0.retry = retry
+            $0.deadLetter = deadLetter
+        }
+    }
+
+    func setRunners(_ runners: [String: TargetRunner]) {
+        state.withLock { $0.runners = runners }
+    }
+
+    /// The runner of the dead-letter target, if one is configured.
+    func deadLetterRunner() -> TargetRunner? {
+        state.withLock { state in state.deadLetter.flatMap { state.runners[$0] } }
+    }
+}
