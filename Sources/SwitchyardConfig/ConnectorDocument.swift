@@ -18,6 +18,8 @@ public struct ConnectorDocument: Sendable {
 
     /// `metadata.name` when the document is a whole custom resource.
     public var name: String?
+    /// `metadata.generation` when the document is a custom resource that Kubernetes numbered.
+    public var generation: Int?
     public var sources: [ConnectorEntry]
     public var targets: [ConnectorEntry]
     public var routes: [Route]
@@ -70,11 +72,13 @@ public struct DocumentLoader: Sendable {
             connectorKinds: registry.decoderKinds,
             commonFields: [.source: DocumentSchema.sourceCommon, .target: DocumentSchema.targetCommon])
         var name: String?
+        var generation: Int?
         var spec: OptionValues?
         if isResource {
             if let resource = decoder.decodeObject(root, DocumentSchema.resource, path: "") {
                 spec = resource.object("spec")
                 name = resource.object("metadata")?.string("name")
+                generation = resource.object("metadata")?.int("generation")
             }
         } else {
             spec = decoder.decodeObject(root, DocumentSchema.spec, path: "spec")
@@ -83,6 +87,7 @@ public struct DocumentLoader: Sendable {
         var document: ConnectorDocument?
         if let spec, issues.isEmpty {
             document = build(spec, name: name, isResource: isResource, issues: &issues)
+            document?.generation = generation
         }
         if let document, issues.isEmpty { return .success(document) }
         if issues.isEmpty {
@@ -183,7 +188,7 @@ public struct DocumentLoader: Sendable {
             issues.append(observabilityValues.issue("listen", "expected HOST:PORT, such as 0.0.0.0:8080 or 127.0.0.1:9090"))
         }
         return ConnectorDocument(
-            name: name, sources: sources, targets: targets, routes: routes,
+            name: name, generation: nil, sources: sources, targets: targets, routes: routes,
             delivery: .init(deadLetter: deadLetter, retry: retry, memoryLimit: memoryLimit, drainTimeout: deliveryValues?.duration("drainTimeout") ?? .seconds(20)),
             batching: batching, observability: observability, state: spec.string("state") ?? "running",
             spec: spec, isResource: isResource)

@@ -58,11 +58,17 @@ read_pid() {
     return 0
 }
 
-# pidfile_alive FILE: true when FILE names a live process.
+# pid_is PID COMM: true when PID is alive and its command name (/proc/PID/comm) is COMM, so
+# that a stale pidfile whose number was reused by another program is not mistaken for ours.
+pid_is() {
+    pid_alive "$1" && [[ -z "${2:-}" || "$(cat "/proc/$1/comm" 2>/dev/null)" == "$2" ]]
+}
+
+# pidfile_alive FILE [COMM]: true when FILE names a live process (called COMM).
 pidfile_alive() {
     local pid
     pid="$(read_pid "$1")"
-    [[ -n "$pid" ]] && pid_alive "$pid"
+    [[ -n "$pid" ]] && pid_is "$pid" "${2:-}"
 }
 
 # wait_dead PID TIMEOUT_S: wait until PID is gone (or a zombie); false on timeout.
@@ -74,10 +80,15 @@ wait_dead() {
     done
 }
 
-# stop_pid PID NAME [TIMEOUT_S]: SIGTERM, wait, then SIGKILL if it did not go.
+# stop_pid PID NAME TIMEOUT_S [COMM]: SIGTERM, wait, then SIGKILL if it did not go.
+# With COMM, a PID that now belongs to another program is left alone.
 stop_pid() {
-    local pid="$1" name="$2" timeout="${3:-15}"
+    local pid="$1" name="$2" timeout="${3:-15}" comm="${4:-}"
     pid_alive "$pid" || return 0
+    if ! pid_is "$pid" "$comm"; then
+        log "$name: pid $pid is now $(cat "/proc/$pid/comm" 2>/dev/null), not $comm: stale pidfile, left alone"
+        return 0
+    fi
     kill -TERM "$pid" 2>/dev/null || true
     if ! wait_dead "$pid" "$timeout"; then
         log "$name (pid $pid) did not stop within ${timeout}s after SIGTERM; sending SIGKILL"

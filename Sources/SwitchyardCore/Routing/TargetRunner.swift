@@ -338,7 +338,7 @@ public final class DeliverySettings: Sendable {
         }
     }
 
-    func setRunners(_ runners: [String: TargetRunner]) {
+    public func setRunners(_ runners: [String: TargetRunner]) {
         state.withLock { $0.runners = runners }
     }
 

@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import SwitchyardConfig
+import SwitchyardCore
+import SwitchyardRuntime
+#if Builtin
+import BuiltinConnectors
+#endif
+
+/// The composition root: the only place that names connector families.
+enum Families {
+    static func registry() -> ConnectorRegistry {
+        let registry = ConnectorRegistry()
+        #if Builtin
+        registry.register(BuiltinConnectors.family)
+        #endif
+        return registry
+    }
+}
+
+func environment() -> [String: String] {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") {
+            result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
+        pointer += 1
+    }
+    return result
+}
+
+func printError(_ text: String) {
+    var line = text
+    if !line.hasSuffix("\n") { line += "\n" }
+    let bytes = Array(line.utf8)
+    bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+@main
+struct Switchyard: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "switchyard",
+        abstract: "A connector runtime: sources, targets and routes from one YAML document.",
+        version: version,
+        subcommands: [Run.self, Validate.self, Connectors.self, Schema.self]
+    )
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the connector a document describes, until SIGTERM (or until a finite input is all acknowledged).")
+
+    @Option(name: [.short, .customLong("config")], help: "The document: a Connector resource or its spec.")
+    var config: String
+
+    func run() async throws {
+        let code = await Application.run(configPath: config, registry: Families.registry(), environment: environment())
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check documents; print every problem with its path and line. Exit 0 when all are valid.")
+
+    @Argument(help: "Documents to check.")
+    var files: [String]
+
+    func run() throws {
+        let loader = DocumentLoader(registry: Families.registry(), interpolator: Interpolator(environment: environment()))
+        var failed = false
+        for file in files {
+            guard let text = Interpolator.readFileContents(file) else {
+                printError("\(file): cannot read the file")
+                failed = true
+                continue
+            }
+            switch loader.load(text) {
+            case .success(let document):
+                print("\(file): valid (\(document.sources.count) sources, \(document.targets.count) targets, \(document.routes.count) routes)")
+            case .failure(let errors):
+                failed = true
+                printError("\(file): \(errors.issues.count) problem\(errors.issues.count == 1 ? "" : "s")")
+                for issue in errors.issues { printError("  \(file):\(issue.line.map(String.init) ?? "-"): \(issue.path): \(issue.message)") }
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct Connectors: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the connector families compiled into this binary and their options.")
+
+    @Flag(help: "Print as JSON.")
+    var json = false
+
+    func run() throws {
+        let catalog = ConnectorCatalog(registry: Families.registry())
+        print(json ? catalog.json().rendered() : catalog.text())
+    }
+}
+
+struct Schema: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the JSON Schema of documents, generated from the same model as the validator.")
+
+    func run() throws {
+        print(JSONSchemaGenerator(registry: Families.registry()).document().rendered())
+    }
+}
