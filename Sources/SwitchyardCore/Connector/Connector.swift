@@ -47,7 +47,8 @@ public struct WriteResult: Sendable {
 /// `write` is called by one worker per lane; with `ordering: partition` (the default) a lane
 /// sees the messages of a shard in order. It returns when the system confirmed the batch, or
 /// reports per-message failures; a thrown ``ConnectorError`` applies to the whole batch
-/// (`retriable` or `targetDown`). Any other thrown error is treated as retriable.
+/// (`retriable` or `targetDown`; a thrown `permanent` error fails every message of the batch).
+/// Any other thrown error is treated as retriable.
 public protocol Target: AnyObject, Sendable {
     /// Connects; a thrown error is retried with backoff before the first write.
     func open() async throws

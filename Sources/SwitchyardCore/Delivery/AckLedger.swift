@@ -23,6 +23,8 @@ public final class AckHandle: @unchecked Sendable {
     var prefix = 0
     /// Number of messages whose confirmations are all in.
     var done = 0
+    /// Whether the batch's completion was reported to the ``BatchCompletionObserver``.
+    var completed = false
     let bytes: Int
     let submittedAt: ContinuousClock.Instant
 
@@ -70,7 +72,8 @@ public final class ShardLedger: Sendable {
 
     struct State {
         var pending = Deque<AckHandle>()
-        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        var drainWaiters: [(id: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+        var nextWaiterID: UInt64 = 0
         var releasedThrough: Int64?
     }
 
@@ -97,13 +100,13 @@ public final class ShardLedger: Sendable {
         var completedMessages = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
         state.withLock { state in
-            let wasDone = handle.done == handle.count
             for index in indices {
                 precondition(handle.remaining[index] > 0, "message confirmed more often than it was routed")
                 handle.remaining[index] &-= 1
                 if handle.remaining[index] == 0 { handle.done += 1 }
             }
-            if !wasDone && handle.done == handle.count {
+            if !handle.completed && handle.done == handle.count {
+                handle.completed = true
                 completedBytes = handle.bytes
                 completedMessages = handle.count
             }
@@ -124,7 +127,7 @@ public final class ShardLedger: Sendable {
                 receiver.acknowledge(shard: shard, through: through, count: released)
             }
             if state.pending.isEmpty && !state.drainWaiters.isEmpty {
-                waiters = state.drainWaiters
+                waiters = state.drainWaiters.map(\.continuation)
                 state.drainWaiters = []
             }
         }
@@ -143,15 +146,28 @@ public final class ShardLedger: Sendable {
     /// When the oldest unacknowledged batch of this shard was submitted.
     var oldestPending: ContinuousClock.Instant? { state.withLock { $0.pending.first?.submittedAt } }
 
-    /// Suspends until every registered message of this shard is acknowledged.
+    /// Suspends until every registered message of this shard is acknowledged, or the task is
+    /// cancelled (so that a drain bounded by a timeout can give up).
     public func waitUntilDrained() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { state -> Bool in
-                if state.pending.isEmpty { return true }
-                state.drainWaiters.append(continuation)
-                return false
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { state -> Bool in
+                    if state.pending.isEmpty || Task.isCancelled { return true }
+                    state.drainWaiters.append((id, continuation))
+                    return false
+                }
+                if ready { continuation.resume() }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.drainWaiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.drainWaiters.remove(at: index).continuation
+            }
+            waiter?.resume()
         }
     }
 }
@@ -195,13 +211,13 @@ public final class SourceLedger: Sendable {
         return oldest.map { ContinuousClock.now - $0 } ?? .zero
     }
 
-    /// Suspends until every shard is drained.
+    /// Suspends until every shard is drained, or the task is cancelled.
     public func waitUntilDrained() async {
         let all = shards.withLock { Array($0.values) }
         for ledger in all { await ledger.waitUntilDrained() }
     }
 
-    /// Suspends until `shard` is drained.
+    /// Suspends until `shard` is drained, or the task is cancelled.
     public func waitUntilDrained(shard: Int32) async {
         let ledger = shards.withLock { $0[shard] }
         await ledger?.waitUntilDrained()

@@ -93,11 +93,14 @@ public final class ByteBudget: Sendable {
     }
 
     private func cancel(_ id: UInt64) {
-        let waiter = state.withLock { state -> Waiter? in
-            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-            return state.waiters.remove(at: index)
+        let (waiter, ready) = state.withLock { state -> (Waiter?, [CheckedContinuation<Void, any Error>]) in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return (nil, []) }
+            let waiter = state.waiters.remove(at: index)
+            // Waiters queued behind the cancelled one may fit now.
+            return (waiter, Self.admit(&state))
         }
         waiter?.continuation.resume(throwing: CancellationError())
+        for continuation in ready { continuation.resume() }
     }
 
     private static func fits(_ bytes: Int, _ state: State) -> Bool {

@@ -13,7 +13,8 @@ final class DeliveryQueue: Sendable {
         var messages = 0
         var closed = false
         var flushing = false
-        var producers = Deque<(count: Int, continuation: CheckedContinuation<Void, Never>)>()
+        /// Waiting producers; resumed with `false` when room was reserved for them.
+        var producers = Deque<(count: Int, continuation: CheckedContinuation<Bool, Never>)>()
         var consumer: CheckedContinuation<Void, Never>?
         var wake = false
     }
@@ -40,7 +41,7 @@ final class DeliveryQueue: Sendable {
             consumer?.resume()
             return
         }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let appended = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let ready: (Bool, CheckedContinuation<Void, Never>?) = state.withLock { state in
                 if state.producers.isEmpty && (state.messages == 0 || state.messages + delivery.count <= capacity) {
                     state.items.append(delivery)
@@ -52,9 +53,11 @@ final class DeliveryQueue: Sendable {
             }
             if ready.0 {
                 ready.1?.resume()
-                continuation.resume()
+                continuation.resume(returning: true)
             }
         }
+        // Room appeared before we queued: the delivery is already in.
+        if appended { return }
         // Woken by the consumer with room reserved for us.
         let consumer2 = state.withLock { state in
             state.items.append(delivery)
@@ -98,9 +101,21 @@ final class DeliveryQueue: Sendable {
         var bytes = 0
         let deadline = ContinuousClock.now + policy.maxDelay
         while true {
-            let (released, flushing) = state.withLock { state -> ([CheckedContinuation<Void, Never>], Bool) in
+            let (released, flushing) = state.withLock { state -> ([CheckedContinuation<Bool, Never>], Bool) in
                 while var first = state.items.first, messages < policy.maxMessages, bytes < policy.maxBytes {
-                    let room = policy.maxMessages - messages
+                    var room = policy.maxMessages - messages
+                    if bytes + first.bytes > policy.maxBytes && first.count > 1 {
+                        // Take only the messages it takes to reach maxBytes, so one large
+                        // submitted batch is cut too.
+                        var size = bytes
+                        var needed = 0
+                        for message in first.messages.prefix(room) {
+                            needed += 1
+                            size += message.accountedBytes
+                            if size >= policy.maxBytes { break }
+                        }
+                        room = needed
+                    }
                     if first.count > room {
                         let head = first.split(first: room)
                         state.items[state.items.startIndex] = first
@@ -115,7 +130,7 @@ final class DeliveryQueue: Sendable {
                 }
                 return (state.admitProducers(capacity: capacity), state.flushing)
             }
-            for producer in released { producer.resume() }
+            for producer in released { producer.resume(returning: false) }
             if messages >= policy.maxMessages || bytes >= policy.maxBytes || flushing { return taken }
             if ContinuousClock.now >= deadline { return taken }
             await waitForItems(until: deadline)
@@ -177,8 +192,8 @@ extension DeliveryQueue.State {
     }
 
     /// Lets waiting producers in while there is room; their space is reserved here.
-    mutating func admitProducers(capacity: Int) -> [CheckedContinuation<Void, Never>] {
-        var released: [CheckedContinuation<Void, Never>] = []
+    mutating func admitProducers(capacity: Int) -> [CheckedContinuation<Bool, Never>] {
+        var released: [CheckedContinuation<Bool, Never>] = []
         var projected = messages
         while let first = producers.first, projected == 0 || projected + first.count <= capacity {
             producers.removeFirst()

@@ -148,7 +148,13 @@ public final class TargetRunner: Sendable {
             if Task.isCancelled { return }
             let started = ContinuousClock.now
             do {
-                let result = try await target.write(messages)
+                let result: WriteResult
+                do {
+                    result = try await target.write(messages)
+                } catch let error as ConnectorError where error.kind == .permanent {
+                    // A permanent error thrown for the whole batch: every message failed with it.
+                    result = WriteResult(failures: messages.indices.map { ($0, error) })
+                }
                 writeTime.recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
                 batchSize.record(messages.count)
                 resume()

@@ -291,6 +291,15 @@ struct DatePattern: Sendable {
         var index = 0
         while index < characters.count {
             let character = characters[index]
+            if character == "'" {
+                // Quoted text is copied as is; '' is a quote.
+                guard let close = characters[(index + 1)...].firstIndex(of: "'") else {
+                    throw TemplateError(column: column, message: "date pattern '\(pattern)': a quote is never closed")
+                }
+                tokens.append(.literal(close == index + 1 ? "'" : String(characters[(index + 1)..<close])))
+                index = close + 1
+                continue
+            }
             var run = 1
             while index + run < characters.count && characters[index + run] == character { run += 1 }
             switch (character, run) {
