@@ -32,7 +32,10 @@ public struct Interpolator: Sendable {
             for index in items.indices { apply(&items[index], path: "\(path)[\(index)]", issues: &issues) }
             node.content = .sequence(items)
         case .mapping(var entries):
-            for index in entries.indices { apply(&entries[index].value, path: "\(path).\(entries[index].key)", issues: &issues) }
+            for index in entries.indices {
+                let key = entries[index].key
+                apply(&entries[index].value, path: path.isEmpty ? key : "\(path).\(key)", issues: &issues)
+            }
             node.content = .mapping(entries)
         }
     }
@@ -84,7 +87,7 @@ public struct Interpolator: Sendable {
                     continue
                 }
                 var trimmed = Substring(content)
-                while let last = trimmed.last, last == "\n" || last == "\r" { trimmed.removeLast() }
+                while let last = trimmed.last, last == "\n" || last == "\r" || last == "\r\n" { trimmed.removeLast() }
                 output += trimmed
             } else {
                 issues.append(ConfigIssue(path: path, line: line, message: "unknown reference '${\(reference)}' (use ${env:NAME}, ${env:NAME:-default} or ${file:PATH})"))

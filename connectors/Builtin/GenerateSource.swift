@@ -15,7 +15,7 @@ final class GenerateSource: Source {
         options: ObjectSchema(doc: "Generates messages.", exclusive: [["size", "value"]], [
             OptionField("count", .int(min: 0), doc: "messages to generate in all; absent for unlimited"),
             OptionField("rate", .number, doc: "messages per second; absent for as fast as possible"),
-            OptionField("size", .size, doc: "value size in bytes (each message gets its own buffer, starting with its sequence number); default 100 when no value template is set"),
+            OptionField("size", .size, doc: "value size in bytes of a fixed payload that the messages of a batch share (one allocation per batch); default 100 when no value template is set. Use a value template for a distinct buffer per message"),
             OptionField("value", .template, doc: "value template, evaluated with partition = shard and offset = sequence number"),
             OptionField("key", .template, doc: "key template; absent for no key"),
             OptionField("channel", .template, default: "generate", doc: "channel template"),
@@ -105,9 +105,11 @@ final class GenerateSource: Source {
             var messages: [Message] = []
             messages.reserveCapacity(size)
             var offset = sequence[shard]
+            // The messages of one batch share one copy of the fixed payload, the way messages of
+            // one fetch share its buffer; a fresh copy per batch keeps reference counting local.
+            let batchPayload = payload.withUnsafeBufferPointer { Array($0) }
             for _ in 0..<size {
-                var message = Message(value: [], channel: constantChannel ?? "", timestamp: timestamp, partition: Int32(shard), offset: offset)
-                if valueTemplate == nil { message.value = Self.payload(payload, offset) }
+                var message = Message(value: batchPayload, channel: constantChannel ?? "", timestamp: timestamp, partition: Int32(shard), offset: offset)
                 if constantChannel == nil { message.channel = channelTemplate.renderString(message) }
                 if let valueTemplate { message.value = valueTemplate.render(message) }
                 if let keyTemplate { message.key = keyTemplate.render(message) }
@@ -124,20 +126,6 @@ final class GenerateSource: Source {
             try await context.submit(Batch(shard: Int32(shard), messages: messages))
         }
         logger.info("generator finished producing", metadata: ["source": "\(name)", "generated": "\(generated)"])
-    }
-
-    /// A fresh copy of the fixed payload with the sequence number written into its first
-    /// bytes, so every message owns its buffer as it would coming from a real system.
-    static func payload(_ base: [UInt8], _ offset: Int64) -> [UInt8] {
-        var value = base
-        var number = UInt64(bitPattern: offset)
-        var index = 0
-        while index < value.count && index < 16 {
-            value[index] = UInt8(ascii: "0") + UInt8(number % 10)
-            number /= 10
-            index += 1
-        }
-        return value
     }
 
     func acknowledge(shard: Int32, through offset: Int64, count: Int) {

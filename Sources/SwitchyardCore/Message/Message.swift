@@ -35,11 +35,12 @@ public struct Message: Sendable {
         self.offset = offset
     }
 
-    /// The bytes this message is charged against the byte budget: payload plus a fixed overhead.
+    /// The bytes this message is charged against the byte budget: the capacity of its buffers
+    /// (what the allocator handed out, not just what is used) plus fixed overheads.
     @inlinable
     public var accountedBytes: Int {
-        var total = 64 + value.count + (key?.count ?? 0) + channel.utf8.count
-        for header in headers { total += 16 + header.name.utf8.count + header.value.count }
+        var total = 96 + value.capacity + (key.map { 32 + $0.capacity } ?? 0) + channel.utf8.count
+        for header in headers { total += 64 + header.name.utf8.count + header.value.capacity }
         return total
     }
 

@@ -93,8 +93,29 @@ public struct Template: Sendable, CustomStringConvertible {
     public func render(_ message: Message) -> [UInt8] {
         if let constant { return constant }
         var output: [UInt8] = []
+        output.reserveCapacity(estimatedSize(message))
         render(message, into: &output)
         return output
+    }
+
+    /// A close upper estimate of the rendered size, so the buffer is allocated once and not
+    /// much larger than needed.
+    func estimatedSize(_ message: Message) -> Int {
+        var size = 0
+        for part in parts {
+            switch part {
+            case .literal(let bytes): size += bytes.count
+            case .expression(let expression):
+                switch expression.variable {
+                case .value, .json: size += message.value.count
+                case .key: size += message.key?.count ?? 0
+                case .channel: size += message.channel.utf8.count
+                case .header(let name): size += message.header(name)?.count ?? 0
+                case .partition, .offset, .timestamp: size += 24
+                }
+            }
+        }
+        return size
     }
 
     public func renderString(_ message: Message) -> String {
