@@ -29,7 +29,7 @@ public enum DocumentSchema {
     public static let targetCommon = ObjectSchema([
         OptionField("batching", .object(targetBatching), doc: "overrides spec.batching for this target"),
         OptionField("parallelism", .int(min: 1, max: 256), default: "1", doc: "parallel writers (lanes); messages keep their order per shard (or per key with ordering: key) within a lane"),
-        OptionField("queueCapacity", .int(min: 1), doc: "messages each lane queues before sources wait; default 4 x maxMessages"),
+        OptionField("queueCapacity", .int(min: 1), doc: "messages each lane queues before sources wait; default 4 x maxMessages, at least 1024"),
     ])
 
     public static let route = ObjectSchema(doc: "Sends messages from sources to targets.", [
