@@ -31,17 +31,25 @@ func writeStandardError(_ bytes: [UInt8]) {
     }
 }
 
-/// One JSON object per line on standard error: `time`, `level`, `message`, `logger`, metadata.
-public struct JSONLogHandler: LogHandler {
+/// Writes log events to standard error: one JSON object per line (`time`, `level`, `message`,
+/// `logger`, metadata as string fields), or human-readable lines for terminals.
+public struct SwitchyardLogHandler: LogHandler {
+    public enum Format: Sendable {
+        case json
+        case text
+    }
+
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level {
         get { LogLevelBox.shared.level }
         set { LogLevelBox.shared.level = newValue }
     }
     let label: String
+    let format: Format
 
-    public init(label: String) {
+    public init(label: String, format: Format) {
         self.label = label
+        self.format = format
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -50,6 +58,15 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        switch format {
+        case .json: writeStandardError(jsonLine(event, merged))
+        case .text: writeStandardError(textLine(event, merged))
+        }
+    }
+
+    func jsonLine(_ event: LogEvent, _ merged: Logger.Metadata) -> [UInt8] {
         var line: [UInt8] = []
         line.append(contentsOf: #"{"time":"#.utf8)
         appendJSONString(timestampText(), to: &line)
@@ -59,8 +76,6 @@ public struct JSONLogHandler: LogHandler {
         appendJSONString(event.message.description, to: &line)
         line.append(contentsOf: #","logger":"#.utf8)
         appendJSONString(label, to: &line)
-        var merged = metadata
-        if let extra = event.metadata { merged.merge(extra) { $1 } }
         for key in merged.keys.sorted() {
             line.append(UInt8(ascii: ","))
             appendJSONString(key, to: &line)
@@ -68,34 +83,12 @@ public struct JSONLogHandler: LogHandler {
             appendJSONString("\(merged[key]!)", to: &line)
         }
         line.append(contentsOf: "}\n".utf8)
-        writeStandardError(line)
-    }
-}
-
-/// Human-readable lines on standard error, for terminals.
-public struct TextLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level {
-        get { LogLevelBox.shared.level }
-        set { LogLevelBox.shared.level = newValue }
-    }
-    let label: String
-
-    public init(label: String) {
-        self.label = label
+        return line
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        var merged = metadata
-        if let extra = event.metadata { merged.merge(extra) { $1 } }
+    func textLine(_ event: LogEvent, _ merged: Logger.Metadata) -> [UInt8] {
         let fields = merged.keys.sorted().map { "\($0)=\(merged[$0]!)" }.joined(separator: " ")
-        let text = "\(timestampText()) \(event.level.rawValue.uppercased().padding(8)) \(event.message)\(fields.isEmpty ? "" : " " + fields)\n"
-        writeStandardError(Array(text.utf8))
+        return Array("\(timestampText()) \(event.level.rawValue.uppercased().padding(8)) \(event.message)\(fields.isEmpty ? "" : " " + fields)\n".utf8)
     }
 }
 
@@ -146,7 +139,7 @@ public enum LogSetup {
         guard !done.exchange(true, ordering: .relaxed) else { return }
         let json = format == "json" || (format == "auto" && isatty(2) == 0)
         LoggingSystem.bootstrap { label in
-            json ? JSONLogHandler(label: label) as any LogHandler : TextLogHandler(label: label)
+            SwitchyardLogHandler(label: label, format: json ? .json : .text)
         }
     }
 
