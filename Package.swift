@@ -12,6 +12,11 @@ let package = Package(
     ],
     traits: [
         .trait(name: "Builtin", description: "generate source; stdout, file and drop targets (no server needed)"),
+        .trait(name: "Kafka", description: "kafka source and target on librdkafka"),
+        .trait(name: "RabbitMQ", description: "rabbitmq source and target on rabbitmq-c"),
+        .trait(name: "Redis", description: "redis target on hiredis"),
+        .trait(name: "Postgres", description: "postgres target on libpq"),
+        .trait(name: "S3", description: "s3 target on libcurl"),
         .default(enabledTraits: ["Builtin"]),
     ],
     dependencies: [
@@ -59,6 +64,17 @@ let package = Package(
             dependencies: ["SwitchyardCore"],
             path: "connectors/Builtin"
         ),
+        // Connector families: a system library over the Debian package, and the connector module.
+        .systemLibrary(name: "CRdKafka", path: "connectors/Kafka/CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .target(name: "KafkaConnector", dependencies: ["SwitchyardCore", "CRdKafka"], path: "connectors/Kafka/KafkaConnector"),
+        .systemLibrary(name: "CRabbitMQ", path: "connectors/RabbitMQ/CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        .target(name: "RabbitMQConnector", dependencies: ["SwitchyardCore", "CRabbitMQ"], path: "connectors/RabbitMQ/RabbitMQConnector"),
+        .systemLibrary(name: "CHiredis", path: "connectors/Redis/CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .target(name: "RedisConnector", dependencies: ["SwitchyardCore", "CHiredis"], path: "connectors/Redis/RedisConnector"),
+        .systemLibrary(name: "CLibPQ", path: "connectors/Postgres/CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .target(name: "PostgresConnector", dependencies: ["SwitchyardCore", "CLibPQ"], path: "connectors/Postgres/PostgresConnector"),
+        .systemLibrary(name: "CCurl", path: "connectors/S3/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "S3Connector", dependencies: ["SwitchyardCore", "CCurl"], path: "connectors/S3/S3Connector"),
         .executableTarget(
             name: "switchyard",
             dependencies: [
@@ -67,6 +83,11 @@ let package = Package(
                 "SwitchyardRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .target(name: "BuiltinConnectors", condition: .when(traits: ["Builtin"])),
+                .target(name: "KafkaConnector", condition: .when(traits: ["Kafka"])),
+                .target(name: "RabbitMQConnector", condition: .when(traits: ["RabbitMQ"])),
+                .target(name: "RedisConnector", condition: .when(traits: ["Redis"])),
+                .target(name: "PostgresConnector", condition: .when(traits: ["Postgres"])),
+                .target(name: "S3Connector", condition: .when(traits: ["S3"])),
             ]
         ),
         .testTarget(
@@ -81,6 +102,9 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: ["SwitchyardCore"]
         ),
+        .testTarget(name: "KafkaConnectorTests", dependencies: ["KafkaConnector", "SwitchyardCore", "CRdKafka"]),
+        .testTarget(name: "RabbitMQConnectorTests", dependencies: ["RabbitMQConnector", "SwitchyardCore", "CRabbitMQ"]),
+        .testTarget(name: "StoreConnectorTests", dependencies: ["RedisConnector", "PostgresConnector", "S3Connector", "SwitchyardCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

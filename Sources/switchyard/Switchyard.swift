@@ -8,6 +8,21 @@ import SwitchyardRuntime
 #if Builtin
 import BuiltinConnectors
 #endif
+#if Kafka
+import KafkaConnector
+#endif
+#if RabbitMQ
+import RabbitMQConnector
+#endif
+#if Redis
+import RedisConnector
+#endif
+#if Postgres
+import PostgresConnector
+#endif
+#if S3
+import S3Connector
+#endif
 
 /// The composition root: the only place that names connector families.
 enum Families {
@@ -15,6 +30,21 @@ enum Families {
         let registry = ConnectorRegistry()
         #if Builtin
         registry.register(BuiltinConnectors.family)
+        #endif
+        #if Kafka
+        registry.register(KafkaConnectors.family)
+        #endif
+        #if RabbitMQ
+        registry.register(RabbitMQConnectors.family)
+        #endif
+        #if Redis
+        registry.register(RedisConnectors.family)
+        #endif
+        #if Postgres
+        registry.register(PostgresConnectors.family)
+        #endif
+        #if S3
+        registry.register(S3Connectors.family)
         #endif
         return registry
     }
