@@ -17,7 +17,7 @@ let package = Package(
         .trait(name: "Redis", description: "redis target on hiredis"),
         .trait(name: "Postgres", description: "postgres target on libpq"),
         .trait(name: "S3", description: "s3 target on libcurl"),
-        .default(enabledTraits: ["Builtin"]),
+        .default(enabledTraits: ["Builtin", "Kafka", "RabbitMQ", "Redis", "Postgres", "S3"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),

@@ -126,7 +126,7 @@ struct ByteBudgetTests {
         large.cancel()
         await #expect(throws: CancellationError.self) { try await large.value }
         // 60 + 10 fits: the request that waited only behind the cancelled one goes ahead.
-        try await small.value
+        try await bounded("the small request was admitted") { try await small.value }
         #expect(budget.used == 70)
     }
 

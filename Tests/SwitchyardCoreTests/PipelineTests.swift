@@ -404,8 +404,11 @@ struct PipelineTests {
             targets: [.init(name: "t", target: target)],
             routes: [Route(name: "r", from: ["src"], to: ["t"], filter: RouteFilter(channel: Glob("orders*")))],
             budget: 1000)
-        for round in Int64(0)..<20 {
-            try await pipeline.submit(messages(offsets: (round * 10)...(round * 10 + 9), channel: "payments", size: 50))
+        // 20 batches of about 1100 bytes through a 1000-byte budget: each must be given back.
+        try await bounded("every batch was submitted") {
+            for round in Int64(0)..<20 {
+                try await pipeline.submit(messages(offsets: (round * 10)...(round * 10 + 9), channel: "payments", size: 50))
+            }
         }
         #expect(pipeline.source.acknowledgedCount == 200)
         #expect(pipeline.router.budget.used == 0)
@@ -419,8 +422,10 @@ struct PipelineTests {
             targets: [.init(name: "t", target: target)],
             routes: [Route(name: "r", from: ["other"], to: ["t"])],
             budget: 1000)
-        for round in Int64(0)..<10 {
-            try await pipeline.submit(messages(offsets: (round * 10)...(round * 10 + 9), size: 50))
+        try await bounded("every batch was submitted") {
+            for round in Int64(0)..<10 {
+                try await pipeline.submit(messages(offsets: (round * 10)...(round * 10 + 9), size: 50))
+            }
         }
         #expect(pipeline.source.acknowledgedCount == 100)
         #expect(pipeline.router.budget.used == 0)
@@ -523,7 +528,8 @@ struct PipelineTests {
         let pipeline = Pipeline(targets: [.init(name: "t", target: target)], routes: [Route(name: "r", from: ["src"], to: ["t"])])
         try await pipeline.submit(shard: 1, messages(shard: 1, offsets: 0...1))
         await eventually("the target is writing") { gate.arrivals == 1 }
-        let drained = await pipeline.context.drain(shard: 1, timeout: .milliseconds(10))
+        let context = pipeline.context
+        let drained = try await bounded("drain returned") { await context.drain(shard: 1, timeout: .milliseconds(10)) }
         #expect(!drained)
         #expect(pipeline.source.acks.isEmpty)
         gate.open()

@@ -162,6 +162,25 @@ func eventually(
     return true
 }
 
+/// Runs `body` in a task and waits for it within a generous bound; when the bound passes, records
+/// an issue and cancels the task, so that a regression fails the test instead of hanging it.
+func bounded<T: Sendable>(
+    _ what: String,
+    within limit: Duration = .seconds(10),
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let finished = Flag()
+    let task = Task {
+        defer { finished.set() }
+        return try await body()
+    }
+    if !(await eventually(what, within: limit, sourceLocation: sourceLocation) { finished.isSet }) {
+        task.cancel()
+    }
+    return try await task.value
+}
+
 /// Messages of one shard with consecutive offsets.
 func messages(
     shard: Int32 = 0, offsets: some Sequence<Int64>, channel: String = "orders", size: Int = 16,
@@ -228,9 +247,13 @@ final class Pipeline: Sendable {
         try await context.submit(Batch(shard: shard, messages: messages))
     }
 
-    /// Closes the queues and waits for the runners to finish what they hold.
-    func shutdown() async {
+    /// Closes the queues and waits for the runners to finish what they hold (cancelling them
+    /// if they do not finish within a generous bound, which is recorded as an issue).
+    func shutdown(sourceLocation: SourceLocation = #_sourceLocation) async {
         for runner in runners.values { runner.closeQueues() }
+        let task = self.task
+        _ = try? await bounded("the target runners finished", sourceLocation: sourceLocation) { await task.value }
+        task.cancel()
         await task.value
     }
 
