@@ -90,6 +90,32 @@ struct PipelineTests {
         await pipeline.shutdown()
     }
 
+    @Test func concurrentProducersThroughATinyQueueDeliverEveryMessageExactlyOnce() async throws {
+        let target = ScriptedTarget()
+        let pipeline = Pipeline(
+            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 3, maxBytes: 1 << 20, maxDelay: .milliseconds(1)), lanes: 2, queueCapacity: 2)],
+            routes: [Route(name: "r", from: ["src"], to: ["t"], ordering: .partition)])
+        let shards: [Int32] = [0, 1, 2, 3, 4, 5, 6, 7]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for shard in shards {
+                group.addTask {
+                    for round in Int64(0)..<50 {
+                        try await pipeline.submit(shard: shard, messages(shard: shard, offsets: (round * 2)...(round * 2 + 1)))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        await eventually("everything is acknowledged") { pipeline.source.acknowledgedCount == 800 }
+        let written = target.written
+        #expect(written.count == 800)
+        for shard in shards {
+            #expect(written.filter { $0.partition == shard }.map(\.offset) == Array(0..<100), "shard \(shard)")
+        }
+        await pipeline.shutdown()
+        #expect(pipeline.router.budget.used == 0)
+    }
+
     // MARK: retries and errors
 
     @Test func aRetriableBatchErrorIsRetriedUntilItSucceedsAndWritesOnce() async throws {
@@ -293,14 +319,21 @@ struct PipelineTests {
         await pipeline.shutdown()
     }
 
+    /// Seven messages that share one payload buffer, so each is charged exactly the same bytes
+    /// (a message is charged the capacity of its buffers, which the allocator decides).
+    static func equalMessages() -> [Message] {
+        let payload = [UInt8](repeating: UInt8(ascii: "x"), count: 100)
+        return (Int64(0)...6).map { Message(value: payload, channel: "orders", partition: 0, offset: $0) }
+    }
+
     @Test func batchesAreCutAtMaxBytes() async throws {
-        let sample = messages(offsets: [0], size: 100)[0]
+        let batch = Self.equalMessages()
         let target = ScriptedTarget()
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 1000, maxBytes: 3 * sample.accountedBytes, maxDelay: .seconds(3600)))],
+            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 1000, maxBytes: 3 * batch[0].accountedBytes, maxDelay: .seconds(3600)))],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
-        for offset in Int64(0)...6 {
-            try await pipeline.submit(messages(offsets: [offset], size: 100))
+        for message in batch {
+            try await pipeline.submit([message])
         }
         await eventually("two full batches are written") { target.completedCalls.count == 2 }
         #expect(target.completedCalls == [3, 3])
@@ -312,12 +345,12 @@ struct PipelineTests {
     }
 
     @Test func aLargeSubmittedBatchIsSplitAtMaxBytes() async throws {
-        let sample = messages(offsets: [0], size: 100)[0]
+        let batch = Self.equalMessages()
         let target = ScriptedTarget()
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 1000, maxBytes: 3 * sample.accountedBytes, maxDelay: .seconds(3600)))],
+            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 1000, maxBytes: 3 * batch[0].accountedBytes, maxDelay: .seconds(3600)))],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
-        try await pipeline.submit(messages(offsets: 0...6, size: 100))
+        try await pipeline.submit(batch)
         await eventually("two full batches are written") { target.completedCalls.count == 2 }
         #expect(target.completedCalls == [3, 3])
         pipeline["t"].flush()
@@ -404,7 +437,7 @@ struct PipelineTests {
             targets: [.init(name: "t", target: target)],
             routes: [Route(name: "r", from: ["src"], to: ["t"], filter: RouteFilter(channel: Glob("orders*")))],
             budget: 1000)
-        // 20 batches of about 1100 bytes through a 1000-byte budget: each must be given back.
+        // 20 batches, each larger than the 1000-byte budget: each must be given back.
         try await bounded("every batch was submitted") {
             for round in Int64(0)..<20 {
                 try await pipeline.submit(messages(offsets: (round * 10)...(round * 10 + 9), channel: "payments", size: 50))

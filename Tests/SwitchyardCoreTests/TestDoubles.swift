@@ -162,8 +162,12 @@ func eventually(
     return true
 }
 
+/// Thrown by ``bounded(_:within:sourceLocation:_:)`` when its body did not finish in time.
+struct TimedOut: Error {}
+
 /// Runs `body` in a task and waits for it within a generous bound; when the bound passes, records
-/// an issue and cancels the task, so that a regression fails the test instead of hanging it.
+/// an issue, cancels the task and throws ``TimedOut`` without waiting for it, so that a
+/// regression fails the test instead of hanging it.
 func bounded<T: Sendable>(
     _ what: String,
     within limit: Duration = .seconds(10),
@@ -175,8 +179,9 @@ func bounded<T: Sendable>(
         defer { finished.set() }
         return try await body()
     }
-    if !(await eventually(what, within: limit, sourceLocation: sourceLocation) { finished.isSet }) {
+    guard await eventually(what, within: limit, sourceLocation: sourceLocation, { finished.isSet }) else {
         task.cancel()
+        throw TimedOut()
     }
     return try await task.value
 }
@@ -252,9 +257,16 @@ final class Pipeline: Sendable {
     func shutdown(sourceLocation: SourceLocation = #_sourceLocation) async {
         for runner in runners.values { runner.closeQueues() }
         let task = self.task
-        _ = try? await bounded("the target runners finished", sourceLocation: sourceLocation) { await task.value }
-        task.cancel()
-        await task.value
+        let finished = Flag()
+        let watcher = Task {
+            await task.value
+            finished.set()
+        }
+        // A runner that does not finish is cancelled (and recorded as an issue).
+        if !(await eventually("the target runners finished", sourceLocation: sourceLocation) { finished.isSet }) {
+            task.cancel()
+        }
+        await watcher.value
     }
 
     /// Stops at once (for runners that hold their lane, such as a stopped target).

@@ -4,8 +4,12 @@ import SwitchyardCore
 public enum KafkaConnectors {
     public static let family = ConnectorFamily(
         name: "kafka",
-        summary: "kafka connectors (not built yet)",
-        sources: [],
-        targets: []
+        summary: "Kafka consumer-group source and idempotent producer target (librdkafka)",
+        sources: [KafkaSource.kind],
+        targets: [KafkaTarget.kind],
+        notes: [
+            "librdkafka \(KafkaVersion.text)",
+            "source: offsets are committed only for the contiguous acknowledged prefix of each owned partition",
+        ]
     )
 }

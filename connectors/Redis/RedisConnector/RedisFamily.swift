@@ -4,8 +4,12 @@ import SwitchyardCore
 public enum RedisConnectors {
     public static let family = ConnectorFamily(
         name: "redis",
-        summary: "redis connectors (not built yet)",
+        summary: "Redis target on hiredis 0.14: one command per message, a batch per pipeline",
         sources: [],
-        targets: []
+        targets: [RedisTarget.kind],
+        notes: [
+            "hiredis 0.14 has no TLS: rediss:// URLs are rejected when the document is validated",
+            "no Redis Cluster (MOVED/ASK answers pause the route) and no RESP3",
+        ]
     )
 }

@@ -1,0 +1,183 @@
+import Synchronization
+import Testing
+@testable import RabbitMQConnector
+import SwitchyardCore
+
+/// The `rabbitmq` source and target against the test bed's rabbitmq-server.
+@Suite("RabbitMQ connectors against a real broker", .serialized)
+struct RabbitMQBrokerTests {
+    /// Publishes `count` JSON messages `{"n":i}` to `queue` through the default exchange with
+    /// the `rabbitmq` target (properties and a header from templates).
+    func publish(_ count: Int, to queue: String, start: Int = 0) async throws {
+        let publisher = try makeTarget(.object([
+            ("url", .quoted(try TestBed.amqpURL())),
+            ("routingKey", .quoted(queue)),
+            ("properties", .object([
+                ("contentType", .quoted("application/json")),
+                ("messageId", .quoted("id-{{ offset }}")),
+                ("correlationId", .quoted("corr-{{ offset }}")),
+            ])),
+            ("headers", .object([("tenant", .quoted("acme"))])),
+        ]))
+        try await publisher.open()
+        var next = start
+        while next < start + count {
+            let size = min(500, start + count - next)
+            let batch = (next..<(next + size)).map {
+                Message(value: Array("{\"n\":\($0)}".utf8), channel: queue, timestamp: 1_700_000_000_000, offset: Int64($0))
+            }
+            let result = try await publisher.write(batch)
+            #expect(result.failures.isEmpty)
+            next += size
+        }
+        await publisher.close()
+    }
+
+    func sourceOptions(_ queue: String, prefetch: Int = 300) throws -> Node {
+        .object([("url", .quoted(try TestBed.amqpURL())), ("queue", .quoted(queue)), ("prefetch", .text(String(prefetch)))])
+    }
+
+    @Test func everyPublishedMessageArrivesExactlyOnceInOrderWithHeadersAndProperties() async throws {
+        let queue = TestBed.uniqueName("e2e")
+        let admin = try Admin()
+        try admin.declare(queue)
+        defer { admin.delete(queue) }
+        let count = 3000
+        try await publish(count, to: queue)
+        #expect(try admin.messageCount(queue) == count)
+
+        let source = try makeSource(try sourceOptions(queue))
+        let sink = RecordingTarget()
+        let pipeline = PipelineHarness(source: source, targets: [("sink", sink)], to: ["sink"])
+        await eventually("every message arrived") { sink.written.count >= count }
+        await eventually("the ledger released every message") { !pipeline.context.ledger.hasPending }
+        #expect(source.health == .up)
+        await pipeline.shutdown()
+
+        let written = sink.written
+        #expect(written.count == count, "exactly once: no duplicates")
+        #expect(written.map { String(decoding: $0.value, as: UTF8.self) } == (0..<count).map { "{\"n\":\($0)}" }, "in queue order")
+        #expect(written.map(\.offset) == (1...count).map(Int64.init), "offset is the delivery tag")
+        let message = try #require(written.first { $0.value == Array("{\"n\":7}".utf8) })
+        #expect(message.channel == queue)
+        #expect(message.timestamp == 1_700_000_000_000)
+        #expect(message.headerText("amqp-content-type") == "application/json")
+        #expect(message.headerText("amqp-message-id") == "id-7")
+        #expect(message.headerText("amqp-correlation-id") == "corr-7")
+        #expect(message.headerText("amqp-timestamp") == "1700000000")
+        #expect(message.headerText("amqp-delivery-mode") == "2")
+        #expect(message.headerText("amqp-redelivered") == "false")
+        #expect(message.headerText("tenant") == "acme")
+        #expect(source.health == .down("closed"))
+        // Everything was acknowledged: nothing came back when the channel closed.
+        #expect(try admin.messageCount(queue) == 0)
+        #expect(source.droppedStaleAcknowledgements == 0)
+    }
+
+    @Test func aFailingTargetHoldsAcknowledgementsBackAndCloseReturnsTheMessages() async throws {
+        let queue = TestBed.uniqueName("held")
+        let admin = try Admin()
+        try admin.declare(queue)
+        defer { admin.delete(queue) }
+        try await publish(40, to: queue)
+
+        let source = try makeSource(try sourceOptions(queue))
+        let failing = RecordingTarget { _, _ in throw ConnectorError.retriable("the target is down for this test") }
+        let pipeline = PipelineHarness(source: source, targets: [("sink", failing)], to: ["sink"])
+        await eventually("the failing target was tried") { failing.calls >= 3 }
+        // The broker holds all 40 as delivered but unacknowledged.
+        try await eventually("the broker reports 40 unacknowledged messages", within: .seconds(60)) {
+            guard let counts = try TestBed.queueCounts(queue) else { return false }
+            return counts.ready == 0 && counts.unacknowledged == 40
+        }
+        #expect(failing.written.isEmpty)
+        await pipeline.shutdown(drain: .milliseconds(200))
+        // Closing the channel returned them to the queue.
+        #expect(try admin.messageCount(queue) == 40)
+
+        // A new consumer gets every one of them, marked redelivered.
+        let again = try makeSource(try sourceOptions(queue))
+        let sink = RecordingTarget()
+        let second = PipelineHarness(source: again, targets: [("sink", sink)], to: ["sink"])
+        await eventually("all 40 arrived again") { sink.written.count >= 40 }
+        await eventually("the ledger released every message") { !second.context.ledger.hasPending }
+        await second.shutdown()
+        #expect(sink.written.count == 40)
+        #expect(sink.written.allSatisfy { $0.headerText("amqp-redelivered") == "true" })
+        #expect(try admin.messageCount(queue) == 0)
+    }
+
+    @Test func anUnroutableMandatoryPublishGoesToTheDeadLetterTarget() async throws {
+        let input = TestBed.uniqueName("mandatory-in")
+        let output = TestBed.uniqueName("mandatory-out")
+        let admin = try Admin()
+        try admin.declare(input)
+        try admin.declare(output)
+        defer {
+            admin.delete(input)
+            admin.delete(output)
+        }
+        try admin.connection.bindQueue(output, exchange: "amq.direct", routingKey: output, arguments: [])
+
+        // Three messages; the second asks for a routing key nothing is bound to.
+        let publisher = try makeTarget(.object([
+            ("url", .quoted(try TestBed.amqpURL())), ("routingKey", .quoted(input)),
+            ("headers", .object([("route", .quoted("{{ value }}"))])),
+        ]))
+        try await publisher.open()
+        let routes = [output, "nowhere-\(output)", output]
+        #expect(try await publisher.write(routes.map { Message(value: Array($0.utf8), channel: input) }).failures.isEmpty)
+        await publisher.close()
+
+        let source = try makeSource(try sourceOptions(input))
+        let target = try makeTarget(.object([
+            ("url", .quoted(try TestBed.amqpURL())), ("exchange", .quoted("amq.direct")),
+            ("routingKey", .quoted("{{ headers.route }}")), ("mandatory", .text("true")),
+        ]))
+        let deadLetters = RecordingTarget()
+        let pipeline = PipelineHarness(source: source, targets: [("out", target), ("dlq", deadLetters)], to: ["out"], deadLetter: "dlq")
+        await eventually("the unroutable message was dead-lettered") { deadLetters.written.count == 1 }
+        await eventually("the ledger released every message") { !pipeline.context.ledger.hasPending }
+        await pipeline.shutdown()
+
+        let dead = try #require(deadLetters.written.first)
+        #expect(dead.value == Array("nowhere-\(output)".utf8))
+        #expect(dead.headerText(DeadLetterHeaders.errorKind) == "permanent")
+        #expect(dead.headerText(DeadLetterHeaders.error)?.contains("NO_ROUTE") == true, "\(dead.headerText(DeadLetterHeaders.error) ?? "")")
+        #expect(try admin.messageCount(output) == 2)
+        #expect(try admin.messageCount(input) == 0, "all three were acknowledged: two written, one dead-lettered")
+    }
+
+    @Test func aPublishToAMissingExchangeIsATargetDownError() async throws {
+        let target = try makeTarget(.object([
+            ("url", .quoted(try TestBed.amqpURL())), ("exchange", .quoted(TestBed.uniqueName("no-such-exchange"))),
+        ]))
+        try await target.open()
+        do {
+            _ = try await target.write([Message(value: Array("x".utf8), channel: "k")])
+            Issue.record("the write should have failed")
+        } catch let error as ConnectorError {
+            #expect(error.kind == .targetDown)
+            #expect(error.message.contains("404"))
+            print("EXCHANGE ERROR: \(error)")
+        }
+        #expect(target.health != .up)
+        await target.close()
+    }
+
+    @Test func wrongCredentialsAreATargetDownErrorAndNeverShowThePassword() async throws {
+        guard case .success(var url) = AMQPURL.parse(try TestBed.amqpURL()) else { throw TestBedMissing(message: "bad URL") }
+        url.password = "hunter2-wrong"
+        let text = "amqp://\(url.user):\(url.password)@\(url.host):\(url.port)/%2f"
+        let target = try makeTarget(.object([("url", .quoted(text))]))
+        do {
+            try await target.open()
+            Issue.record("the login should have failed")
+        } catch let error as ConnectorError {
+            #expect(error.kind == .targetDown, "\(error)")
+            #expect(error.message.contains("login"), "\(error)")
+            #expect(!error.message.contains("hunter2"))
+            print("LOGIN ERROR: \(error)")
+        }
+    }
+}

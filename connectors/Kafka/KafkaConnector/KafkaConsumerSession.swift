@@ -1,0 +1,348 @@
+import Dispatch
+import Logging
+import Metrics
+import Synchronization
+import SwitchyardCore
+
+/// One consumer's life, on the thread that owns it: poll, batch by partition, commit, rebalance.
+///
+/// Everything but `close()`, `start()` and `handoff` is confined to the poll thread (librdkafka
+/// calls the rebalance and commit callbacks from inside `poll` on that thread).
+final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
+    unowned let source: KafkaSource
+    let context: SourceContext
+    let handoff = RoundHandoff()
+    let settings: KafkaSource.Settings
+    let logger: Logger
+    let queue: DispatchQueue
+    let closeRequested = Atomic<Bool>(false)
+    let finished = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    // Poll-thread state.
+    private var consumer: RDKafkaConsumer?
+    private var shardOf: [TopicPartition: Int32] = [:]
+    private var pending: [Int32: [Message]] = [:]
+    private var pendingOrder: [Int32] = []
+    private var paused = false
+    private var blockedSince: ContinuousClock.Instant?
+    private var committed: [Int32: Int64] = [:]
+    private var closing = false
+    private var stopped = false
+    private var lastCommit = ContinuousClock.now
+    private var lastHealthCheck = ContinuousClock.now
+    private var brokersDown = false
+    private let rebalances: Counter
+
+    init(source: KafkaSource, context: SourceContext) {
+        self.source = source
+        self.context = context
+        self.settings = source.settings
+        self.logger = source.logger
+        self.queue = DispatchQueue(label: "switchyard.kafka.source.\(source.settings.name)")
+        self.rebalances = Counter(label: "switchyard_source_rebalances_total", dimensions: [("source", source.settings.name)])
+    }
+
+    func start() {
+        queue.async { self.main() }
+    }
+
+    /// Asks the thread to commit what was acknowledged, leave the group and destroy the client;
+    /// returns when it did.
+    func close() async {
+        closeRequested.store(true, ordering: .releasing)
+        handoff.space.signal()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = finished.withLock { state -> Bool in
+                if state.done { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    // MARK: the poll thread
+
+    private func main() {
+        defer {
+            source.release(Array(shardOf.values))
+            shardOf = [:]
+            consumer = nil
+            context.budget.release(settings.prefetchBytes)
+            let waiters = finished.withLock { state in
+                state.done = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        let config = RDKafkaConfig()
+        do {
+            try config.set(settings.properties)
+            consumer = try RDKafkaConsumer(config: config, topics: settings.topics, logger: logger, events: self)
+        } catch {
+            source.setHealth(.down(error.message))
+            handoff.end(.failed(error))
+            return
+        }
+        source.setHealth(.connecting)
+        logger.info("kafka consumer started", metadata: ["topics": "\(settings.topics.joined(separator: ","))"])
+        while !closeRequested.load(ordering: .acquiring) {
+            if let fatal = consumer?.fatalError() {
+                source.setHealth(.down(fatal.description))
+                handoff.end(.failed(fatal))
+                return
+            }
+            tick()
+            if context.isStopping && !stopped {
+                stopped = true
+                pauseAll()
+                pending = [:]
+                pendingOrder = []
+                handoff.end(.finished)
+            }
+            if stopped {
+                // Keep serving callbacks (commits, rebalances) until close.
+                serveEvents(timeoutMs: 100, keepMessages: false)
+                continue
+            }
+            if pendingOrder.isEmpty {
+                pollRound()
+            }
+            guard !pendingOrder.isEmpty else { continue }
+            let round = pendingOrder.compactMap { shard in pending[shard].map { Batch(shard: shard, messages: $0) } }
+            if handoff.offer(round) {
+                pending = [:]
+                pendingOrder = []
+                blockedSince = nil
+                if paused { resumeAll() }
+                continue
+            }
+            // `run` is still submitting (the byte budget or a target queue is full).
+            let now = ContinuousClock.now
+            if blockedSince == nil { blockedSince = now }
+            if !paused && now - blockedSince! > .milliseconds(500) {
+                // Stop fetching, and keep polling so that the group membership stays alive.
+                pauseAll()
+            }
+            if paused {
+                serveEvents(timeoutMs: 0, keepMessages: true)
+            }
+            _ = handoff.space.wait(timeout: .now() + .milliseconds(50))
+        }
+        finalCommitAndClose()
+    }
+
+    /// Polls up to `batchSize` messages (waiting at most 100 ms for the first) into `pending`.
+    private func pollRound() {
+        guard let consumer else { return }
+        var count = 0
+        var bytes = 0
+        var timeout: Int32 = 100
+        while count < settings.batchSize && bytes < settings.roundBytes {
+            guard let polled = consumer.poll(timeoutMs: timeout) else { break }
+            timeout = 0
+            switch polled {
+            case .message(let message):
+                if accept(message) {
+                    count += 1
+                    bytes += message.value.count + (message.key?.count ?? 0) + 96
+                }
+            case .error(let error, let partition):
+                report(error, partition)
+            }
+            if closeRequested.load(ordering: .relaxed) || context.isStopping { break }
+        }
+    }
+
+    /// Serves rebalance and commit callbacks; messages that still arrive are kept or dropped.
+    private func serveEvents(timeoutMs: Int32, keepMessages: Bool) {
+        guard let consumer else { return }
+        var timeout = timeoutMs
+        for _ in 0..<1000 {
+            guard let polled = consumer.poll(timeoutMs: timeout) else { return }
+            timeout = 0
+            switch polled {
+            case .message(let message):
+                if keepMessages { _ = accept(message) }
+            case .error(let error, let partition):
+                report(error, partition)
+            }
+        }
+    }
+
+    private func accept(_ message: Message) -> Bool {
+        guard let shard = shardOf[TopicPartition(topic: message.channel, partition: message.partition)] else { return false }
+        if brokersDown { markUp() }
+        if pending[shard] == nil {
+            pending[shard] = []
+            pendingOrder.append(shard)
+        }
+        pending[shard]!.append(message)
+        return true
+    }
+
+    private func report(_ error: KafkaError, _ partition: TopicPartition?) {
+        if error.code == .partitionEOF { return }
+        logger.warning("kafka consumer error", metadata: ["error": "\(error)", "partition": "\(partition.map(\.description) ?? "-")"])
+    }
+
+    private func pauseAll() {
+        guard let consumer else { return }
+        consumer.pause(Array(shardOf.keys))
+        paused = true
+    }
+
+    private func resumeAll() {
+        guard let consumer else { return }
+        consumer.resume(Array(shardOf.keys))
+        paused = false
+    }
+
+    /// Periodic work: commit, lag gauges, health probe while the brokers are down.
+    private func tick() {
+        let now = ContinuousClock.now
+        if now - lastCommit >= settings.commitInterval {
+            lastCommit = now
+            commit(shards: nil, async: true)
+            updateLag()
+        }
+        if brokersDown && now - lastHealthCheck >= .seconds(2) {
+            lastHealthCheck = now
+            if consumer?.isReachable(timeoutMs: 1000) == true { markUp() }
+        }
+    }
+
+    private func markUp() {
+        brokersDown = false
+        source.setHealth(.up)
+    }
+
+    /// Commits the acknowledged watermark (+1) of `shards` (all owned when nil) that moved.
+    private func commit(shards: [Int32]?, async: Bool) {
+        guard let consumer else { return }
+        var offsets: [(TopicPartition, Int64)] = []
+        var issued: [(Int32, Int64)] = []
+        for (shard, (partition, through)) in source.watermarks(shards) {
+            let next = through + 1
+            if let done = committed[shard], done >= next { continue }
+            offsets.append((partition, next))
+            issued.append((shard, next))
+        }
+        guard !offsets.isEmpty else { return }
+        do {
+            try consumer.commit(offsets, async: async)
+            for (shard, next) in issued { committed[shard] = next }
+            Self.recordCommitted(source: settings.name, offsets)
+        } catch {
+            logger.warning("kafka commit failed; retrying at the next interval", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func recordCommitted(source: String, _ offsets: [(TopicPartition, Int64)]) {
+        for (partition, offset) in offsets {
+            Gauge(label: "switchyard_source_committed_offset", dimensions: [("source", source), ("topic", partition.topic), ("partition", String(partition.partition))]).record(offset)
+        }
+    }
+
+    private func updateLag() {
+        guard let consumer else { return }
+        for (partition, shard) in shardOf {
+            guard let high = consumer.highWatermark(partition) else { continue }
+            let position = committed[shard] ?? 0
+            Gauge(label: "switchyard_source_lag_messages", dimensions: [("source", settings.name), ("topic", partition.topic), ("partition", String(partition.partition))])
+                .record(max(0, high - position))
+        }
+    }
+
+    private func finalCommitAndClose() {
+        closing = true
+        commit(shards: nil, async: false)
+        consumer?.close()
+        logger.info("kafka consumer closed", metadata: ["source": "\(settings.name)"])
+    }
+
+    // MARK: RDKafkaConsumerEvents (on the poll thread, inside poll or close)
+
+    func assigned(_ partitions: [TopicPartition]) {
+        rebalances.increment()
+        for partition in partitions where shardOf[partition] == nil {
+            shardOf[partition] = source.assign(partition)
+        }
+        logger.info("kafka partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
+        markUp()
+        if paused, let consumer {
+            // Newly assigned partitions start paused too; the assignment is applied after this
+            // returns, so pause again on the next loop turn.
+            consumer.pause(partitions)
+        }
+    }
+
+    func revoked(_ partitions: [TopicPartition], lost: Bool) {
+        rebalances.increment()
+        let shards = partitions.compactMap { shardOf[$0] }
+        let shardSet = Set(shards)
+        handoff.remove(shards: shardSet)
+        for shard in shards { pending[shard] = nil }
+        pendingOrder.removeAll { shardSet.contains($0) }
+        if !lost {
+            if !closing && !shards.isEmpty { drain(shards) }
+            commit(shards: shards, async: false)
+        }
+        source.release(shards)
+        for partition in partitions { shardOf[partition] = nil }
+        for shard in shards { committed[shard] = nil }
+        logger.info(lost ? "kafka partitions lost (not committed)" : "kafka partitions revoked", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
+    }
+
+    /// Waits (blocking this thread, never the cooperative pool) until the in-flight messages of
+    /// `shards` are acknowledged, at most the drain timeout.
+    private func drain(_ shards: [Int32]) {
+        let done = DispatchSemaphore(value: 0)
+        let context = self.context
+        let timeout = settings.drainTimeout
+        let drained = DrainOutcome()
+        Task {
+            await withTaskGroup(of: Bool.self) { group in
+                for shard in shards {
+                    group.addTask { await context.drain(shard: shard, timeout: timeout) }
+                }
+                for await ok in group where !ok { drained.failed.store(true, ordering: .relaxed) }
+            }
+            done.signal()
+        }
+        done.wait()
+        if drained.failed.load(ordering: .relaxed) {
+            logger.warning("revoked partitions did not drain in time; their unacknowledged messages will be delivered again", metadata: ["drainTimeout": "\(timeout)"])
+        }
+    }
+
+    func commitCompleted(_ entries: [(partition: TopicPartition, offset: Int64, error: KafkaError?)], error: KafkaError?) {
+        if let error, error.code != .noOffset {
+            logger.warning("kafka commit failed; retrying at the next interval", metadata: ["error": "\(error)"])
+        }
+        for entry in entries {
+            guard let failure = entry.error ?? error, failure.code != .noOffset, let shard = shardOf[entry.partition] else { continue }
+            _ = failure
+            // Commit again at the next interval.
+            committed[shard] = nil
+        }
+    }
+
+    func clientError(_ error: KafkaError) {
+        if error.code == .allBrokersDown {
+            brokersDown = true
+            lastHealthCheck = .now
+            source.setHealth(.down("all brokers are down: \(error.message)"))
+        } else if error.isFatal {
+            source.setHealth(.down(error.description))
+        } else {
+            logger.warning("kafka client error", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Whether some shard of a drain timed out.
+final class DrainOutcome: Sendable {
+    let failed = Atomic<Bool>(false)
+}

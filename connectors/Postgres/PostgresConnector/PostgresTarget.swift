@@ -1,0 +1,334 @@
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// The `postgres` target: one row per message, each batch in one transaction.
+///
+/// Rows go out as multi-row `INSERT ... VALUES ($1, $2), ... [ON CONFLICT ... DO UPDATE]`
+/// statements with text parameters (never spliced into the SQL), at most 65535 parameters each.
+/// When a statement fails on a row's data (SQLSTATE classes 22, 23, 54 or 21000) the
+/// transaction is rolled back and replayed with savepoints, bisecting the failing statements
+/// until the offending rows are isolated: those fail permanently with the server's text and
+/// the rest is committed.
+final class PostgresTarget: Target {
+    static let kind = TargetKind(
+        kind: "postgres",
+        summary: "writes one row per message with parameterised multi-row INSERT (or upsert) in one transaction per batch; bad rows are isolated and dead-lettered",
+        options: ObjectSchema(doc: "Writes rows to PostgreSQL through libpq.", [
+            OptionField("url", .secret, required: true, doc: "a libpq connection string or URL (postgres://user:password@host:port/db?sslmode=...); several hosts with target_session_attrs=read-write fail over to the new primary; never shown"),
+            OptionField("table", .string, required: true, doc: "table, optionally schema-qualified (schema.table); names are used exactly as written (case-sensitive), double quotes allowed"),
+            OptionField("mode", .choice(["insert", "upsert"]), default: "insert", doc: "insert: plain INSERT (a redelivered row is inserted again or violates a key); upsert: INSERT ... ON CONFLICT (conflictColumns) DO UPDATE, idempotent under redelivery"),
+            OptionField("conflictColumns", .list(.string), doc: "upsert only: the columns of a unique index; the other columns are updated on conflict"),
+            OptionField("columns", .map(.template), required: true, doc: "column name to template, e.g. id: '{{ json.id }}', doc: '{{ value }}'; values are sent as parameters"),
+            OptionField("types", .map(.string), doc: "column name to a type the parameter is cast to (jsonb, bigint, timestamptz), where the server cannot infer it or createTable needs it"),
+            OptionField("nullWhenEmpty", .bool, default: "false", doc: "store NULL when a template renders empty text (a missing JSON path or header)"),
+            OptionField("createTable", .bool, default: "false", doc: "CREATE TABLE IF NOT EXISTS on connect, with the types given (text otherwise) and conflictColumns as primary key"),
+            OptionField("poolSize", .int(min: 1, max: 64), default: "1", doc: "connections; each write uses one, so set it to the entry's parallelism"),
+        ]),
+        validate: validate,
+        make: { setup in try PostgresTarget(setup) }
+    )
+
+    static func validate(_ options: OptionValues) -> [ConfigIssue] {
+        var issues: [ConfigIssue] = []
+        if let table = options.string("table"), PostgresIdentifier.parseQualified(table) == nil {
+            issues.append(options.issue("table", "expected a table name or schema.table (double quotes allowed), found '\(table)'"))
+        }
+        let columns = options.map("columns") ?? []
+        let names = Set(columns.map(\.key))
+        if options.has("columns") && columns.isEmpty {
+            issues.append(options.issue("columns", "name at least one column and its template"))
+        }
+        for column in columns {
+            if column.key.isEmpty || column.key.contains("\0") {
+                issues.append(options.issue("columns", "a column name must not be empty"))
+            }
+            if case .template(let template) = column.value, template.source.isEmpty {
+                issues.append(ConfigIssue(path: options.path(of: "columns") + ".\(column.key)", line: options.line(of: "columns"), message: "the template is empty; write e.g. '{{ value }}' or '{{ json.\(column.key) }}'"))
+            }
+        }
+        let conflict = options.strings("conflictColumns") ?? []
+        if options.string("mode") == "upsert" && conflict.isEmpty {
+            issues.append(options.issue("conflictColumns", "mode upsert needs the columns of a unique index to detect conflicts on"))
+        }
+        if options.string("mode") != "upsert" && options.explicit.contains("conflictColumns") {
+            issues.append(options.issue("conflictColumns", "conflictColumns applies to mode upsert only"))
+        }
+        for name in conflict where !names.contains(name) {
+            issues.append(options.issue("conflictColumns", "'\(name)' is not one of the columns (\(columns.map(\.key).joined(separator: ", ")))"))
+        }
+        for entry in options.map("types") ?? [] {
+            let path = options.path(of: "types") + ".\(entry.key)"
+            if !names.contains(entry.key) {
+                issues.append(ConfigIssue(path: path, line: options.line(of: "types"), message: "'\(entry.key)' is not one of the columns"))
+            }
+            if let type = entry.value.stringValue, !PostgresIdentifier.isTypeName(type) {
+                issues.append(ConfigIssue(path: path, line: options.line(of: "types"), message: "'\(type)' is not a type name (letters, digits, _, spaces, one (...) and [])"))
+            }
+        }
+        return issues
+    }
+
+    let name: String
+    let table: String
+    let columns: [(name: String, template: Template)]
+    let upsert: Bool
+    let conflictIndices: [Int]
+    let nullWhenEmpty: Bool
+    let createSQL: String?
+    let probeSQL: String
+    let insertPrefix: String
+    let placeholderCasts: [String]
+    let conflictClause: String
+    let rowsPerStatement: Int
+    let pool: ConnectionPool<PostgresConnection>
+    let logger: Logger
+    let state = Mutex<ConnectorHealth>(.connecting)
+
+    init(_ setup: ConnectorSetup) throws {
+        let options = setup.options
+        name = setup.name
+        let parts = PostgresIdentifier.parseQualified(options.string("table") ?? "") ?? [options.string("table") ?? ""]
+        table = PostgresIdentifier.quoteQualified(parts)
+        columns = (options.map("columns") ?? []).compactMap { entry in
+            if case .template(let template) = entry.value { return (entry.key, template) }
+            return nil
+        }
+        upsert = options.string("mode") == "upsert"
+        let conflict = options.strings("conflictColumns") ?? []
+        let names = columns.map(\.name)
+        conflictIndices = conflict.compactMap { names.firstIndex(of: $0) }
+        nullWhenEmpty = options.bool("nullWhenEmpty") ?? false
+        let types = Dictionary((options.map("types") ?? []).compactMap { entry in entry.value.stringValue.map { (entry.key, $0) } }, uniquingKeysWith: { $1 })
+        let quotedColumns = names.map(PostgresIdentifier.quote)
+        placeholderCasts = names.map { types[$0].map { "::\($0)" } ?? "" }
+        insertPrefix = "INSERT INTO \(table) (\(quotedColumns.joined(separator: ", "))) VALUES "
+        if upsert {
+            let target = conflict.map(PostgresIdentifier.quote).joined(separator: ", ")
+            let updates = names.filter { !conflict.contains($0) }.map { "\(PostgresIdentifier.quote($0)) = EXCLUDED.\(PostgresIdentifier.quote($0))" }
+            conflictClause = " ON CONFLICT (\(target)) " + (updates.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + updates.joined(separator: ", "))
+        } else {
+            conflictClause = ""
+        }
+        probeSQL = "SELECT \(quotedColumns.joined(separator: ", ")) FROM \(table) LIMIT 0"
+        if options.bool("createTable") == true {
+            var definitions = zip(names, quotedColumns).map { name, quoted in "\(quoted) \(types[name] ?? "text")" }
+            if upsert { definitions.append("PRIMARY KEY (\(conflict.map(PostgresIdentifier.quote).joined(separator: ", ")))") }
+            createSQL = "CREATE TABLE IF NOT EXISTS \(table) (\(definitions.joined(separator: ", ")))"
+        } else {
+            createSQL = nil
+        }
+        rowsPerStatement = max(1, 65535 / max(1, names.count))
+        let size = options.int("poolSize") ?? 1
+        let conninfo = options.string("url") ?? ""
+        let label = "switchyard.postgres.\(setup.name)"
+        pool = ConnectionPool((0..<size).map { slot in PostgresConnection(conninfo: conninfo, label: "\(label).\(slot)") })
+        logger = setup.logger
+    }
+
+    var health: ConnectorHealth { state.withLock { $0 } }
+
+    func setHealth(_ health: ConnectorHealth) {
+        let changed = state.withLock { state -> Bool in
+            defer { state = health }
+            return state != health
+        }
+        if changed && health == .up {
+            logger.info("connected to postgres", metadata: ["target": "\(name)", "table": "\(table)"])
+        }
+    }
+
+    /// Connects every pool slot, creates the table when asked, and checks that the table and
+    /// its columns exist (a missing one pauses the route with a clear message).
+    func open() async throws {
+        do {
+            for (slot, connection) in pool.connections.enumerated() {
+                try await connection.io.run { () throws -> Void in
+                    try connection.connectIfNeeded()
+                    if slot == 0, let createSQL = self.createSQL, case .failure(let failure) = connection.execute(createSQL) {
+                        throw failure.error(table: self.table)
+                    }
+                    if slot == 0, case .failure(let failure) = connection.execute(self.probeSQL) {
+                        throw failure.error(table: self.table)
+                    }
+                }
+            }
+            setHealth(.up)
+        } catch let error as ConnectorError {
+            setHealth(error.kind == .targetDown ? .down(error.message) : .connecting)
+            throw error
+        }
+    }
+
+    func write(_ messages: [Message]) async throws -> WriteResult {
+        if messages.isEmpty { return .allWritten }
+        do {
+            let result = try await pool.withConnection { connection in
+                try await connection.io.run { () throws -> WriteResult in
+                    try connection.connectIfNeeded()
+                    return try self.writeBatch(messages, on: connection)
+                }
+            }
+            setHealth(.up)
+            return result
+        } catch let error as ConnectorError {
+            setHealth(error.kind == .targetDown ? .down(error.message) : .connecting)
+            throw error
+        }
+    }
+
+    func close() async {
+        for connection in pool.connections {
+            await connection.io.run { connection.disconnect() }
+        }
+    }
+
+    // MARK: writing (on the connection's queue)
+
+    /// The rendered parameters of a batch: NUL-terminated values in one buffer.
+    struct Rows {
+        var blob: [UInt8] = []
+        /// Per row and column, the offset of the value in `blob`, or -1 for NULL.
+        var offsets: [[Int]] = []
+    }
+
+    func render(_ messages: [Message]) -> (rows: Rows, order: [Int], failures: [(index: Int, error: ConnectorError)]) {
+        var rows = Rows()
+        rows.blob.reserveCapacity(messages.count * columns.count * 24)
+        var failures: [(index: Int, error: ConnectorError)] = []
+        var order: [Int] = []
+        var lastByKey: [[UInt8]: Int] = [:]
+        for (index, message) in messages.enumerated() {
+            var offsets: [Int] = []
+            offsets.reserveCapacity(columns.count)
+            var bad: String?
+            for column in columns {
+                let start = rows.blob.count
+                column.template.render(message, into: &rows.blob)
+                if rows.blob[start...].contains(0) {
+                    bad = bad ?? "the value for column \(column.name) contains a NUL byte, which PostgreSQL text cannot hold"
+                }
+                if nullWhenEmpty && rows.blob.count == start {
+                    offsets.append(-1)
+                } else {
+                    rows.blob.append(0)
+                    offsets.append(start)
+                }
+            }
+            rows.offsets.append(offsets)
+            if let bad {
+                failures.append((index, .permanent(bad)))
+                continue
+            }
+            if upsert {
+                // Two rows with the same key in one statement make ON CONFLICT fail (21000):
+                // the later one wins, as it would written one after the other.
+                var key: [UInt8] = []
+                for column in conflictIndices {
+                    let offset = offsets[column]
+                    if offset >= 0 {
+                        key.append(1)
+                        key.append(contentsOf: rows.blob[offset..<rows.blob[offset...].firstIndex(of: 0)!])
+                    }
+                    key.append(0)
+                }
+                if let earlier = lastByKey[key] { order[earlier] = -1 }
+                lastByKey[key] = order.count
+            }
+            order.append(index)
+        }
+        return (rows, order.filter { $0 >= 0 }, failures)
+    }
+
+    func statement(rows count: Int) -> String {
+        var sql = insertPrefix
+        sql.reserveCapacity(insertPrefix.count + count * columns.count * 8 + conflictClause.count)
+        var parameter = 1
+        for row in 0..<count {
+            sql += row == 0 ? "(" : ", ("
+            for column in columns.indices {
+                if column > 0 { sql += ", " }
+                sql += "$\(parameter)\(placeholderCasts[column])"
+                parameter += 1
+            }
+            sql += ")"
+        }
+        return sql + conflictClause
+    }
+
+    func insert(_ indices: ArraySlice<Int>, _ rows: Rows, on connection: PostgresConnection) -> Result<Int, PostgresConnection.Failure> {
+        let sql = statement(rows: indices.count)
+        return rows.blob.withUnsafeBufferPointer { buffer in
+            let base = UnsafeRawPointer(buffer.baseAddress!)
+            var parameters: [UnsafePointer<CChar>?] = []
+            parameters.reserveCapacity(indices.count * columns.count)
+            for index in indices {
+                for offset in rows.offsets[index] {
+                    parameters.append(offset < 0 ? nil : (base + offset).assumingMemoryBound(to: CChar.self))
+                }
+            }
+            return connection.execute(sql, parameters: parameters)
+        }
+    }
+
+    func run(_ sql: String, on connection: PostgresConnection) throws {
+        if case .failure(let failure) = connection.execute(sql) { throw failure.error(table: table) }
+    }
+
+    func writeBatch(_ messages: [Message], on connection: PostgresConnection) throws -> WriteResult {
+        let (rows, order, rejected) = render(messages)
+        if order.isEmpty { return WriteResult(failures: rejected) }
+        let chunks = stride(from: 0, to: order.count, by: rowsPerStatement).map { order[$0..<min($0 + rowsPerStatement, order.count)] }
+        // Fast path: every statement in one transaction.
+        try run("BEGIN", on: connection)
+        var needsIsolation = false
+        for chunk in chunks {
+            if case .failure(let failure) = insert(chunk, rows, on: connection) {
+                if failure.isRowError {
+                    needsIsolation = true
+                    break
+                }
+                if !failure.connectionLost { _ = connection.execute("ROLLBACK") }
+                throw failure.error(table: table)
+            }
+        }
+        if !needsIsolation {
+            try run("COMMIT", on: connection)
+            return WriteResult(failures: rejected)
+        }
+        // Slow path: replay with a savepoint per statement, bisecting failed statements.
+        try run("ROLLBACK", on: connection)
+        try run("BEGIN", on: connection)
+        var failures = rejected
+        do {
+            for chunk in chunks {
+                try isolate(chunk, rows, on: connection, into: &failures)
+            }
+        } catch {
+            if connection.connection != nil { _ = connection.execute("ROLLBACK") }
+            throw error
+        }
+        try run("COMMIT", on: connection)
+        failures.sort { $0.index < $1.index }
+        return WriteResult(failures: failures)
+    }
+
+    func isolate(_ indices: ArraySlice<Int>, _ rows: Rows, on connection: PostgresConnection, into failures: inout [(index: Int, error: ConnectorError)]) throws {
+        try run("SAVEPOINT switchyard_rows", on: connection)
+        switch insert(indices, rows, on: connection) {
+        case .success:
+            try run("RELEASE SAVEPOINT switchyard_rows", on: connection)
+        case .failure(let failure) where failure.isRowError:
+            try run("ROLLBACK TO SAVEPOINT switchyard_rows; RELEASE SAVEPOINT switchyard_rows", on: connection)
+            if indices.count == 1 {
+                failures.append((indices.first!, .permanent("postgres rejected the row: \(failure.text)")))
+            } else {
+                let middle = indices.startIndex + indices.count / 2
+                try isolate(indices[..<middle], rows, on: connection, into: &failures)
+                try isolate(indices[middle...], rows, on: connection, into: &failures)
+            }
+        case .failure(let failure):
+            throw failure.error(table: table)
+        }
+    }
+}

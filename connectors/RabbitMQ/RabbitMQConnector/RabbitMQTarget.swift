@@ -1,0 +1,391 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CRabbitMQ
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// The `rabbitmq` target: publishes with publisher confirms, a batch at a time, pipelined.
+///
+/// Every message of a batch is published before any confirm is awaited; confirms
+/// (`basic.ack` / `basic.nack`, possibly `multiple`) are matched to messages by their publish
+/// sequence number. With `mandatory`, an unroutable message comes back as `basic.return`
+/// (matched by the sequence number stamped in the `switchyard-publish-seq` header) and is a
+/// permanent failure of that message, which the core sends to the dead-letter target.
+final class RabbitMQTarget: Target {
+    /// AMQP header carrying the publish sequence number when `mandatory` is on, so that a
+    /// `basic.return` can be matched to its message. The source strips it.
+    static let sequenceHeader = "switchyard-publish-seq"
+
+    static let propertySchema = ObjectSchema(doc: "AMQP message properties, as templates.", [
+        OptionField("contentType", .template, doc: "content-type"),
+        OptionField("contentEncoding", .template, doc: "content-encoding"),
+        OptionField("messageId", .template, doc: "message-id"),
+        OptionField("correlationId", .template, doc: "correlation-id"),
+        OptionField("type", .template, doc: "type"),
+        OptionField("appId", .template, doc: "app-id"),
+        OptionField("replyTo", .template, doc: "reply-to"),
+        OptionField("expiration", .template, doc: "expiration (per-message TTL in milliseconds, as text)"),
+    ])
+
+    static let kind = TargetKind(
+        kind: "rabbitmq",
+        summary: "publishes to a RabbitMQ exchange (AMQP 0-9-1, rabbitmq-c) with publisher confirms; mandatory unroutable messages are dead-lettered",
+        options: ObjectSchema(doc: "Publishes to a RabbitMQ exchange.", RabbitMQOptions.connectionFields + [
+            OptionField("exchange", .string, default: "", doc: "exchange to publish to; empty: the default exchange (routing key = queue name)"),
+            OptionField("routingKey", .template, default: "{{ channel }}", doc: "routing key template"),
+            OptionField("persistent", .bool, default: "true", doc: "delivery mode 2 (persistent)"),
+            OptionField("mandatory", .bool, default: "false", doc: "an unroutable message is returned by the broker and becomes a permanent error of that message (dead-letter target)"),
+            OptionField("headers", .map(.template), doc: "AMQP headers to set, as templates"),
+            OptionField("properties", .object(propertySchema), doc: "AMQP properties, as templates"),
+            OptionField("forwardHeaders", .bool, default: "true", doc: "copy message headers into AMQP headers, and amqp-* headers (from a rabbitmq source) back into properties"),
+            OptionField("confirmTimeout", .duration, default: "30s", doc: "how long to wait for the broker's confirms of a batch before the batch is retried"),
+            OptionField("declare", .object(RabbitMQOptions.targetDeclareSchema), doc: "exchanges to declare on every (re)connect"),
+        ]),
+        validate: { options in
+            var issues = RabbitMQOptions.validateConnection(options)
+            if let timeout = options.duration("confirmTimeout"), timeout <= .zero {
+                issues.append(options.issue("confirmTimeout", "must be greater than 0"))
+            }
+            return issues
+        },
+        make: { setup in try RabbitMQTarget(setup) }
+    )
+
+    /// One message ready to publish (templates rendered off the I/O queue).
+    struct Outgoing: Sendable {
+        var routingKey: [UInt8]
+        var body: [UInt8]
+        /// (property flag, value) for the byte-string properties.
+        var properties: [(Int32, [UInt8])]
+        var priority: UInt8?
+        var timestamp: UInt64?
+        var headers: [(String, AMQPFieldValue)]
+    }
+
+    let name: String
+    let logger: Logger
+    let exchange: String
+    let routingKey: Template
+    let persistent: Bool
+    let mandatory: Bool
+    let headerTemplates: [(String, Template)]
+    let propertyTemplates: [(Int32, Template)]
+    let forwardHeaders: Bool
+    let io: BlockingQueue
+    let publisher: Publisher
+    let healthState = Mutex<ConnectorHealth>(.connecting)
+
+    init(_ setup: ConnectorSetup) throws {
+        let options = setup.options
+        name = setup.name
+        logger = setup.logger
+        exchange = options.string("exchange") ?? ""
+        routingKey = try options.template("routingKey") ?? Template("{{ channel }}")
+        persistent = options.bool("persistent") ?? true
+        mandatory = options.bool("mandatory") ?? false
+        forwardHeaders = options.bool("forwardHeaders") ?? true
+        headerTemplates = (options.map("headers") ?? []).compactMap { entry in
+            if case .template(let template) = entry.value { return (entry.key, template) }
+            return nil
+        }
+        var properties: [(Int32, Template)] = []
+        if let object = options.object("properties") {
+            let flags: [(String, Int32)] = [
+                ("contentType", AMQP_BASIC_CONTENT_TYPE_FLAG), ("contentEncoding", AMQP_BASIC_CONTENT_ENCODING_FLAG),
+                ("messageId", AMQP_BASIC_MESSAGE_ID_FLAG), ("correlationId", AMQP_BASIC_CORRELATION_ID_FLAG),
+                ("type", AMQP_BASIC_TYPE_FLAG), ("appId", AMQP_BASIC_APP_ID_FLAG),
+                ("replyTo", AMQP_BASIC_REPLY_TO_FLAG), ("expiration", AMQP_BASIC_EXPIRATION_FLAG),
+            ]
+            for (field, flag) in flags {
+                if let template = object.template(field) { properties.append((flag, template)) }
+            }
+        }
+        propertyTemplates = properties
+        io = BlockingQueue(label: "switchyard.rabbitmq.\(setup.name)")
+        let timeout = options.duration("confirmTimeout") ?? .seconds(30)
+        publisher = Publisher(
+            settings: try RabbitMQOptions.connectionSettings(options, name: setup.name),
+            exchanges: RabbitMQOptions.exchanges(options.object("declare")),
+            exchange: exchange, mandatory: mandatory, persistent: persistent, confirmTimeout: timeout)
+    }
+
+    var health: ConnectorHealth { healthState.withLock { $0 } }
+
+    func open() async throws {
+        let publisher = self.publisher
+        do {
+            try await io.run { () throws -> Void in try publisher.connect() }
+            report(nil)
+        } catch {
+            report(error)
+            throw error
+        }
+    }
+
+    func write(_ messages: [Message]) async throws -> WriteResult {
+        let outgoing = messages.map(render)
+        let publisher = self.publisher
+        do {
+            let result = try await io.run { () throws -> WriteResult in try publisher.publish(outgoing) }
+            report(nil)
+            return result
+        } catch {
+            report(error)
+            throw error
+        }
+    }
+
+    func close() async {
+        let publisher = self.publisher
+        await io.run { publisher.disconnect() }
+        healthState.withLock { $0 = .down("closed") }
+    }
+
+    func report(_ error: (any Error)?) {
+        let health: ConnectorHealth
+        if let error = error as? ConnectorError {
+            health = error.kind == .targetDown ? .down(error.message) : .connecting
+        } else {
+            health = error == nil ? .up : .connecting
+        }
+        let changed = healthState.withLock { state -> Bool in
+            defer { state = health }
+            return state != health
+        }
+        if changed, let error {
+            logger.warning("rabbitmq target connection problem", metadata: ["target": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Property headers of a `rabbitmq` source that map back to AMQP properties.
+    static let forwardedProperties: [(String, Int32)] = [
+        (RabbitMQSource.HeaderName.contentType, AMQP_BASIC_CONTENT_TYPE_FLAG),
+        (RabbitMQSource.HeaderName.contentEncoding, AMQP_BASIC_CONTENT_ENCODING_FLAG),
+        (RabbitMQSource.HeaderName.correlationID, AMQP_BASIC_CORRELATION_ID_FLAG),
+        (RabbitMQSource.HeaderName.replyTo, AMQP_BASIC_REPLY_TO_FLAG),
+        (RabbitMQSource.HeaderName.expiration, AMQP_BASIC_EXPIRATION_FLAG),
+        (RabbitMQSource.HeaderName.messageID, AMQP_BASIC_MESSAGE_ID_FLAG),
+        (RabbitMQSource.HeaderName.type, AMQP_BASIC_TYPE_FLAG),
+        (RabbitMQSource.HeaderName.appID, AMQP_BASIC_APP_ID_FLAG),
+    ]
+
+    /// Headers of a `rabbitmq` source that describe the delivery, not the message: not forwarded.
+    static let droppedHeaders: Set<String> = [
+        RabbitMQSource.HeaderName.deliveryMode, RabbitMQSource.HeaderName.exchange,
+        RabbitMQSource.HeaderName.redelivered, RabbitMQSource.HeaderName.userID,
+        RabbitMQSource.HeaderName.timestamp, RabbitMQSource.HeaderName.priority, sequenceHeader,
+    ]
+
+    func render(_ message: Message) -> Outgoing {
+        var properties: [(Int32, [UInt8])] = []
+        var headers: [(String, AMQPFieldValue)] = []
+        var priority: UInt8?
+        for (flag, template) in propertyTemplates {
+            let value = template.render(message)
+            if !value.isEmpty { properties.append((flag, value)) }
+        }
+        if forwardHeaders {
+            for header in message.headers {
+                if let mapped = Self.forwardedProperties.first(where: { $0.0 == header.name }) {
+                    if !properties.contains(where: { $0.0 == mapped.1 }) { properties.append((mapped.1, header.value)) }
+                } else if header.name == RabbitMQSource.HeaderName.priority {
+                    priority = UInt8(String(decoding: header.value, as: UTF8.self))
+                } else if !Self.droppedHeaders.contains(header.name) {
+                    headers.append((header.name, .string(header.value)))
+                }
+            }
+        }
+        for (name, template) in headerTemplates {
+            headers.removeAll { $0.0 == name }
+            headers.append((name, .string(template.render(message))))
+        }
+        let timestamp: UInt64? = message.timestamp > 0 ? UInt64(message.timestamp / 1000) : nil
+        return Outgoing(routingKey: routingKey.render(message), body: message.value, properties: properties, priority: priority, timestamp: timestamp, headers: headers)
+    }
+}
+
+/// The target's connection and confirm bookkeeping; used only on the target's serial queue.
+final class Publisher: @unchecked Sendable {
+    let settings: AMQPConnectionSettings
+    let exchanges: [RabbitMQOptions.Exchange]
+    let exchange: String
+    let mandatory: Bool
+    let persistent: Bool
+    let confirmTimeout: Duration
+    var connection: AMQPConnection?
+    /// The publish sequence number the next message gets (1 after confirm.select).
+    var nextSequence: UInt64 = 1
+    var lastActivity = ContinuousClock.now
+
+    init(settings: AMQPConnectionSettings, exchanges: [RabbitMQOptions.Exchange], exchange: String, mandatory: Bool, persistent: Bool, confirmTimeout: Duration) {
+        self.settings = settings
+        self.persistent = persistent
+        self.exchanges = exchanges
+        self.exchange = exchange
+        self.mandatory = mandatory
+        self.confirmTimeout = confirmTimeout
+    }
+
+    /// Connects, declares, turns confirms on. Throws ``ConnectorError``.
+    func connect() throws {
+        if connection != nil { return }
+        do {
+            let opened = try AMQPConnection(settings)
+            try RabbitMQOptions.declare(exchanges, on: opened)
+            try opened.confirmSelect()
+            connection = opened
+            nextSequence = 1
+            lastActivity = .now
+        } catch {
+            throw error.connectorError
+        }
+    }
+
+    func disconnect() {
+        connection?.close()
+        connection = nil
+    }
+
+    func fail(_ error: AMQPError) -> ConnectorError {
+        connection?.destroy()
+        connection = nil
+        return error.connectorError
+    }
+
+    enum Outcome {
+        case pending
+        case acked
+        case nacked
+    }
+
+    func publish(_ batch: [RabbitMQTarget.Outgoing]) throws -> WriteResult {
+        if let connection, ContinuousClock.now - lastActivity > .seconds(max(1, settings.heartbeat)) {
+            // Idle longer than a heartbeat: the broker may have closed the connection; read
+            // what it sent before publishing into a dead socket.
+            do {
+                while let frame = try connection.waitFrame(timeout: .microseconds(1)) { try connection.handleUnexpected(frame) }
+            } catch {
+                connection.destroy()
+                self.connection = nil
+            }
+        }
+        try connect()
+        guard let connection else { throw ConnectorError.retriable("not connected") }
+        lastActivity = .now
+        let first = nextSequence
+        let exchangeBytes = Array(exchange.utf8)
+        for message in batch {
+            var arena = CArena()
+            defer { arena.free() }
+            var properties = amqp_basic_properties_t()
+            var flags: Int32 = AMQP_BASIC_DELIVERY_MODE_FLAG
+            properties.delivery_mode = persistent ? 2 : 1
+            for (flag, value) in message.properties {
+                flags |= flag
+                let bytes = arena.bytes(value)
+                switch flag {
+                case AMQP_BASIC_CONTENT_TYPE_FLAG: properties.content_type = bytes
+                case AMQP_BASIC_CONTENT_ENCODING_FLAG: properties.content_encoding = bytes
+                case AMQP_BASIC_MESSAGE_ID_FLAG: properties.message_id = bytes
+                case AMQP_BASIC_CORRELATION_ID_FLAG: properties.correlation_id = bytes
+                case AMQP_BASIC_TYPE_FLAG: properties.type = bytes
+                case AMQP_BASIC_APP_ID_FLAG: properties.app_id = bytes
+                case AMQP_BASIC_REPLY_TO_FLAG: properties.reply_to = bytes
+                case AMQP_BASIC_EXPIRATION_FLAG: properties.expiration = bytes
+                default: break
+                }
+            }
+            if let priority = message.priority {
+                flags |= AMQP_BASIC_PRIORITY_FLAG
+                properties.priority = priority
+            }
+            if let timestamp = message.timestamp {
+                flags |= AMQP_BASIC_TIMESTAMP_FLAG
+                properties.timestamp = timestamp
+            }
+            var headers = message.headers
+            if mandatory { headers.append((RabbitMQTarget.sequenceHeader, .int(Int64(nextSequence)))) }
+            if !headers.isEmpty {
+                flags |= AMQP_BASIC_HEADERS_FLAG
+                properties.headers = arena.table(headers)
+            }
+            properties._flags = amqp_flags_t(flags)
+            let exchangeField = arena.bytes(exchangeBytes)
+            let keyField = arena.bytes(message.routingKey)
+            let status = message.body.withUnsafeBytes { body in
+                amqp_basic_publish(connection.state, 1, exchangeField, keyField, mandatory ? 1 : 0, 0, &properties,
+                                   amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+            }
+            if status != 0 {
+                throw fail(.library(status, "publish to exchange '\(exchange)' failed"))
+            }
+            nextSequence += 1
+        }
+        return try awaitConfirms(connection, first: first, count: batch.count, batch: batch)
+    }
+
+    func awaitConfirms(_ connection: AMQPConnection, first: UInt64, count: Int, batch: [RabbitMQTarget.Outgoing]) throws -> WriteResult {
+        var outcomes = [Outcome](repeating: .pending, count: count)
+        var returned: [Int: String] = [:]
+        var remaining = count
+        let deadline = ContinuousClock.now + confirmTimeout
+        func settle(_ tag: UInt64, multiple: Bool, as outcome: Outcome) {
+            let low = multiple ? first : max(first, tag)
+            guard tag >= low else { return }
+            let high = min(tag, first + UInt64(count) - 1)
+            guard high >= low else { return }
+            for sequence in low...high {
+                let index = Int(sequence - first)
+                if outcomes[index] == .pending {
+                    outcomes[index] = outcome
+                    remaining -= 1
+                }
+            }
+        }
+        do {
+            while remaining > 0 {
+                let left = deadline - ContinuousClock.now
+                guard left > .zero else {
+                    throw fail(AMQPError(kind: .library, code: 0, message: "no publisher confirm within \(confirmTimeout) for \(remaining) of \(count) messages"))
+                }
+                guard let frame = try connection.waitFrame(timeout: left) else { continue }
+                guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { continue }
+                let method = frame.payload.method
+                switch method.id {
+                case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_ACK):
+                    let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
+                    settle(ack.delivery_tag, multiple: ack.multiple != 0, as: .acked)
+                case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_NACK):
+                    let nack = method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
+                    settle(nack.delivery_tag, multiple: nack.multiple != 0, as: .nacked)
+                case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_RETURN):
+                    let info = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
+                    let reason = "unroutable: \(info.reply_code) \(info.reply_text.string) (exchange '\(info.exchange.string)', routing key '\(info.routing_key.string)')"
+                    var content = try connection.readContent(channel: frame.channel)
+                    defer { amqp_destroy_message(&content) }
+                    let headers = decodeTable(content.properties.headers)
+                    if let value = headers.first(where: { $0.0 == RabbitMQTarget.sequenceHeader })?.1,
+                       let sequence = UInt64(String(decoding: value, as: UTF8.self)), sequence >= first, sequence < first + UInt64(count) {
+                        returned[Int(sequence - first)] = reason
+                    }
+                default:
+                    try connection.handleUnexpected(frame)
+                }
+            }
+        } catch let error as AMQPError {
+            throw fail(error)
+        }
+        lastActivity = .now
+        var failures: [(index: Int, error: ConnectorError)] = []
+        for index in 0..<count {
+            if let reason = returned[index] {
+                failures.append((index, .permanent(reason)))
+            } else if outcomes[index] == .nacked {
+                failures.append((index, .retriable("the broker refused the message (basic.nack)")))
+            }
+        }
+        return WriteResult(failures: failures)
+    }
+}
