@@ -88,6 +88,10 @@ public struct DocumentLoader: Sendable {
         if let spec, issues.isEmpty {
             document = build(spec, name: name, isResource: isResource, issues: &issues)
             document?.generation = generation
+        } else if let specNode = isResource ? root["spec"] : root {
+            // The schema found problems; still report dangling names, so that every problem
+            // is reported at once.
+            issues += Self.referenceIssues(specNode)
         }
         if let document, issues.isEmpty { return .success(document) }
         if issues.isEmpty {
@@ -192,6 +196,38 @@ public struct DocumentLoader: Sendable {
             delivery: .init(deadLetter: deadLetter, retry: retry, memoryLimit: memoryLimit, drainTimeout: deliveryValues?.duration("drainTimeout") ?? .seconds(20)),
             batching: batching, observability: observability, state: spec.string("state") ?? "running",
             spec: spec, isResource: isResource)
+    }
+
+    /// Route and dead-letter names that name no entry, read from the raw document.
+    static func referenceIssues(_ spec: ConfigNode) -> [ConfigIssue] {
+        func names(_ key: String) -> Set<String>? {
+            guard case .sequence(let items)? = spec[key]?.content else { return nil }
+            var result = Set<String>()
+            for item in items {
+                guard case .scalar(let scalar)? = item["name"]?.content, !scalar.interpolated, !scalar.unresolved else { return nil }
+                result.insert(scalar.text)
+            }
+            return result
+        }
+        guard let sources = names("sources"), let targets = names("targets") else { return [] }
+        var issues: [ConfigIssue] = []
+        func check(_ node: ConfigNode?, path: String, known: Set<String>, role: String) {
+            guard case .sequence(let items)? = node?.content else { return }
+            for (index, item) in items.enumerated() {
+                guard case .scalar(let scalar) = item.content, !scalar.interpolated, !scalar.unresolved, !known.contains(scalar.text) else { continue }
+                issues.append(ConfigIssue(path: "\(path)[\(index)]", line: item.line, message: "no \(role) is named '\(scalar.raw)' (\(role)s: \(known.sorted().joined(separator: ", ")))"))
+            }
+        }
+        if case .sequence(let routes)? = spec["routes"]?.content {
+            for (index, route) in routes.enumerated() {
+                check(route["from"], path: "spec.routes[\(index)].from", known: sources, role: "source")
+                check(route["to"], path: "spec.routes[\(index)].to", known: targets, role: "target")
+            }
+        }
+        if let node = spec["delivery"]?["deadLetter"], case .scalar(let scalar) = node.content, !scalar.interpolated, !scalar.unresolved, !targets.contains(scalar.text) {
+            issues.append(ConfigIssue(path: "spec.delivery.deadLetter", line: node.line, message: "no target is named '\(scalar.raw)' (targets: \(targets.sorted().joined(separator: ", ")))"))
+        }
+        return issues
     }
 
     func checkUnique(_ entries: [ConnectorEntry], role: String, issues: inout [ConfigIssue]) {

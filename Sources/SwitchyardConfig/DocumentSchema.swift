@@ -33,9 +33,9 @@ public enum DocumentSchema {
     ])
 
     public static let route = ObjectSchema(doc: "Sends messages from sources to targets.", [
-        OptionField("name", .string, doc: "a name for logs and metrics; default routes[N]"),
-        OptionField("from", .list(.string), required: true, doc: "source names"),
-        OptionField("to", .list(.string), required: true, doc: "target names; a message is acknowledged only when every one of them confirmed it"),
+        OptionField("name", .name, doc: "a name for logs and metrics; default routes[N]"),
+        OptionField("from", .list(.name), required: true, doc: "source names"),
+        OptionField("to", .list(.name), required: true, doc: "target names; a message is acknowledged only when every one of them confirmed it"),
         OptionField("where", .object(ObjectSchema(doc: "All conditions must hold.", [
             OptionField("channel", .string, doc: "glob on the channel (topic, queue, routing key): * any run, ? one character"),
             OptionField("headers", .map(.string), doc: "headers that must be present with exactly these values"),
@@ -44,7 +44,7 @@ public enum DocumentSchema {
     ])
 
     public static let delivery = ObjectSchema(doc: "Delivery policy.", [
-        OptionField("deadLetter", .string, doc: "target that receives messages that cannot be written, with error headers; without one, such a message stops its route"),
+        OptionField("deadLetter", .name, doc: "target that receives messages that cannot be written, with error headers; without one, such a message stops its route"),
         OptionField("retry", .object(ObjectSchema([
             OptionField("initialBackoff", .duration, default: "100ms", doc: "first retry waits up to this long (full jitter)"),
             OptionField("maxBackoff", .duration, default: "30s", doc: "cap on the wait between retries"),

@@ -25,7 +25,9 @@ public struct Interpolator: Sendable {
             if let text = expand(scalar.raw, path: path, line: node.line, issues: &issues) {
                 scalar.text = text
                 scalar.interpolated = scalar.raw.contains("${env:") || scalar.raw.contains("${file:")
-                if scalar.interpolated { scalar.quoted = scalar.quoted || false }
+                node.content = .scalar(scalar)
+            } else {
+                scalar.unresolved = true
                 node.content = .scalar(scalar)
             }
         case .sequence(var items):

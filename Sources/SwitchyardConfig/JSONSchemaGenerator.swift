@@ -63,6 +63,8 @@ public struct JSONSchemaGenerator: Sendable {
         switch type {
         case .string, .secret:
             return .object(["type": .string("string")])
+        case .name:
+            return .object(["type": .string("string"), "pattern": .string("^[A-Za-z0-9._-]+$")])
         case .template:
             return .object(["type": .string("string"), "x-switchyard-template": .bool(true)])
         case .bool:

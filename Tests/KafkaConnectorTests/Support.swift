@@ -5,7 +5,15 @@ import SwitchyardCore
 import Testing
 @testable import KafkaConnector
 
-let quietLogger = Logger(label: "switchyard.kafka.tests", factory: { _ in SwiftLogNoOpLogHandler() })
+/// Silent unless `SWITCHYARD_TEST_LOG` is set (then the connectors log to standard error).
+let quietLogger: Logger = {
+    guard ProcessInfo.processInfo.environment["SWITCHYARD_TEST_LOG"] != nil else {
+        return Logger(label: "switchyard.kafka.tests", factory: { _ in SwiftLogNoOpLogHandler() })
+    }
+    var logger = Logger(label: "switchyard.kafka.tests", factory: { StreamLogHandler.standardError(label: $0) })
+    logger.logLevel = .info
+    return logger
+}()
 
 // MARK: the test bed
 
@@ -140,7 +148,7 @@ func decode(_ role: ConnectorRole, _ options: Node, index: Int = 0) -> Result<Co
     return .failure(Issues(list: decoder.issues))
 }
 
-func makeSource(_ options: Node, memoryLimit: Int = 64 << 20, sourceLocation: SourceLocation = #_sourceLocation) throws -> KafkaSource {
+func makeSource(memoryLimit: Int = 64 << 20, _ options: Node, sourceLocation: SourceLocation = #_sourceLocation) throws -> KafkaSource {
     switch decode(.source, options) {
     case .success(let entry):
         return try KafkaSource.kind.make(ConnectorSetup(name: "kafka-in", options: entry.options, logger: quietLogger, memoryLimit: memoryLimit)) as! KafkaSource
@@ -226,7 +234,14 @@ final class KafkaPipeline: Sendable {
     /// The shutdown sequence of the runtime: stop fetching, drain (bounded), close the source.
     func shutdown(drain: Duration = .seconds(5)) async throws {
         context.stop()
-        try await sourceTask.value
+        // Like the runtime: a source still waiting in submit is cancelled after the drain time.
+        let sourceTask = self.sourceTask
+        let stopper = Task {
+            try? await Task.sleep(for: drain)
+            sourceTask.cancel()
+        }
+        _ = await sourceTask.result
+        stopper.cancel()
         let ledger = context.ledger
         let drained = Task { await ledger.waitUntilDrained() }
         let timeout = Task {

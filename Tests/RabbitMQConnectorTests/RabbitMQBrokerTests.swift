@@ -159,7 +159,6 @@ struct RabbitMQBrokerTests {
         } catch let error as ConnectorError {
             #expect(error.kind == .targetDown)
             #expect(error.message.contains("404"))
-            print("EXCHANGE ERROR: \(error)")
         }
         #expect(target.health != .up)
         await target.close()
@@ -177,7 +176,6 @@ struct RabbitMQBrokerTests {
             #expect(error.kind == .targetDown, "\(error)")
             #expect(error.message.contains("login"), "\(error)")
             #expect(!error.message.contains("hunter2"))
-            print("LOGIN ERROR: \(error)")
         }
     }
 }

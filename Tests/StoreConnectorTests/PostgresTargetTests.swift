@@ -4,7 +4,7 @@ import SwitchyardCore
 @testable import PostgresConnector
 
 /// The `postgres` target against the test bed's PostgreSQL, checked with psql.
-@Suite("Postgres target")
+@Suite("Postgres target", .serialized)
 struct PostgresTargetTests {
     typealias Node = StoreBed.Node
     let url: String

@@ -143,4 +143,80 @@ enum StoreBed {
         }
         return (process.terminationStatus, (try? String(contentsOf: logURL, encoding: .utf8)) ?? "")
     }
+
+    /// A `switchyard run` started in the background.
+    final class RunningDocument {
+        let process = Process()
+        let directory: URL
+        let logURL: URL
+
+        init(_ document: String) throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent(StoreBed.unique("switchyard-store"))
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let file = directory.appendingPathComponent("doc.yaml")
+            try document.write(to: file, atomically: true, encoding: .utf8)
+            logURL = directory.appendingPathComponent("stderr.log")
+            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+            process.executableURL = URL(fileURLWithPath: StoreBed.binary)
+            process.arguments = ["run", "-c", file.path]
+            process.standardError = try FileHandle(forWritingTo: logURL)
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+        }
+
+        deinit {
+            if process.isRunning { process.terminate() }
+            try? FileManager.default.removeItem(at: directory)
+        }
+
+        var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+        /// Waits for the exit; nil (after killing the process) when `timeout` passes first.
+        func wait(timeout: TimeInterval) -> Int32? {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+                return nil
+            }
+            return process.terminationStatus
+        }
+    }
+
+    /// The HTTP status of `GET http://127.0.0.1:port/path` (0 when nothing answers).
+    static func httpStatus(port: Int, path: String) -> Int {
+        let result = try? run("curl", ["-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"])
+        return Int(result?.output ?? "") ?? 0
+    }
+
+    /// Polls `condition` every 50 ms for at most `timeout` seconds.
+    static func poll(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(50_000)
+        }
+        return condition()
+    }
+
+    /// Runs `scripts/services ARGS` (stop or start one server of the test bed).
+    /// Spawned and reaped with posix_spawn/waitpid, output discarded: the servers it starts
+    /// inherit its descriptors, and Foundation's Process did not notice the script's exit here.
+    static func services(_ arguments: String...) throws {
+        let script = repository.appendingPathComponent("scripts/services").path
+        let command = ([script] + arguments).joined(separator: " ") + " >/dev/null 2>&1 </dev/null"
+        let words: [String] = ["/bin/sh", "-c", command]
+        var cArguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, &cArguments, environ)
+        guard spawned == 0 else { throw Missing(description: "cannot start scripts/services: error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return }  // reaped elsewhere: the status is unknown
+        }
+        let exitCode = (status >> 8) & 0xFF
+        if exitCode != 0 { throw Missing(description: "scripts/services \(arguments) exited \(exitCode)") }
+    }
 }

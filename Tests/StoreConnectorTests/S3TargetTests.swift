@@ -117,6 +117,23 @@ struct S3TargetTests {
         #expect(error?.kind == .targetDown)
         #expect(error?.message.contains("bucket '\(bucket)' does not exist") == true)
         #expect(!target.health.isUp)
+        // Once the bucket is back, the next attempt reconnects and writes.
+        try S3Bed.boto("create", bucket)
+        defer { _ = try? S3Bed.boto("delete", bucket) }
+        let result = try await target.write([S3Bed.message(1)])
+        #expect(result.failures.isEmpty)
+        #expect(target.health.isUp)
+        #expect(try S3Bed.list(bucket).keys.sorted() == ["orders/0/1-1.ndjson"])
+    }
+
+    @Test func anUnreachableEndpointIsRetriable() async throws {
+        let unreachable = try S3Target(ConnectorSetup(
+            name: "archive",
+            options: S3Bed.options([("endpoint", "http://127.0.0.1:1"), ("bucket", "sy-unreachable"), ("accessKeyId", "A"), ("secretAccessKey", "B")]).values!,
+            logger: S3Bed.quiet, memoryLimit: 1 << 20))
+        let error = await #expect(throws: ConnectorError.self) { try await unreachable.open() }
+        #expect(error?.kind == .retriable)
+        #expect(error?.message.contains("sy-unreachable") == true)
     }
 
     @Test func theSameBatchDeliveredTwiceLeavesOneObject() async throws {
@@ -264,6 +281,30 @@ struct S3OptionTests {
         #expect(throws: S3KeyTemplateError.self) { try S3KeyTemplate("{{ lastOffset | upper }}") }
         let fallback = try S3KeyTemplate(S3KeyTemplate.defaultSource(format: .raw, compression: .gzip))
         #expect(String(decoding: fallback.render(first: S3Bed.message(1, channel: ""), lastOffset: 4), as: UTF8.self) == "none/0/1-4.txt.gz")
+    }
+
+    @Test func answersAreClassifiedAsRetriableOrTargetDown() throws {
+        let endpoint = S3Endpoint(endpoint: "http://127.0.0.1:9000", region: "us-east-1", bucket: "archive", pathStyle: true, connectTimeoutMillis: 1000, stallSeconds: 1)
+        let client = try S3Client(endpoint: endpoint, credentials: S3Credentials(accessKeyId: "A", secretAccessKey: "B", origin: "the document"), connections: 1, label: "test")
+        func kind(_ status: Int, _ code: String) -> ErrorKind {
+            let body = code.isEmpty ? "" : "<Error><Code>\(code)</Code><Message>m</Message></Error>"
+            return client.classify(HTTPResponse(status: status, body: Array(body.utf8), headers: []), operation: "PutObject", key: "k").kind
+        }
+        #expect(kind(500, "InternalError") == .retriable)
+        #expect(kind(503, "SlowDown") == .retriable)
+        #expect(kind(429, "") == .retriable)
+        #expect(kind(400, "RequestTimeout") == .retriable)
+        #expect(kind(403, "SignatureDoesNotMatch") == .targetDown)
+        #expect(kind(403, "InvalidAccessKeyId") == .targetDown)
+        #expect(kind(403, "AccessDenied") == .targetDown)
+        #expect(kind(404, "NoSuchBucket") == .targetDown)
+        #expect(kind(404, "NoSuchUpload") == .retriable)
+        #expect(kind(301, "PermanentRedirect") == .targetDown)
+        let denied = client.classify(HTTPResponse(status: 403, body: Array("<Error><Code>AccessDenied</Code></Error>".utf8), headers: []), operation: "PutObject", key: "k")
+        #expect(denied.message.contains("bucket 'archive'") && denied.message.contains("AccessDenied") && denied.message.contains("the document"))
+        #expect(S3Endpoint.encodePath("a b/ü+=.ndjson") == "a%20b/%C3%BC%2B%3D.ndjson")
+        let hosted = S3Endpoint(endpoint: "https://s3.eu-west-1.amazonaws.com", region: "eu-west-1", bucket: "archive", pathStyle: false, connectTimeoutMillis: 1000, stallSeconds: 1)
+        #expect(hosted.url(key: "x/y") == "https://archive.s3.eu-west-1.amazonaws.com/x/y")
     }
 
     @Test func sha256MatchesKnownVectors() {

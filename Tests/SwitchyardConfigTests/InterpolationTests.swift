@@ -86,7 +86,7 @@ struct InterpolationTests {
               - name: out
                 file: {path: /tmp/out.ndjson}
             routes:
-              - from: ["${env:SOURCE:-gen}"]
+              - from: [gen]
                 to: [out]
                 where:
                   headers: {type: "${env:TYPE}"}
@@ -98,6 +98,22 @@ struct InterpolationTests {
         #expect(headers.first?.value.stringValue == "order")
         #expect(document.routes.first?.from == ["gen"])
         #expect(document.routes.first?.filter.headers.first?.value == Array("order".utf8))
+    }
+
+    @Test func namesRefuseReferencesSoThatMessagesCanQuoteThem() throws {
+        let issues = try loadInvalid("""
+            sources:
+              - name: gen
+                generate: {count: 10}
+            targets:
+              - name: out
+                file: {path: /tmp/out.ndjson}
+            routes:
+              - from: ["${env:SOURCE:-gen}"]
+                to: [out]
+            """)
+        #expect(issues.map(\.path) == ["spec.routes[0].from[0]"])
+        #expect(issues.first?.message.contains("written literally") == true)
     }
 
     @Test func anUnclosedReferenceIsAnError() throws {

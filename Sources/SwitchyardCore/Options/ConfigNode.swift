@@ -19,6 +19,9 @@ public struct ConfigNode: Sendable {
         public var quoted: Bool
         /// Whether interpolation inserted a file's content or a variable: never echo `text`.
         public var interpolated: Bool
+        /// Whether a `${...}` reference could not be resolved (already reported): the decoder
+        /// skips the value instead of reporting it a second time.
+        public var unresolved = false
 
         public init(text: String, raw: String? = nil, quoted: Bool = false, interpolated: Bool = false) {
             self.text = text

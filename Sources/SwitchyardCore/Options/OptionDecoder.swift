@@ -93,7 +93,7 @@ public struct OptionDecoder {
 
     func isStringLike(_ type: OptionType) -> Bool {
         switch type {
-        case .string, .secret, .template, .choice: true
+        case .string, .secret, .template, .choice, .name: true
         default: false
         }
     }
@@ -152,6 +152,7 @@ public struct OptionDecoder {
             report(path, node.line, "expected a \(type.displayName), found a \(node.kindName)")
             return nil
         }
+        if scalar.unresolved { return nil }
         let text = scalar.text
         let shown: String = {
             if case .secret = type { return "the value" }
@@ -164,9 +165,23 @@ public struct OptionDecoder {
             do {
                 return .template(try Template(text))
             } catch {
-                report(path, node.line, "\(error)")
+                if scalar.interpolated {
+                    report(path, node.line, "the template does not compile (character \(error.column)); its text comes from a ${...} reference and is not shown")
+                } else {
+                    report(path, node.line, "\(error)")
+                }
                 return nil
             }
+        case .name:
+            guard !scalar.interpolated, scalar.raw == text else {
+                report(path, node.line, "names are written literally; ${...} references are not allowed here")
+                return nil
+            }
+            guard Self.isValidName(text) else {
+                report(path, node.line, "name '\(scalar.raw)' may hold only letters, digits, '-', '_' and '.'")
+                return nil
+            }
+            return .string(text)
         case .bool:
             guard !scalar.quoted || scalar.interpolated else {
                 report(path, node.line, "expected a boolean (true or false), found the string \(shown)")
@@ -240,7 +255,10 @@ public struct OptionDecoder {
             } else if entry.key == "name" {
                 if case .scalar(let scalar) = entry.value.content, !scalar.text.isEmpty {
                     name = scalar.text
-                    if !Self.isValidName(scalar.text) {
+                    if scalar.interpolated || scalar.unresolved {
+                        report("\(path).name", entry.keyLine, "names are written literally; ${...} references are not allowed here")
+                        valid = false
+                    } else if !Self.isValidName(scalar.text) {
                         report("\(path).name", entry.keyLine, "name '\(scalar.raw)' may hold only letters, digits, '-', '_' and '.'")
                         valid = false
                     }

@@ -5,6 +5,9 @@
 /// from these values, so they cannot disagree.
 public indirect enum OptionType: Sendable {
     case string
+    /// A literal identifier (letters, digits, `-`, `_`, `.`) naming a source, target or route;
+    /// `${...}` references are refused, so names can be quoted in messages safely.
+    case name
     /// A string that is never shown (passwords, tokens).
     case secret
     /// A per-message `{{ ... }}` template, compiled when the document loads.
@@ -30,6 +33,7 @@ public indirect enum OptionType: Sendable {
     public var displayName: String {
         switch self {
         case .string: "string"
+        case .name: "name"
         case .secret: "secret string"
         case .template: "template"
         case .bool: "boolean"

@@ -157,7 +157,7 @@ public final class TargetRunner: Sendable {
                 }
                 writeTime.recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
                 batchSize.record(messages.count)
-                resume()
+                if !result.failures.contains(where: { $0.error.kind == .targetDown }) { resume() }
                 if result.failures.isEmpty {
                     succeeded(messages, refs: refs, deliveries: deliveries)
                     return

@@ -26,6 +26,8 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     private var paused = false
     private var blockedSince: ContinuousClock.Instant?
     private var committed: [Int32: Int64] = [:]
+    /// The offset after the last message taken from each shard: offsets only move forward.
+    private var nextOffset: [Int32: Int64] = [:]
     private var closing = false
     private var stopped = false
     private var lastCommit = ContinuousClock.now
@@ -33,7 +35,11 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     private var brokersDown = false
     private let rebalances: Counter
 
-    init(source: KafkaSource, context: SourceContext) {
+    /// Bytes of the budget held for librdkafka's prefetch while the session lives.
+    let reserved: Int
+
+    init(source: KafkaSource, context: SourceContext, reserved: Int) {
+        self.reserved = reserved
         self.source = source
         self.context = context
         self.settings = source.settings
@@ -68,7 +74,7 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
             source.release(Array(shardOf.values))
             shardOf = [:]
             consumer = nil
-            context.budget.release(settings.prefetchBytes)
+            context.budget.release(reserved)
             let waiters = finished.withLock { state in
                 state.done = true
                 defer { state.waiters = [] }
@@ -174,6 +180,10 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     private func accept(_ message: Message) -> Bool {
         guard let shard = shardOf[TopicPartition(topic: message.channel, partition: message.partition)] else { return false }
         if brokersDown { markUp() }
+        // A message fetched again (after a pause, say) is already in flight: never twice, and
+        // never out of order, into one shard's ledger.
+        if let next = nextOffset[shard], message.offset < next { return false }
+        nextOffset[shard] = message.offset + 1
         if pending[shard] == nil {
             pending[shard] = []
             pendingOrder.append(shard)
@@ -195,6 +205,8 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
 
     private func resumeAll() {
         guard let consumer else { return }
+        // Continue after what was taken, not from what librdkafka may fall back to.
+        consumer.seek(shardOf.compactMap { partition, shard in nextOffset[shard].map { (partition, $0) } })
         consumer.resume(Array(shardOf.keys))
         paused = false
     }
@@ -291,7 +303,10 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         }
         source.release(shards)
         for partition in partitions { shardOf[partition] = nil }
-        for shard in shards { committed[shard] = nil }
+        for shard in shards {
+            committed[shard] = nil
+            nextOffset[shard] = nil
+        }
         logger.info(lost ? "kafka partitions lost (not committed)" : "kafka partitions revoked", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
     }
 

@@ -25,7 +25,7 @@ final class KafkaSource: Source {
             OptionField("commitInterval", .duration, default: "1s", doc: "how often acknowledged offsets are committed (asynchronously); they are also committed on revoke and on shutdown"),
             OptionField("drainTimeout", .duration, default: "20s", doc: "on a revoke, how long the partition's in-flight messages may take to be acknowledged before its watermark is committed and it is let go"),
             OptionField("batchSize", .int(min: 1, max: 100_000), default: "1000", doc: "most messages taken from librdkafka per poll round (split into one batch per partition)"),
-            OptionField("prefetch", .size, doc: "librdkafka's prefetch queue (queued.max.messages.kbytes), charged to the byte budget; default: an eighth of delivery.memoryLimit, between 1MiB and 64MiB"),
+            OptionField("prefetch", .size, doc: "librdkafka's prefetch queue (queued.max.messages.kbytes), charged to the byte budget; default: an eighth of delivery.memoryLimit, between 64KiB and 64MiB (at most a quarter of the budget is reserved for it)"),
         ]),
         validate: { options in
             var issues: [ConfigIssue] = []
@@ -79,7 +79,7 @@ final class KafkaSource: Source {
 
     init(_ setup: ConnectorSetup) {
         let options = setup.options
-        let prefetch = options.size("prefetch") ?? min(64 << 20, max(1 << 20, setup.memoryLimit / 8))
+        let prefetch = options.size("prefetch") ?? min(64 << 20, max(64 << 10, setup.memoryLimit / 8))
         var properties = KafkaClientOptions.properties(options).filter { property in
             !KafkaClientOptions.raw(options).contains { $0.0 == property.0 }
         }
@@ -101,7 +101,8 @@ final class KafkaSource: Source {
             drainTimeout: options.duration("drainTimeout") ?? .seconds(20),
             batchSize: options.int("batchSize") ?? 1000,
             roundBytes: max(64 << 10, min(4 << 20, setup.memoryLimit / 16)),
-            prefetchBytes: prefetch)
+            // Never reserve so much that a batch could not fit beside the reservation.
+            prefetchBytes: min(prefetch, max(1, setup.memoryLimit / 4)))
         logger = setup.logger
     }
 
@@ -111,8 +112,9 @@ final class KafkaSource: Source {
         let previous = session.withLock { $0 }
         if let previous { await previous.close() }
         // librdkafka's prefetch counts against the process byte budget (ARCHITECTURE.md 3.6).
-        try await context.budget.acquire(settings.prefetchBytes)
-        let current = KafkaConsumerSession(source: self, context: context)
+        let reserved = min(settings.prefetchBytes, context.budget.limit / 4)
+        try await context.budget.acquire(reserved)
+        let current = KafkaConsumerSession(source: self, context: context, reserved: reserved)
         session.withLock { $0 = current }
         current.start()
         while true {

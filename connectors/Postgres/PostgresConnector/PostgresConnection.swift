@@ -77,6 +77,15 @@ final class PostgresConnection: @unchecked Sendable {
         self.connection = connection
     }
 
+    /// Leaves no transaction open after a failed batch: rolls back, or drops the connection
+    /// when even that fails.
+    func endTransaction() {
+        guard let connection else { return }
+        if PQtransactionStatus(connection) != PQTRANS_IDLE, case .failure = execute("ROLLBACK") {
+            disconnect()
+        }
+    }
+
     func disconnect() {
         if let connection { PQfinish(connection) }
         connection = nil

@@ -166,7 +166,12 @@ final class PostgresTarget: Target {
             let result = try await pool.withConnection { connection in
                 try await connection.io.run { () throws -> WriteResult in
                     try connection.connectIfNeeded()
-                    return try self.writeBatch(messages, on: connection)
+                    do {
+                        return try self.writeBatch(messages, on: connection)
+                    } catch {
+                        connection.endTransaction()
+                        throw error
+                    }
                 }
             }
             setHealth(.up)

@@ -68,6 +68,7 @@ final class RabbitMQSource: Source {
         var closeWaiter: CheckedContinuation<Void, Never>?
         var staleAcks = 0
         var lastError: String?
+        var generation: Int32 = 0
     }
 
     let name: String
@@ -138,6 +139,9 @@ final class RabbitMQSource: Source {
     }
 
     var health: ConnectorHealth { shared.withLock { $0.health } }
+
+    /// The number of connections made so far (1 after the first connect, 2 after a reconnect).
+    var connectionGeneration: Int32 { shared.withLock { $0.generation } }
 
     /// Messages whose acknowledgement arrived after their connection was lost (dropped).
     var droppedStaleAcknowledgements: Int { shared.withLock { $0.staleAcks } }
@@ -217,6 +221,7 @@ final class RabbitMQSource: Source {
                     if generation > 1 { reconnects.increment() }
                     shared.withLock {
                         $0.liveGeneration = generation
+                        $0.generation = generation
                         $0.releasedThrough = 0
                         $0.ackedThrough = 0
                         $0.health = .up

@@ -8,7 +8,7 @@ enum S3Curl {
 
     static var version: String {
         guard let text = curl_version() else { return "unknown" }
-        return String(cString: text)
+        return String(String(cString: text).prefix { $0 != " " })
     }
 }
 

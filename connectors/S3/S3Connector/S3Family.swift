@@ -11,7 +11,7 @@ public enum S3Connectors {
         notes: [
             "s3: one object (or several, split by maxObjectBytes) per flushed write batch; the wall-clock age of an object is bounded by the target's batching.maxDelay",
             "s3: object keys derive from channel, partition and the first and last offsets, so a redelivered batch overwrites its object",
-            "s3: libcurl \(S3Curl.version) signs with CURLOPT_AWS_SIGV4; x-amz-content-sha256 is computed and sent by the connector",
+            "s3: \(S3Curl.version) signs with CURLOPT_AWS_SIGV4; x-amz-content-sha256 is computed and sent by the connector",
         ]
     )
 }

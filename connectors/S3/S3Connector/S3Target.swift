@@ -171,8 +171,14 @@ final class S3Target: Target {
     }
 
     func write(_ messages: [Message]) async throws -> WriteResult {
-        guard let client = client.withLock({ $0 }) else {
-            throw ConnectorError.retriable("s3 target \(name) is not connected")
+        let client: S3Client
+        if let current = self.client.withLock({ $0 }) {
+            client = current
+        } else {
+            // After a target-down error: resolve the credentials again and check the bucket.
+            try await open()
+            guard let opened = self.client.withLock({ $0 }) else { throw ConnectorError.retriable("s3 target \(name) is not connected") }
+            client = opened
         }
         let (objects, rejected) = plan(messages)
         let compression = self.compression
@@ -210,6 +216,7 @@ final class S3Target: Target {
             // The whole batch is retried when the target recovers; stored objects are
             // overwritten with the same content under the same keys.
             state.withLock { $0 = .down(down.1.message) }
+            self.client.withLock { $0 = nil }
             throw down.1
         }
         state.withLock { $0 = .up }

@@ -153,6 +153,16 @@ final class RDKafkaConsumer {
         _ = rd_kafka_resume_partitions(handle, list.pointer)
     }
 
+    /// Moves the fetch positions of `offsets` (the next offset to read); does not wait.
+    func seek(_ offsets: [(TopicPartition, Int64)]) {
+        guard !offsets.isEmpty else { return }
+        let list = RDKafkaTopicPartitionList(capacity: offsets.count)
+        for (partition, offset) in offsets { list.add(partition, offset: offset) }
+        if let error = rd_kafka_seek_partitions(handle, list.pointer, 0) {
+            logger.warning("kafka seek failed", metadata: ["error": "\(KafkaError(consuming: error))"])
+        }
+    }
+
     /// The last known high watermark of a partition (updated with every fetch), if any.
     func highWatermark(_ partition: TopicPartition) -> Int64? {
         var low: Int64 = -1
