@@ -228,10 +228,19 @@ public final class Pipeline: Sendable {
             logger.warning("drain timeout reached; unacknowledged messages will be delivered again after restart", metadata: ["inflight": "\(pending)", "sourcesStopped": "\(stopped)"])
         }
         for source in sources { await source.source.close() }
-        for target in targets { target.runner.closeQueues() }
-        let closed = await withDeadline(drained ? ContinuousClock.now + .seconds(5) : ContinuousClock.now + .milliseconds(100)) {
-            for target in targets { await target.done.wait() }
+        // The dead-letter target closes last: the others may still hand it messages.
+        let deadLetter = state.withLock { $0.document.delivery.deadLetter }
+        let first = targets.filter { $0.entry.name != deadLetter }
+        let last = targets.filter { $0.entry.name == deadLetter }
+        let closeDeadline = drained ? ContinuousClock.now + .seconds(5) : ContinuousClock.now + .milliseconds(100)
+        for target in first { target.runner.closeQueues() }
+        var closed = await withDeadline(closeDeadline) {
+            for target in first { await target.done.wait() }
         }
+        for target in last { target.runner.closeQueues() }
+        closed = await withDeadline(closeDeadline) {
+            for target in last { await target.done.wait() }
+        } && closed
         if !closed || !drained || !stopped { commandSink.yield(.cancelAll) }
         commandSink.yield(.end)
     }
