@@ -179,11 +179,13 @@ let fastGroup: Node = [
 final class RecordingTarget: Target {
     let hold: @Sendable (Message) -> Bool
     let delay: Duration
+    let holdKind: ErrorKind
     let log = Mutex<[Message]>([])
 
-    init(delay: Duration = .zero, hold: @escaping @Sendable (Message) -> Bool = { _ in false }) {
+    init(delay: Duration = .zero, holdKind: ErrorKind = .retriable, hold: @escaping @Sendable (Message) -> Bool = { _ in false }) {
         self.hold = hold
         self.delay = delay
+        self.holdKind = holdKind
     }
 
     func write(_ messages: [Message]) async throws -> WriteResult {
@@ -192,7 +194,7 @@ final class RecordingTarget: Target {
         var written: [Message] = []
         for (index, message) in messages.enumerated() {
             if hold(message) {
-                failures.append((index, .retriable("held back by the test")))
+                failures.append((index, ConnectorError(holdKind, "held back by the test")))
             } else {
                 written.append(message)
             }

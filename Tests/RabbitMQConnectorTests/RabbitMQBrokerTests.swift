@@ -148,6 +148,55 @@ struct RabbitMQBrokerTests {
         #expect(try admin.messageCount(input) == 0, "all three were acknowledged: two written, one dead-lettered")
     }
 
+    @Test(.timeLimit(.minutes(5)))
+    func aBrokerRestartReconnectsLosesNothingAndNeverAcknowledgesAStaleTag() async throws {
+        let queue = TestBed.uniqueName("restart")
+        try Admin().declare(queue)
+        defer { try? Admin().delete(queue) }
+        try await publish(300, to: queue)
+
+        let source = try makeSource(try sourceOptions(queue, prefetch: 50))
+        // A slow target keeps messages in flight when the broker goes away.
+        let sink = RecordingTarget { _, _ in
+            try await Task.sleep(for: .milliseconds(20))
+            return .allWritten
+        }
+        let pipeline = PipelineHarness(source: source, targets: [("sink", sink)], to: ["sink"])
+        await eventually("some messages arrived") { sink.written.count >= 50 }
+        #expect(source.health == .up)
+        #expect(source.connectionGeneration == 1)
+
+        var restarted = false
+        defer { if !restarted { try? TestBed.services(["start", "rabbitmq"]) } }
+        try TestBed.services(["stop", "rabbitmq"])
+        await eventually("the source noticed the broker is gone") { source.health != .up }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(source.health != .up, "readiness stays off while the broker is down")
+        try TestBed.services(["start", "rabbitmq"])
+        restarted = true
+        await eventually("the source reconnected", within: .seconds(60)) { source.health == .up }
+        #expect(source.connectionGeneration == 2)
+        try await publish(200, to: queue, start: 300)
+
+        let expected = Set((0..<500).map { "{\"n\":\($0)}" })
+        await eventually("every message arrived at least once", within: .seconds(60)) {
+            Set(sink.written.map { String(decoding: $0.value, as: UTF8.self) }).isSuperset(of: expected)
+        }
+        await eventually("the ledger released every message", within: .seconds(30)) {
+            let ledger = pipeline.context.ledger
+            return !ledger.ledger(for: 2).hasPending && !ledger.ledger(for: 1).hasPending
+        }
+        // An acknowledgement with a tag of the lost channel would make the broker close the new
+        // channel (PRECONDITION_FAILED, unknown delivery tag) and force a third connection.
+        #expect(source.connectionGeneration == 2)
+        await pipeline.shutdown()
+        #expect(try Admin().messageCount(queue) == 0, "everything was acknowledged in the end")
+        let written = sink.written
+        let redelivered = written.filter { $0.headerText("amqp-redelivered") == "true" }
+        #expect(written.count - 500 <= redelivered.count, "duplicates are only redeliveries")
+        #expect(Set(written.map(\.partition)) == [1, 2], "the shard is the connection generation")
+    }
+
     @Test func aPublishToAMissingExchangeIsATargetDownError() async throws {
         let target = try makeTarget(.object([
             ("url", .quoted(try TestBed.amqpURL())), ("exchange", .quoted(TestBed.uniqueName("no-such-exchange"))),

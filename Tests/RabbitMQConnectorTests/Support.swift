@@ -37,8 +37,25 @@ enum TestBed {
         return try run(ctl, arguments)
     }
 
-    static func services(_ arguments: [String]) throws -> String {
-        try run(root.appendingPathComponent("scripts/services").path, arguments)
+    /// Runs scripts/services with its output discarded (a started server inherits the
+    /// descriptors, so a pipe would never reach end of file). Spawned and reaped with
+    /// posix_spawn and waitpid: Foundation's Process can miss the exit of a child whose
+    /// grandchildren keep running, and `waitUntilExit` then never returns.
+    static func services(_ arguments: [String]) throws {
+        let script = root.appendingPathComponent("scripts/services").path
+        let command = ([script] + arguments).joined(separator: " ") + " >/dev/null 2>&1 </dev/null"
+        let words: [String] = ["/bin/sh", "-c", command]
+        var cArguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, &cArguments, environ)
+        guard spawned == 0 else { throw TestBedMissing(message: "cannot start scripts/services: error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return }  // reaped elsewhere: the status is unknown
+        }
+        let exitCode = (status >> 8) & 0xFF
+        if exitCode != 0 { throw TestBedMissing(message: "scripts/services \(arguments) exited \(exitCode)") }
     }
 
     static func run(_ program: String, _ arguments: [String]) throws -> String {

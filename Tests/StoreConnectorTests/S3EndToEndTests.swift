@@ -63,7 +63,7 @@ struct S3EndToEndTests {
         environment.removeValue(forKey: "AWS_SESSION_TOKEN")
         process.environment = environment
         let log = directory.appendingPathComponent("stderr.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -40,8 +40,8 @@ final class SwitchyardProcess: @unchecked Sendable {
     init(arguments: [String], directory: URL, environment: [String: String] = [:]) throws {
         logURL = directory.appendingPathComponent("stderr-\(UUID().uuidString).log")
         outURL = directory.appendingPathComponent("stdout-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: Paths.binary)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
