@@ -25,7 +25,8 @@ final class KafkaSource: Source {
             OptionField("commitInterval", .duration, default: "1s", doc: "how often acknowledged offsets are committed (asynchronously); they are also committed on revoke and on shutdown"),
             OptionField("drainTimeout", .duration, default: "20s", doc: "on a revoke, how long the partition's in-flight messages may take to be acknowledged before its watermark is committed and it is let go"),
             OptionField("batchSize", .int(min: 1, max: 100_000), default: "1000", doc: "most messages taken from librdkafka per poll round (split into one batch per partition)"),
-            OptionField("prefetch", .size, doc: "librdkafka's prefetch queue (queued.max.messages.kbytes), charged to the byte budget; default: an eighth of delivery.memoryLimit, between 64KiB and 64MiB (at most a quarter of the budget is reserved for it)"),
+            OptionField("prefetch", .size, doc: "librdkafka's prefetch queue in payload bytes (queued.max.messages.kbytes), charged to the byte budget; default: a twelfth of delivery.memoryLimit, between 64KiB and 64MiB"),
+            OptionField("prefetchMessages", .int(min: 1000, max: 10_000_000), doc: "librdkafka's prefetch queue in messages (queued.min.messages), charged to the byte budget at 256 bytes each (librdkafka's own per-message memory); default: prefetch / 128. The reservation, prefetch + 256 x prefetchMessages, is at most a quarter of delivery.memoryLimit"),
         ]),
         validate: { options in
             var issues: [ConfigIssue] = []
@@ -45,12 +46,17 @@ final class KafkaSource: Source {
     )
 
     /// librdkafka properties the source sets itself.
+    /// librdkafka's memory per queued message beyond its payload (an op and a message
+    /// struct; about 250 bytes measured with librdkafka 2.0.2), charged to the budget.
+    static let queuedMessageOverhead = 256
+
     static let reserved: [String: String] = [
         "bootstrap.servers": "use brokers", "metadata.broker.list": "use brokers", "group.id": "use group",
         "client.id": "use clientId", "auto.offset.reset": "use startOffset",
         "enable.auto.commit": "offsets are committed from acknowledgements only",
         "enable.auto.offset.store": "offsets are committed from acknowledgements only",
         "queued.max.messages.kbytes": "use prefetch (it is charged to the byte budget)",
+        "queued.min.messages": "use prefetchMessages (it is charged to the byte budget)",
     ]
 
     struct Settings: Sendable {
@@ -79,7 +85,12 @@ final class KafkaSource: Source {
 
     init(_ setup: ConnectorSetup) {
         let options = setup.options
-        let prefetch = options.size("prefetch") ?? min(64 << 20, max(64 << 10, setup.memoryLimit / 8))
+        let prefetch = options.size("prefetch") ?? min(64 << 20, max(64 << 10, setup.memoryLimit / 12))
+        // librdkafka 2.0 stops fetching a partition for a whole second (rd_kafka_max_block_ms)
+        // once the consumer queue holds queued.min.messages (default 100,000, counted over all
+        // partitions of the group consumer's one queue), which caps throughput near that many
+        // messages per second: the count bound follows the byte bound instead.
+        let prefetchMessages = options.int("prefetchMessages") ?? max(1000, prefetch / 128)
         var properties = KafkaClientOptions.properties(options).filter { property in
             !KafkaClientOptions.raw(options).contains { $0.0 == property.0 }
         }
@@ -89,6 +100,7 @@ final class KafkaSource: Source {
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("queued.max.messages.kbytes", String(max(1, prefetch / 1024))),
+            ("queued.min.messages", String(prefetchMessages)),
             // One fetch response must not overshoot the prefetch bound by much.
             ("fetch.max.bytes", String(max(1 << 20, min(prefetch / 2, 50 << 20)))),
         ]
@@ -102,7 +114,7 @@ final class KafkaSource: Source {
             batchSize: options.int("batchSize") ?? 1000,
             roundBytes: max(64 << 10, min(4 << 20, setup.memoryLimit / 16)),
             // Never reserve so much that a batch could not fit beside the reservation.
-            prefetchBytes: min(prefetch, max(1, setup.memoryLimit / 4)))
+            prefetchBytes: min(prefetch + prefetchMessages * KafkaSource.queuedMessageOverhead, max(1, setup.memoryLimit / 4)))
         logger = setup.logger
     }
 

@@ -1,4 +1,7 @@
 import CLibPQ
+#if canImport(Glibc)
+import Glibc
+#endif
 import SwitchyardCore
 
 /// One libpq connection and the serial queue that every call on it runs on.
@@ -104,6 +107,29 @@ final class PostgresConnection: @unchecked Sendable {
             PQexecParams(connection, sql, Int32(values.count), nil, values.baseAddress, nil, nil, 0)
         }
         return outcome(result)
+    }
+
+    /// Runs one query with text parameters and returns its rows as text (`nil` is NULL).
+    func query(_ sql: String, parameters: [String]) -> Result<[[String?]], Failure> {
+        guard let connection else { return .failure(Failure(sqlState: "", message: "not connected", connectionLost: true)) }
+        let copies = parameters.map { strdup($0) }
+        defer { for copy in copies { free(copy) } }
+        let values: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
+        let result = values.withUnsafeBufferPointer { values in
+            PQexecParams(connection, sql, Int32(values.count), nil, values.baseAddress, nil, nil, 0)
+        }
+        guard let result, PQresultStatus(result) == PGRES_TUPLES_OK else {
+            if case .failure(let failure) = outcome(result) { return .failure(failure) }
+            return .failure(Failure(sqlState: "", message: "the query returned no rows", connectionLost: false))
+        }
+        defer { PQclear(result) }
+        var rows: [[String?]] = []
+        for row in 0..<PQntuples(result) {
+            rows.append((0..<PQnfields(result)).map { column in
+                PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
+            })
+        }
+        return .success(rows)
     }
 
     func outcome(_ result: OpaquePointer?) -> Result<Int, Failure> {

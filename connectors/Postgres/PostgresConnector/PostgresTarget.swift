@@ -4,8 +4,11 @@ import SwitchyardCore
 
 /// The `postgres` target: one row per message, each batch in one transaction.
 ///
-/// Rows go out as multi-row `INSERT ... VALUES ($1, $2), ... [ON CONFLICT ... DO UPDATE]`
-/// statements with text parameters (never spliced into the SQL), at most 65535 parameters each.
+/// Rows go out as one `INSERT ... SELECT * FROM unnest($1::type[], $2::type[]) [ON CONFLICT
+/// ... DO UPDATE]` statement per batch, one text array parameter per column (never spliced into
+/// the SQL), with the column types read from the catalog when the target opens. A table with
+/// an array-typed column (which unnest would flatten), or whose types could not be read, gets
+/// multi-row `INSERT ... VALUES ($1, $2), ...` statements of at most 65535 parameters instead.
 /// When a statement fails on a row's data (SQLSTATE classes 22, 23, 54 or 21000) the
 /// transaction is rolled back and replayed with savepoints, bisecting the failing statements
 /// until the offending rows are isolated: those fail permanently with the server's text and
@@ -81,6 +84,11 @@ final class PostgresTarget: Target {
     let placeholderCasts: [String]
     let conflictClause: String
     let rowsPerStatement: Int
+    let quotedColumnList: String
+    let explicitTypes: [String?]
+    /// Per column, the element type of the unnest parameter; nil until the catalog was read, or
+    /// when the VALUES statements are used.
+    let arrayTypes = Mutex<[String]?>(nil)
     let pool: ConnectionPool<PostgresConnection>
     let logger: Logger
     let state = Mutex<ConnectorHealth>(.connecting)
@@ -102,6 +110,8 @@ final class PostgresTarget: Target {
         let types = Dictionary((options.map("types") ?? []).compactMap { entry in entry.value.stringValue.map { (entry.key, $0) } }, uniquingKeysWith: { $1 })
         let quotedColumns = names.map(PostgresIdentifier.quote)
         placeholderCasts = names.map { types[$0].map { "::\($0)" } ?? "" }
+        explicitTypes = names.map { types[$0] }
+        quotedColumnList = quotedColumns.joined(separator: ", ")
         insertPrefix = "INSERT INTO \(table) (\(quotedColumns.joined(separator: ", "))) VALUES "
         if upsert {
             let target = conflict.map(PostgresIdentifier.quote).joined(separator: ", ")
@@ -151,6 +161,7 @@ final class PostgresTarget: Target {
                     if slot == 0, case .failure(let failure) = connection.execute(self.probeSQL) {
                         throw failure.error(table: self.table)
                     }
+                    if slot == 0 { self.readColumnTypes(on: connection) }
                 }
             }
             setHealth(.up)
@@ -245,6 +256,77 @@ final class PostgresTarget: Target {
         return (rows, order.filter { $0 >= 0 }, failures)
     }
 
+    /// Reads the table's column types for the unnest statement; leaves the VALUES statements
+    /// in place when a column is an array or a type cannot be read.
+    func readColumnTypes(on connection: PostgresConnection) {
+        let sql = """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory = 'A'
+            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+            WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+            """
+        let rows: [[String?]]
+        switch connection.query(sql, parameters: [table]) {
+        case .success(let result): rows = result
+        case .failure(let failure):
+            logger.info("postgres column types unknown; writing with multi-row VALUES", metadata: ["target": "\(name)", "error": "\(failure.message)"])
+            return
+        }
+        var catalog: [String: (type: String, isArray: Bool)] = [:]
+        for row in rows where row.count == 3 {
+            if let name = row[0], let type = row[1] { catalog[name] = (type, row[2] == "t") }
+        }
+        var types: [String] = []
+        for (index, column) in columns.enumerated() {
+            if let forced = explicitTypes[index], !forced.contains("[") {
+                types.append(forced)
+            } else if explicitTypes[index] == nil, let entry = catalog[column.name], !entry.isArray {
+                types.append(entry.type)
+            } else {
+                logger.info("postgres column \(column.name) is an array or of unknown type; writing with multi-row VALUES", metadata: ["target": "\(name)"])
+                return
+            }
+        }
+        arrayTypes.withLock { $0 = types }
+        logger.debug("postgres writes with unnest", metadata: ["target": "\(name)", "types": "\(types.joined(separator: ", "))"])
+    }
+
+    /// `INSERT ... SELECT * FROM unnest($1::t1[], ...)` for the columns' element types.
+    func unnestStatement(_ types: [String]) -> String {
+        let arrays = types.enumerated().map { "$\($0.offset + 1)::\($0.element)[]" }.joined(separator: ", ")
+        return "INSERT INTO \(table) (\(quotedColumnList)) SELECT * FROM unnest(\(arrays))" + conflictClause
+    }
+
+    /// One text array literal per column (`{"a","b",NULL}`, quotes and backslashes escaped),
+    /// NUL-terminated, for the rows at `indices`.
+    func arrayParameters(_ indices: ArraySlice<Int>, _ rows: Rows) -> [[UInt8]] {
+        rows.blob.withUnsafeBufferPointer { blob in
+            (0..<columns.count).map { column in
+                var literal: [UInt8] = [UInt8(ascii: "{")]
+                literal.reserveCapacity(indices.count * 24)
+                for (position, index) in indices.enumerated() {
+                    if position > 0 { literal.append(UInt8(ascii: ",")) }
+                    let offset = rows.offsets[index][column]
+                    if offset < 0 {
+                        literal.append(contentsOf: [UInt8(ascii: "N"), UInt8(ascii: "U"), UInt8(ascii: "L"), UInt8(ascii: "L")])
+                        continue
+                    }
+                    literal.append(UInt8(ascii: "\""))
+                    var cursor = offset
+                    while blob[cursor] != 0 {
+                        let byte = blob[cursor]
+                        if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
+                        literal.append(byte)
+                        cursor += 1
+                    }
+                    literal.append(UInt8(ascii: "\""))
+                }
+                literal.append(UInt8(ascii: "}"))
+                literal.append(0)
+                return literal
+            }
+        }
+    }
+
     func statement(rows count: Int) -> String {
         var sql = insertPrefix
         sql.reserveCapacity(insertPrefix.count + count * columns.count * 8 + conflictClause.count)
@@ -262,6 +344,10 @@ final class PostgresTarget: Target {
     }
 
     func insert(_ indices: ArraySlice<Int>, _ rows: Rows, on connection: PostgresConnection) -> Result<Int, PostgresConnection.Failure> {
+        if let types = arrayTypes.withLock({ $0 }) {
+            let literals = arrayParameters(indices, rows)
+            return Self.withPointers(literals) { connection.execute(unnestStatement(types), parameters: $0) }
+        }
         let sql = statement(rows: indices.count)
         return rows.blob.withUnsafeBufferPointer { buffer in
             let base = UnsafeRawPointer(buffer.baseAddress!)
@@ -276,6 +362,19 @@ final class PostgresTarget: Target {
         }
     }
 
+    /// Calls `body` with C pointers to each NUL-terminated buffer of `buffers`.
+    static func withPointers<R>(_ buffers: [[UInt8]], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+        func step(_ index: Int, _ pointers: inout [UnsafePointer<CChar>?]) -> R {
+            if index == buffers.count { return body(pointers) }
+            return buffers[index].withUnsafeBufferPointer { buffer in
+                pointers.append(UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self))
+                return step(index + 1, &pointers)
+            }
+        }
+        var pointers: [UnsafePointer<CChar>?] = []
+        return step(0, &pointers)
+    }
+
     func run(_ sql: String, on connection: PostgresConnection) throws {
         if case .failure(let failure) = connection.execute(sql) { throw failure.error(table: table) }
     }
@@ -283,7 +382,8 @@ final class PostgresTarget: Target {
     func writeBatch(_ messages: [Message], on connection: PostgresConnection) throws -> WriteResult {
         let (rows, order, rejected) = render(messages)
         if order.isEmpty { return WriteResult(failures: rejected) }
-        let chunks = stride(from: 0, to: order.count, by: rowsPerStatement).map { order[$0..<min($0 + rowsPerStatement, order.count)] }
+        let perStatement = arrayTypes.withLock { $0 } == nil ? rowsPerStatement : order.count
+        let chunks = stride(from: 0, to: order.count, by: perStatement).map { order[$0..<min($0 + perStatement, order.count)] }
         // Fast path: every statement in one transaction.
         try run("BEGIN", on: connection)
         var needsIsolation = false
