@@ -27,11 +27,16 @@ import time
 import urllib.request
 
 
-def metric_sum(port, name):
+def scrape(port):
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as answer:
-            text = answer.read().decode()
+            return answer.read().decode()
     except OSError:
+        return None
+
+
+def metric_sum(text, name):
+    if text is None:
         return None
     total = 0.0
     for line in text.splitlines():
@@ -70,6 +75,7 @@ def main():
     parser.add_argument("--count", type=int)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--save-metrics", help="write the last scrape before SIGTERM to this file")
     args = parser.parse_args()
 
     log = open(args.config + ".log", "w")
@@ -86,7 +92,8 @@ def main():
         if now - started > args.timeout:
             print(f"timed out after {args.timeout}s at {value:.0f}", file=sys.stderr)
             break
-        sample = metric_sum(args.port, args.metric)
+        text = scrape(args.port)
+        sample = metric_sum(text, args.metric)
         if sample is not None:
             value = sample
             if first is None and value > 0:
@@ -98,6 +105,9 @@ def main():
             done = now
             break
         time.sleep(0.02)
+    if args.save_metrics:
+        with open(args.save_metrics, "w") as out:
+            out.write(scrape(args.port) or "")
     rss = peak_rss_kib(process.pid)
     cpu = cpu_seconds(process.pid)
     process.send_signal(signal.SIGTERM)
