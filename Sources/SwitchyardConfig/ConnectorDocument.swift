@@ -111,6 +111,15 @@ public struct DocumentLoader: Sendable {
         }
         if sources.isEmpty { issues.append(spec.issue("sources", "needs at least one source")) }
         if targets.isEmpty { issues.append(spec.issue("targets", "needs at least one target")) }
+        let limit = DocumentSchema.Limits.entries
+        if sources.count > limit { issues.append(spec.issue("sources", "holds \(sources.count) sources; at most \(limit) are supported")) }
+        if targets.count > limit { issues.append(spec.issue("targets", "holds \(targets.count) targets; at most \(limit) are supported")) }
+        if let routes = spec.list("routes"), routes.count > limit {
+            issues.append(spec.issue("routes", "holds \(routes.count) routes; at most \(limit) are supported"))
+        }
+        for entry in sources + targets where entry.name.count > DocumentSchema.Limits.nameLength {
+            issues.append(ConfigIssue(path: "\(entry.path).name", line: entry.line, message: "name '\(entry.name)' is longer than \(DocumentSchema.Limits.nameLength) characters"))
+        }
         checkUnique(sources, role: "source", issues: &issues)
         checkUnique(targets, role: "target", issues: &issues)
         let sourceNames = Set(sources.map(\.name))
@@ -139,6 +148,9 @@ public struct DocumentLoader: Sendable {
             if let condition = route.object("where") {
                 filter.channel = condition.string("channel").map(Glob.init)
                 filter.headers = (condition.map("headers") ?? []).map { ($0.key, Array(($0.value.stringValue ?? "").utf8)) }
+            }
+            if let name = route.string("name"), name.count > DocumentSchema.Limits.nameLength {
+                issues.append(route.issue("name", "name '\(name)' is longer than \(DocumentSchema.Limits.nameLength) characters"))
             }
             let ordering = Ordering(rawValue: route.string("ordering") ?? "partition") ?? .partition
             routes.append(Route(name: route.string("name") ?? "routes[\(index)]", from: from, to: to, filter: filter, ordering: ordering))

@@ -6,6 +6,15 @@ public enum DocumentSchema {
     public static let apiVersion = "switchyard.dev/v1alpha1"
     public static let kind = "Connector"
 
+    /// Bounds the validator enforces and the CRD states (`maxItems`, `maxLength`), so that the
+    /// cost of the CRD's CEL rules, which Kubernetes estimates from them, stays within its budget.
+    public enum Limits {
+        /// Sources, targets and routes, each.
+        public static let entries = 64
+        /// Characters of a source, target or route name.
+        public static let nameLength = 63
+    }
+
     static let batchingFields: [OptionField] = [
         OptionField("maxMessages", .int(min: 1, max: 1_000_000), default: "500", doc: "write a batch when it holds this many messages"),
         OptionField("maxBytes", .size, default: "1MiB", doc: "write a batch when it holds this many bytes"),
@@ -63,13 +72,13 @@ public enum DocumentSchema {
     public static let deployment = ObjectSchema(doc: "How the operator runs the connector (custom resource only).", [
         OptionField("replicas", .int(min: 0), default: "1", doc: "pods"),
         OptionField("image", .string, doc: "container image"),
-        OptionField("resources", .any, doc: "Kubernetes resource requests and limits"),
-        OptionField("env", .any, doc: "Kubernetes environment variables (secrets by reference)"),
-        OptionField("envFrom", .any, doc: "Kubernetes envFrom sources"),
+        OptionField("resources", .map(.any), doc: "the container's resource requests and limits (a Kubernetes ResourceRequirements)"),
+        OptionField("env", .list(.map(.any)), doc: "environment variables of the container (Kubernetes EnvVar list; secrets by secretKeyRef), read by ${env:...} references"),
+        OptionField("envFrom", .list(.map(.any)), doc: "Kubernetes EnvFromSource list (configMapRef, secretRef)"),
         OptionField("serviceAccountName", .string, doc: "service account of the pods"),
         OptionField("nodeSelector", .map(.string), doc: "node labels the pods require"),
-        OptionField("tolerations", .any, doc: "Kubernetes tolerations"),
-        OptionField("affinity", .any, doc: "Kubernetes affinity"),
+        OptionField("tolerations", .list(.map(.any)), doc: "Kubernetes Toleration list"),
+        OptionField("affinity", .map(.any), doc: "Kubernetes Affinity (nodeAffinity, podAffinity, podAntiAffinity)"),
     ])
 
     public static let spec = ObjectSchema(doc: "A Switchyard connector: sources, targets, routes and delivery policy.", [

@@ -4,12 +4,34 @@ import SwitchyardCore
 ///
 /// Non-string options also accept a string holding a `${...}` reference, since references are
 /// resolved after parsing.
+///
+/// The same walk over the model has two dialects: plain JSON Schema (`switchyard schema`), and
+/// the structural OpenAPI subset that a Kubernetes CustomResourceDefinition accepts (used by
+/// ``CRDGenerator``): every node typed, no `additionalProperties: false` (the API server prunes
+/// unknown fields, and strict field validation reports them), integer-or-reference values as
+/// `x-kubernetes-int-or-string`, open maps as `x-kubernetes-preserve-unknown-fields`, and what
+/// the subset cannot say (one connector kind per entry, mutually exclusive options) as CEL
+/// rules in `x-kubernetes-validations`.
 public struct JSONSchemaGenerator: Sendable {
-    public var registry: ConnectorRegistry
-
-    public init(registry: ConnectorRegistry) {
-        self.registry = registry
+    public enum Dialect: Sendable {
+        /// JSON Schema draft 2020-12.
+        case jsonSchema
+        /// A Kubernetes structural schema (apiextensions.k8s.io/v1 `openAPIV3Schema`).
+        case kubernetes
     }
+
+    public var registry: ConnectorRegistry
+    public var dialect: Dialect
+    /// Whether non-string options also accept a `${env:...}`/`${file:...}` reference.
+    public var allowsReferences: Bool
+
+    public init(registry: ConnectorRegistry, dialect: Dialect = .jsonSchema, allowsReferences: Bool = true) {
+        self.registry = registry
+        self.dialect = dialect
+        self.allowsReferences = allowsReferences
+    }
+
+    var kubernetes: Bool { dialect == .kubernetes }
 
     /// The schema of a whole document: a Connector resource, or its spec alone.
     public func document() -> JSONValue {
@@ -30,21 +52,40 @@ public struct JSONSchemaGenerator: Sendable {
         var result: [String: JSONValue] = [
             "type": .string("object"),
             "properties": .object(properties),
-            "additionalProperties": .bool(false),
         ]
+        if !kubernetes { result["additionalProperties"] = .bool(false) }
         let required = schema.fields.filter(\.required).map { JSONValue.string($0.name) }
         if !required.isEmpty { result["required"] = .array(required) }
         if !schema.doc.isEmpty { result["description"] = .string(schema.doc) }
-        for group in schema.exclusive {
-            result["not"] = .object(["required": .array(group.map(JSONValue.string))])
+        if kubernetes {
+            let rules = schema.exclusive.map { group in
+                Self.rule(
+                    Self.countOf(group) + " <= 1",
+                    message: "set at most one of: \(group.joined(separator: ", "))")
+            }
+            if !rules.isEmpty { result["x-kubernetes-validations"] = .array(rules) }
+        } else if !schema.exclusive.isEmpty {
+            let groups = schema.exclusive.map { group in JSONValue.object(["not": .object(["required": .array(group.map(JSONValue.string))])]) }
+            if groups.count == 1, case .object(let only) = groups[0] {
+                result["not"] = only["not"]
+            } else {
+                result["allOf"] = .array(groups)
+            }
         }
         return .object(result)
     }
 
     func property(_ field: OptionField) -> JSONValue {
         guard case .object(var members) = type(field.type) else { return type(field.type) }
-        members["description"] = .string(field.doc)
-        if let value = field.defaultValue { members["default"] = defaultValue(value, field.type) }
+        if kubernetes {
+            // Kubernetes would store a default in every resource; the runtime applies its own.
+            var doc = field.doc
+            if let value = field.defaultValue, !value.isEmpty { doc += " (default: \(value))" }
+            members["description"] = .string(doc)
+        } else {
+            members["description"] = .string(field.doc)
+            if let value = field.defaultValue { members["default"] = defaultValue(value, field.type) }
+        }
         return .object(members)
     }
 
@@ -57,37 +98,91 @@ public struct JSONSchemaGenerator: Sendable {
         }
     }
 
-    static let reference: JSONValue = .object(["type": .string("string"), "pattern": .string("\\$\\{(env|file):")])
+    static let referencePattern = "\\$\\{(env|file):"
+    static let reference: JSONValue = .object(["type": .string("string"), "pattern": .string(referencePattern)])
+    static let namePattern = "^[A-Za-z0-9._-]+$"
+    static let durationPattern = "^(0|([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h|d))+|\\$\\{.*\\})$"
+    static let sizePattern = "^([0-9]+(\\.[0-9]+)?\\s*(B|KB|kB|MB|GB|KiB|MiB|GiB)?|\\$\\{.*\\})$"
+
+    /// A Kubernetes node that holds an integer or a string (`x-kubernetes-int-or-string`);
+    /// `minimum`/`maximum` constrain the integers and `pattern` the strings.
+    static func intOrString(minimum: Int? = nil, maximum: Int? = nil, pattern: String?) -> [String: JSONValue] {
+        var node: [String: JSONValue] = [
+            "x-kubernetes-int-or-string": .bool(true),
+            "anyOf": .array([.object(["type": .string("integer")]), .object(["type": .string("string")])]),
+        ]
+        if let minimum { node["minimum"] = .int(minimum) }
+        if let maximum { node["maximum"] = .int(maximum) }
+        if let pattern { node["pattern"] = .string(pattern) }
+        return node
+    }
 
     func type(_ type: OptionType) -> JSONValue {
         switch type {
         case .string, .secret:
             return .object(["type": .string("string")])
         case .name:
-            return .object(["type": .string("string"), "pattern": .string("^[A-Za-z0-9._-]+$")])
+            var node: [String: JSONValue] = ["type": .string("string"), "pattern": .string(Self.namePattern)]
+            if kubernetes { node["maxLength"] = .int(DocumentSchema.Limits.nameLength) }
+            return .object(node)
         case .template:
+            if kubernetes { return .object(["type": .string("string")]) }
             return .object(["type": .string("string"), "x-switchyard-template": .bool(true)])
         case .bool:
+            // Kubernetes has no boolean-or-string: a custom resource writes booleans literally.
+            if kubernetes || !allowsReferences { return .object(["type": .string("boolean")]) }
             return .object(["anyOf": .array([.object(["type": .string("boolean")]), Self.reference])])
         case .int(let minimum, let maximum):
             var integer: [String: JSONValue] = ["type": .string("integer")]
             if let minimum { integer["minimum"] = .int(minimum) }
             if let maximum { integer["maximum"] = .int(maximum) }
+            if !allowsReferences { return .object(integer) }
+            if kubernetes { return .object(Self.intOrString(minimum: minimum, maximum: maximum, pattern: Self.referencePattern)) }
             return .object(["anyOf": .array([.object(integer), Self.reference])])
         case .number:
+            if kubernetes || !allowsReferences { return .object(["type": .string("number")]) }
             return .object(["anyOf": .array([.object(["type": .string("number")]), Self.reference])])
         case .duration:
-            return .object(["type": .string("string"), "pattern": .string("^(0|([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h|d))+|\\$\\{.*\\})$")])
+            // A bare 0 is a duration too; in Kubernetes it arrives as the integer 0.
+            if kubernetes { return .object(Self.intOrString(minimum: 0, maximum: 0, pattern: Self.durationPattern)) }
+            return .object(["type": .string("string"), "pattern": .string(Self.durationPattern)])
         case .size:
+            if kubernetes { return .object(Self.intOrString(minimum: 0, pattern: Self.sizePattern)) }
             return .object(["anyOf": .array([
                 .object(["type": .string("integer"), "minimum": .int(0)]),
-                .object(["type": .string("string"), "pattern": .string("^([0-9]+(\\.[0-9]+)?\\s*(B|KB|kB|MB|GB|KiB|MiB|GiB)?|\\$\\{.*\\})$")]),
+                .object(["type": .string("string"), "pattern": .string(Self.sizePattern)]),
             ])])
         case .choice(let options):
+            let numeric = options.compactMap { Int($0) }
+            if kubernetes && !numeric.isEmpty {
+                // `acks: 1` arrives as an integer once YAML becomes JSON.
+                var node = Self.intOrString(pattern: nil)
+                node["enum"] = .array(options.map(JSONValue.string) + numeric.map(JSONValue.int))
+                return .object(node)
+            }
             return .object(["type": .string("string"), "enum": .array(options.map(JSONValue.string))])
         case .list(let element):
-            return .object(["type": .string("array"), "items": self.type(element)])
+            var node: [String: JSONValue] = ["type": .string("array"), "items": self.type(element)]
+            if kubernetes {
+                switch element {
+                case .name: node["x-kubernetes-list-type"] = .string("set")
+                case .connector:
+                    node["x-kubernetes-list-type"] = .string("map")
+                    node["x-kubernetes-list-map-keys"] = .array([.string("name")])
+                default: break
+                }
+            }
+            return .object(node)
         case .map(let element):
+            if kubernetes {
+                switch element {
+                case .string, .secret, .any:
+                    // An open map (librdkafka properties, queue arguments): YAML authors write
+                    // numbers and booleans unquoted there, so its values are kept as written.
+                    return .object(["type": .string("object"), "x-kubernetes-preserve-unknown-fields": .bool(true)])
+                default: break
+                }
+            }
             return .object(["type": .string("object"), "additionalProperties": self.type(element)])
         case .object(let schema):
             return object(schema)
@@ -102,16 +197,67 @@ public struct JSONSchemaGenerator: Sendable {
     func connector(_ role: ConnectorRole) -> JSONValue {
         let kinds = registry.decoderKinds[role] ?? []
         let common = role == .target ? DocumentSchema.targetCommon : DocumentSchema.sourceCommon
-        var properties: [String: JSONValue] = ["name": .object(["type": .string("string"), "pattern": .string("^[A-Za-z0-9._-]+$"), "description": .string("entry name, used by routes")])]
+        var name: [String: JSONValue] = ["type": .string("string"), "pattern": .string(Self.namePattern), "description": .string("entry name, used by routes")]
+        if kubernetes { name["maxLength"] = .int(DocumentSchema.Limits.nameLength) }
+        var properties: [String: JSONValue] = ["name": .object(name)]
         for field in common.fields { properties[field.name] = property(field) }
         for kind in kinds { properties[kind.kind] = object(kind.schema) }
-        return .object([
+        var result: [String: JSONValue] = [
             "type": .string("object"),
             "description": .string("a \(role.rawValue): name plus exactly one of \(kinds.map(\.kind).joined(separator: ", "))"),
             "properties": .object(properties),
-            "additionalProperties": .bool(false),
             "required": .array([.string("name")]),
-            "oneOf": .array(kinds.map { .object(["required": .array([.string($0.kind)])]) }),
-        ])
+        ]
+        if kubernetes {
+            result["x-kubernetes-validations"] = .array([Self.rule(
+                Self.countOf(kinds.map(\.kind)) + " == 1",
+                message: "a \(role.rawValue) entry holds exactly one connector kind (one of: \(kinds.map(\.kind).joined(separator: ", ")))")])
+        } else {
+            result["additionalProperties"] = .bool(false)
+            result["oneOf"] = .array(kinds.map { .object(["required": .array([.string($0.kind)])]) })
+        }
+        return .object(result)
+    }
+
+    // MARK: CEL
+
+    /// An `x-kubernetes-validations` entry.
+    public static func rule(_ expression: String, message: String, fieldPath: String? = nil) -> JSONValue {
+        var members: [String: JSONValue] = ["rule": .string(expression), "message": .string(message)]
+        if let fieldPath { members["fieldPath"] = .string(fieldPath) }
+        return .object(members)
+    }
+
+    /// CEL counting how many of `fields` are set on `self`.
+    static func countOf(_ fields: [String]) -> String {
+        if fields.isEmpty { return "0" }
+        return fields.map { "(has(self.\(celName($0))) ? 1 : 0)" }.joined(separator: " + ")
+    }
+
+    static let celReserved: Set<String> = [
+        "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if",
+        "import", "let", "loop", "package", "namespace", "return", "var", "void", "while",
+    ]
+
+    /// A property name as Kubernetes exposes it to CEL (`__dot__`, `__dash__`, `__in__` ...).
+    public static func celName(_ name: String) -> String {
+        if celReserved.contains(name) { return "__\(name)__" }
+        var result = ""
+        var rest = Substring(name)
+        while let first = rest.first {
+            if rest.hasPrefix("__") {
+                result += "__underscores__"
+                rest = rest.dropFirst(2)
+                continue
+            }
+            switch first {
+            case ".": result += "__dot__"
+            case "-": result += "__dash__"
+            case "/": result += "__slash__"
+            default: result.append(first)
+            }
+            rest = rest.dropFirst()
+        }
+        return result
     }
 }

@@ -97,7 +97,7 @@ struct Switchyard: AsyncParsableCommand {
         commandName: "switchyard",
         abstract: "A connector runtime: sources, targets and routes from one YAML document.",
         version: version,
-        subcommands: [Run.self, Validate.self, Connectors.self, Schema.self]
+        subcommands: [Run.self, Validate.self, Connectors.self, Schema.self, CRD.self]
     )
 }
 
@@ -159,5 +159,16 @@ struct Schema: ParsableCommand {
 
     func run() throws {
         print(JSONSchemaGenerator(registry: Families.registry()).document().rendered())
+    }
+}
+
+struct CRD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crd",
+        abstract: "Print the Connector CustomResourceDefinition (YAML), generated from the same model as the validator.",
+        discussion: "Its schema covers the connector families compiled into this binary; deploy/crd.yaml is the output of a build with the default traits.")
+
+    func run() throws {
+        print(CRDGenerator(registry: Families.registry()).yaml(), terminator: "")
     }
 }
