@@ -50,14 +50,19 @@ struct TestBedMissing: Error {}
 final class MockCluster: Sendable {
     let process: Process
     let brokers: String
+    /// The helper's stdin and stdout when it was started with `control`: fault injection.
+    let commands: FileHandle?
+    let answers: FileHandle
 
-    init(brokers count: Int = 1, topics: [String: Int]) throws {
+    init(brokers count: Int = 1, topics: [String: Int], control: Bool = false) throws {
         let binary = try TestBed.value("SWITCHYARD_KAFKA_MOCK_BIN")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--brokers", String(count)] + topics.flatMap { ["--topic", "\($0.key):\($0.value)"] }
+        process.arguments = ["--brokers", String(count)] + topics.flatMap { ["--topic", "\($0.key):\($0.value)"] } + (control ? ["--control"] : [])
         let output = Pipe()
         process.standardOutput = output
+        let input = Pipe()
+        if control { process.standardInput = input }
         process.standardError = FileHandle.nullDevice
         try process.run()
         var line: [UInt8] = []
@@ -69,11 +74,28 @@ final class MockCluster: Sendable {
         }
         self.process = process
         self.brokers = String(decoding: line, as: UTF8.self)
+        self.commands = control ? input.fileHandleForWriting : nil
+        self.answers = handle
         if brokers.isEmpty {
             process.terminate()
             Issue.record("kafka-mock printed no bootstrap list")
             throw TestBedMissing()
         }
+    }
+
+    /// Sends one fault injection command (`down 1`, `up 1`, `errors 1 20 6`) and waits for
+    /// the helper's answer.
+    func inject(_ command: String) throws {
+        guard let commands else { throw TestBedMissing() }
+        commands.write(Data((command + "\n").utf8))
+        var line: [UInt8] = []
+        while true {
+            let chunk = answers.readData(ofLength: 1)
+            if chunk.isEmpty || chunk.first == UInt8(ascii: "\n") { break }
+            line.append(chunk.first!)
+        }
+        let answer = String(decoding: line, as: UTF8.self)
+        if answer != "ok" { Issue.record("kafka-mock answered '\(answer)' to '\(command)'") }
     }
 
     func stop() {
@@ -88,7 +110,7 @@ final class MockCluster: Sendable {
 
 /// Runs a command, feeding `input`; returns its standard output. Records an issue on failure.
 @discardableResult
-func run(_ arguments: [String], input: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+func run(_ arguments: [String], input: String? = nil, recordFailure: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -104,7 +126,7 @@ func run(_ arguments: [String], input: String? = nil, sourceLocation: SourceLoca
     let data = output.fileHandleForReading.readDataToEndOfFile()
     let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    if process.terminationStatus != 0 {
+    if process.terminationStatus != 0 && recordFailure {
         Issue.record("\(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(errorText)", sourceLocation: sourceLocation)
     }
     return String(decoding: data, as: UTF8.self)
@@ -297,4 +319,74 @@ func committedOffsets(brokers: String, group: String, topic: String, partitions:
     let offsets = try consumer.committed(list, timeoutMs: 10_000)
     consumer.close()
     return Dictionary(uniqueKeysWithValues: offsets.map { ($0.key.partition, $0.value) })
+}
+
+// MARK: the switchyard binary as a process
+
+/// A `switchyard run` process on a document in a scratch folder, writing to a `file` target.
+final class RuntimeProcess {
+    static let binary = TestBed.root.appendingPathComponent(".build/debug/switchyard").path
+    let directory: URL
+    let config: URL
+    let output: String
+    let port: Int
+    private var processes: [Process] = []
+
+    /// `document` is called with the output path and the HTTP port; it returns the YAML.
+    init(_ name: String, document: (_ output: String, _ port: Int) -> String) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            Issue.record("\(Self.binary) is missing: run `swift build` first")
+            throw TestBedMissing()
+        }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        output = directory.appendingPathComponent("out.ndjson").path
+        config = directory.appendingPathComponent("\(name).yaml")
+        port = Int.random(in: 20_000...29_000)
+        try document(output, port).write(to: config, atomically: true, encoding: .utf8)
+    }
+
+    deinit {
+        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Starts another `switchyard run` on the document; its stderr goes to `log-N.txt`.
+    @discardableResult
+    func start() throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["run", "-c", config.path]
+        let log = directory.appendingPathComponent("log-\(processes.count).txt")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: log.path)
+        try process.run()
+        processes.append(process)
+        return process
+    }
+
+    /// The last lines of every process's log, for failure messages.
+    var logs: String {
+        (0..<processes.count).map { index in
+            let text = (try? String(contentsOf: directory.appendingPathComponent("log-\(index).txt"), encoding: .utf8)) ?? ""
+            return "process \(index): " + String(text.suffix(1500))
+        }.joined(separator: "\n")
+    }
+
+    /// The `value` of every line written so far.
+    func values() -> [String] {
+        guard let text = try? String(contentsOfFile: output, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            guard let range = line.range(of: "\"value\":\"") else { return nil }
+            let rest = line[range.upperBound...]
+            return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+        }
+    }
+
+    /// The HTTP status of `path` on the process's listener (0 when nothing answers).
+    func status(_ path: String) -> Int {
+        let answer = try? run(["curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"], recordFailure: false)
+        return Int(answer ?? "") ?? 0
+    }
 }

@@ -6,6 +6,7 @@
  * Everything lives in memory and is lost when the process ends.
  *
  *   kafka-mock [--brokers N] [--topic NAME:PARTITIONS]... [--port-file PATH] [--debug CTX]
+ *              [--control]
  *
  * Once the cluster is up, the bootstrap list ("127.0.0.1:p1,127.0.0.1:p2,...") is printed as
  * the first line on stdout (flushed) and, with --port-file, written to PATH (atomically: a
@@ -15,6 +16,13 @@
  * Topics that a client asks for and that do not exist are created automatically with 4
  * partitions and a replication factor of min(3, brokers) (librdkafka 2.0.2 has no public way
  * to change that default): create the topics a test relies on with --topic instead.
+ *
+ * With --control, fault injection commands are read from stdin, one per line, each answered
+ * with "ok" or "error: ..." on stdout (flushed):
+ *   down ID                   broker ID stops answering (its connections are closed)
+ *   up ID                     broker ID is back
+ *   errors APIKEY COUNT CODE  the next COUNT requests of API key APIKEY (1 Fetch, 0 Produce,
+ *                             8 OffsetCommit, 3 Metadata, ...) fail with error CODE
  *
  * Build: gcc -O2 -o kafka-mock kafka_mock.c $(pkg-config --cflags --libs rdkafka)
  */
@@ -30,6 +38,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
 
 #define MAX_TOPICS 64
 
@@ -37,6 +46,37 @@ struct topic_spec {
     char *name;
     int partitions;
 };
+
+/* Reads fault injection commands from stdin until end of file (see the top of this file). */
+static void *control_loop(void *arg) {
+    rd_kafka_mock_cluster_t *mcluster = arg;
+    char line[256];
+    while (fgets(line, sizeof(line), stdin)) {
+        int id, apikey, count, code;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (sscanf(line, "down %d", &id) == 1) {
+            err = rd_kafka_mock_broker_set_down(mcluster, id);
+        } else if (sscanf(line, "up %d", &id) == 1) {
+            err = rd_kafka_mock_broker_set_up(mcluster, id);
+        } else if (sscanf(line, "errors %d %d %d", &apikey, &count, &code) == 3 && count > 0 && count <= 100000) {
+            rd_kafka_resp_err_t *errors = calloc((size_t)count, sizeof(*errors));
+            for (int i = 0; i < count; i++)
+                errors[i] = (rd_kafka_resp_err_t)code;
+            rd_kafka_mock_push_request_errors_array(mcluster, (int16_t)apikey, (size_t)count, errors);
+            free(errors);
+        } else {
+            printf("error: unknown command\n");
+            fflush(stdout);
+            continue;
+        }
+        if (err)
+            printf("error: %s\n", rd_kafka_err2str(err));
+        else
+            printf("ok\n");
+        fflush(stdout);
+    }
+    return NULL;
+}
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -47,6 +87,8 @@ static void usage(FILE *out) {
             "                            factor is min(3, N)\n"
             "  --port-file PATH          also write the bootstrap list to PATH\n"
             "  --debug CONTEXTS          librdkafka debug contexts for the host handle (e.g. mock)\n"
+            "  --control                 read fault injection commands from stdin (down ID, up ID,\n"
+            "                            errors APIKEY COUNT CODE); each is answered ok or error\n"
             "Prints the bootstrap list on stdout, then runs until SIGTERM or SIGINT.\n");
 }
 
@@ -85,7 +127,7 @@ int main(int argc, char **argv) {
     int brokers = 3;
     const char *port_file = NULL, *debug = NULL;
     struct topic_spec topics[MAX_TOPICS];
-    int topic_cnt = 0;
+    int topic_cnt = 0, control = 0;
     char errstr[512];
 
     for (int i = 1; i < argc; i++) {
@@ -93,6 +135,10 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--control")) {
+            control = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "kafka-mock: %s: missing value or unknown option\n", a);
@@ -184,6 +230,11 @@ int main(int argc, char **argv) {
     }
     printf("%s\n", bootstraps);
     fflush(stdout);
+    pthread_t control_thread;
+    if (control && pthread_create(&control_thread, NULL, control_loop, mcluster) != 0) {
+        fprintf(stderr, "kafka-mock: cannot start the control thread\n");
+        return 1;
+    }
 
     int sig = 0;
     while (sigwait(&stop_signals, &sig) != 0)
