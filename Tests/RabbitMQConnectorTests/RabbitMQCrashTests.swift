@@ -51,14 +51,16 @@ struct RabbitMQCrashTests {
         let output = directory.appendingPathComponent("out.ndjson")
         let log = directory.appendingPathComponent("switchyard.log")
         let config = directory.appendingPathComponent("crash.yaml")
-        // A slow file target (fsync per batch, 10 ms delay) so the kill lands mid-stream.
+        // A slow file target (batches of 50, fsync and a 20 ms delay each: at least 2 s for
+        // everything) so that the kill lands mid-stream.
         try """
         sources:
           - name: orders
             rabbitmq: {url: "\(try TestBed.amqpURL())", queue: \(queue), prefetch: 200}
         targets:
           - name: archive
-            file: {path: "\(output.path)", delay: 10ms}
+            file: {path: "\(output.path)", delay: 20ms}
+            batching: {maxMessages: 50, maxDelay: 5ms}
         routes:
           - {from: [orders], to: [archive]}
         observability: {listen: ""}
