@@ -323,10 +323,22 @@ public final class Pipeline: Sendable {
         }
     }
 
-    /// Records that a new document was rejected (the old one keeps running).
-    public func rejected(_ errors: DocumentErrors) {
+    /// Records that a new document was rejected (the old one keeps running). `file` is the
+    /// document's path, logged with the errors (each error names the path of its problem).
+    public func rejected(_ errors: DocumentErrors, file: String? = nil) {
         reloads.rejected.increment()
-        logger.error("new document rejected; the running document stays in force", metadata: ["errors": "\(errors.description)"])
+        var metadata: Logger.Metadata = ["errors": "\(errors.description)", "generation": "\(generation)"]
+        if let file { metadata["file"] = "\(file)" }
+        logger.error("new document rejected; the running document stays in force", metadata: metadata)
+    }
+
+    /// Records that a valid new document could not be applied (a connector could not be built);
+    /// nothing of it took effect, the old document keeps running. Counted as rejected.
+    public func applyFailed(_ error: any Error, file: String? = nil) {
+        reloads.rejected.increment()
+        var metadata: Logger.Metadata = ["error": "\(error)", "generation": "\(generation)"]
+        if let file { metadata["file"] = "\(file)" }
+        logger.error("new document could not be applied; the running document stays in force", metadata: metadata)
     }
 
     // MARK: - Health and metrics

@@ -14,9 +14,15 @@ enum Paths {
         fatalError("Package.swift not found above \(#filePath)")
     }()
 
-    /// `SWITCHYARD_BIN`, or the debug build that `swift test` produced.
+    /// `SWITCHYARD_BIN`; else the `switchyard` built next to the running test executable (so
+    /// `swift test --scratch-path DIR` uses DIR's binary); else the debug build in `.build`.
     static var binary: String {
         if let path = ProcessInfo.processInfo.environment["SWITCHYARD_BIN"] { return path }
+        if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            let directory = URL(fileURLWithPath: executable).deletingLastPathComponent()
+            let sibling = directory.appendingPathComponent("switchyard").path
+            if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+        }
         for configuration in ["debug", "release"] {
             let path = repository.appendingPathComponent(".build/\(configuration)/switchyard").path
             if FileManager.default.isExecutableFile(atPath: path) { return path }
