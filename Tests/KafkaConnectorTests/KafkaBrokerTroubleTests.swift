@@ -9,7 +9,7 @@ struct KafkaBrokerTroubleTests {
     @Test func aBrokerDownAndFailingRequestsLoseNothingAndReadinessFollows() async throws {
         let cluster = try MockCluster(topics: ["trouble": 4], control: true)
         defer { cluster.stop() }
-        let count = 20_000
+        let count = 50_000
         let input = (0..<count).map { "k\($0 % 89):v\($0)" }.joined(separator: "\n") + "\n"
         try run(["kcat", "-P", "-b", cluster.brokers, "-t", "trouble", "-K:"], input: input)
         let runtime = try RuntimeProcess("kafka-trouble") { output, port in
@@ -30,7 +30,7 @@ struct KafkaBrokerTroubleTests {
               targets:
                 - name: out
                   file: {path: "\(output)", fsync: false, delay: 20ms}
-                  batching: {maxMessages: 200, maxBytes: 1MiB, maxDelay: 5ms}
+                  batching: {maxMessages: 100, maxBytes: 1MiB, maxDelay: 5ms}
               routes:
                 - from: [in]
                   to: [out]

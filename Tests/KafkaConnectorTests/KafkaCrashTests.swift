@@ -42,8 +42,8 @@ struct KafkaCrashTests {
                     options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
               targets:
                 - name: out
-                  file: {path: "\(output)", fsync: false, delay: 10ms}
-                  batching: {maxMessages: 200, maxBytes: 1MiB, maxDelay: 5ms}
+                  file: {path: "\(output)", fsync: false, delay: 20ms}
+                  batching: {maxMessages: 100, maxBytes: 1MiB, maxDelay: 5ms}
               routes:
                 - from: [in]
                   to: [out]

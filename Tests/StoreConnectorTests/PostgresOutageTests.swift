@@ -5,7 +5,7 @@ import SwitchyardCore
 extension PostgresTargetTests {
     /// PostgreSQL is stopped mid-stream and started again: readiness goes off meanwhile, and
     /// after a graceful stop every acknowledged message is in the table (upsert: exactly once).
-    @Test func postgresStoppedMidStreamLosesNothing() throws {
+    @Test func postgresStoppedMidStreamLosesNothing() async throws {
         let table = try makeTable("id bigint PRIMARY KEY, doc jsonb")
         let httpPort = Int.random(in: 20_000...29_999)
         let document = """
@@ -31,19 +31,19 @@ extension PostgresTargetTests {
               observability: {listen: "127.0.0.1:\(httpPort)", logFormat: json}
             """
         let running = try StoreBed.RunningDocument(document)
-        #expect(StoreBed.poll(timeout: 10) { (Int((try? psql("SELECT count(*) FROM \(table)")) ?? "") ?? 0) > 300 })
+        #expect(await StoreBed.poll(timeout: 10) { (Int((try? psql("SELECT count(*) FROM \(table)")) ?? "") ?? 0) > 300 })
         try StoreBed.services("stop", "postgres")
         var restarted = false
         defer { if !restarted { try? StoreBed.services("start", "postgres") } }
         #expect(running.process.isRunning)
-        #expect(StoreBed.poll(timeout: 10) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 503 }, "readiness never went off: \(running.log.suffix(1500))")
+        #expect(await StoreBed.poll(timeout: 10) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 503 }, "readiness never went off: \(running.log.suffix(1500))")
         try StoreBed.services("start", "postgres")
         restarted = true
-        #expect(StoreBed.poll(timeout: 30) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 200 }, "readiness never came back: \(running.log.suffix(1500))")
+        #expect(await StoreBed.poll(timeout: 30) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 200 }, "readiness never came back: \(running.log.suffix(1500))")
         let before = Int(try psql("SELECT count(*) FROM \(table)")) ?? 0
-        #expect(StoreBed.poll(timeout: 10) { (Int((try? psql("SELECT count(*) FROM \(table)")) ?? "") ?? 0) > before + 100 }, "no rows written after the restart")
+        #expect(await StoreBed.poll(timeout: 10) { (Int((try? psql("SELECT count(*) FROM \(table)")) ?? "") ?? 0) > before + 100 }, "no rows written after the restart")
         running.process.interrupt()
-        let status = running.wait(timeout: 30)
+        let status = await running.wait(timeout: 30)
         #expect(status == 0, "switchyard exited \(String(describing: status)): \(running.log.suffix(2000))")
         // Every acknowledged message (the generator logs the count on close) is a row.
         let closed = running.log.split(separator: "\n").last { $0.contains("\"generator closed\"") } ?? ""

@@ -241,7 +241,7 @@ struct PostgresTargetTests {
 
     // MARK: through the runtime
 
-    @Test func generateToPostgresThroughTheRuntimeUpsertsAndDeadLettersBadRows() throws {
+    @Test func generateToPostgresThroughTheRuntimeUpsertsAndDeadLettersBadRows() async throws {
         let table = try makeTable("id bigint PRIMARY KEY, shard int, doc jsonb CHECK ((doc->>'id')::bigint <> 500)")
         let deadLetters = FileManager.default.temporaryDirectory.appendingPathComponent(StoreBed.unique("dlq") + ".ndjson")
         defer { try? FileManager.default.removeItem(at: deadLetters) }
@@ -268,14 +268,14 @@ struct PostgresTargetTests {
               delivery: {deadLetter: dlq}
               observability: {listen: ""}
             """
-        let run = try StoreBed.runDocument(document)
+        let run = try await StoreBed.runDocument(document)
         #expect(run.status == 0, "switchyard exited \(run.status): \(run.log.suffix(2000))")
         #expect(try psql("SELECT count(*), min(id), max(id) FROM \(table)") == "1999|0|1999")
         let lines = (try? String(contentsOf: deadLetters, encoding: .utf8))?.split(separator: "\n") ?? []
         #expect(lines.count == 1)
         #expect(lines.first?.contains("violates check constraint") == true)
         // Running the same document again (a redelivery of everything) leaves the same rows.
-        let again = try StoreBed.runDocument(document)
+        let again = try await StoreBed.runDocument(document)
         #expect(again.status == 0)
         #expect(try psql("SELECT count(*) FROM \(table)") == "1999")
     }

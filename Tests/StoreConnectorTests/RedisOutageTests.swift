@@ -5,7 +5,7 @@ import SwitchyardCore
 extension RedisTargetTests {
     /// The test bed's Redis keeps nothing on disk, so the outage is taken before the first
     /// write: the route waits (readiness 503) and writes everything once the server is back.
-    @Test func whileRedisIsDownReadinessIsOffAndEverythingIsWrittenOnceItIsBack() throws {
+    @Test func whileRedisIsDownReadinessIsOffAndEverythingIsWrittenOnceItIsBack() async throws {
         let prefix = StoreBed.unique("outage")
         let httpPort = Int.random(in: 20_000...29_999)
         let document = """
@@ -29,11 +29,11 @@ extension RedisTargetTests {
         var restarted = false
         defer { if !restarted { try? StoreBed.services("start", "redis") } }
         let running = try StoreBed.RunningDocument(document)
-        #expect(StoreBed.poll(timeout: 10) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 503 }, "readiness never went off: \(running.log.suffix(1500))")
+        #expect(await StoreBed.poll(timeout: 10) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 503 }, "readiness never went off: \(running.log.suffix(1500))")
         try StoreBed.services("start", "redis")
         restarted = true
-        #expect(StoreBed.poll(timeout: 15) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 200 || !running.process.isRunning })
-        let status = running.wait(timeout: 60)
+        #expect(await StoreBed.poll(timeout: 15) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 200 || !running.process.isRunning })
+        let status = await running.wait(timeout: 60)
         #expect(status == 0, "switchyard exited \(String(describing: status)): \(running.log.suffix(2000))")
         #expect(try cli("--scan", "--pattern", "\(prefix):*").split(separator: "\n").count == 3000)
     }

@@ -120,7 +120,9 @@ enum StoreBed {
 
     /// Runs `switchyard run` on `document` until it exits (a finite generator); returns its
     /// exit status and standard error.
-    static func runDocument(_ document: String, timeout: TimeInterval = 60) throws -> (status: Int32, log: String) {
+    /// Waits without holding a thread of the cooperative pool (the other suites' async tests
+    /// run on its two threads).
+    static func runDocument(_ document: String, timeout: TimeInterval = 60) async throws -> (status: Int32, log: String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(unique("switchyard-store"))
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -135,7 +137,7 @@ enum StoreBed {
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()
@@ -172,9 +174,9 @@ enum StoreBed {
         var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
         /// Waits for the exit; nil (after killing the process) when `timeout` passes first.
-        func wait(timeout: TimeInterval) -> Int32? {
+        func wait(timeout: TimeInterval) async -> Int32? {
             let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
+            while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
             if process.isRunning {
                 process.terminate()
                 process.waitUntilExit()
@@ -190,12 +192,13 @@ enum StoreBed {
         return Int(result?.output ?? "") ?? 0
     }
 
-    /// Polls `condition` every 50 ms for at most `timeout` seconds.
-    static func poll(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
+    /// Polls `condition` every 50 ms for at most `timeout` seconds, sleeping without holding a
+    /// thread of the cooperative pool.
+    static func poll(timeout: TimeInterval, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if condition() { return true }
-            usleep(50_000)
+            try? await Task.sleep(for: .milliseconds(50))
         }
         return condition()
     }

@@ -201,7 +201,7 @@ struct RedisTargetTests {
 
     // MARK: through the runtime
 
-    @Test func generateToRedisThroughTheRuntimeWritesEveryMessageAndDeadLettersWrongTypes() throws {
+    @Test func generateToRedisThroughTheRuntimeWritesEveryMessageAndDeadLettersWrongTypes() async throws {
         let prefix = StoreBed.unique("e2e")
         // Keys of offsets 100 and 200 hold lists, so HSET on them fails with WRONGTYPE.
         try cli("RPUSH", "\(prefix):0-100", "x")
@@ -230,7 +230,7 @@ struct RedisTargetTests {
               delivery: {deadLetter: dlq}
               observability: {listen: ""}
             """
-        let run = try StoreBed.runDocument(document)
+        let run = try await StoreBed.runDocument(document)
         #expect(run.status == 0, "switchyard exited \(run.status): \(run.log.suffix(2000))")
         let keys = try cli("--scan", "--pattern", "\(prefix):*").split(separator: "\n")
         #expect(keys.count == 1000)

@@ -147,7 +147,7 @@ struct SeededGenerator: RandomNumberGenerator {
 @discardableResult
 func eventually(
     _ what: String,
-    within limit: Duration = .seconds(10),
+    within limit: Duration = .seconds(30),
     sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () -> Bool
 ) async -> Bool {
