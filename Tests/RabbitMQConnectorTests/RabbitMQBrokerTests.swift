@@ -168,11 +168,11 @@ struct RabbitMQBrokerTests {
 
         var restarted = false
         defer { if !restarted { try? TestBed.services(["start", "rabbitmq"]) } }
-        try TestBed.services(["stop", "rabbitmq"])
+        try await TestBed.servicesOffPool(["stop", "rabbitmq"])
         await eventually("the source noticed the broker is gone") { source.health != .up }
         try await Task.sleep(for: .milliseconds(500))
         #expect(source.health != .up, "readiness stays off while the broker is down")
-        try TestBed.services(["start", "rabbitmq"])
+        try await TestBed.servicesOffPool(["start", "rabbitmq"])
         restarted = true
         await eventually("the source reconnected", within: .seconds(60)) { source.health == .up }
         #expect(source.connectionGeneration == 2)

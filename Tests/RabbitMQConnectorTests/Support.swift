@@ -58,6 +58,21 @@ enum TestBed {
         if exitCode != 0 { throw TestBedMissing(message: "scripts/services \(arguments) exited \(exitCode)") }
     }
 
+    /// `services` on a thread of its own, so that the wait (several seconds for RabbitMQ)
+    /// does not hold one of the cooperative pool's threads that other tests run on.
+    static func servicesOffPool(_ arguments: [String]) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread {
+                do {
+                    try services(arguments)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
     static func run(_ program: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
