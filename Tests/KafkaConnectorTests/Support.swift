@@ -125,9 +125,9 @@ func run(_ arguments: [String], input: String? = nil, recordFailure: Bool = true
     try stdin.fileHandleForWriting.close()
     let data = output.fileHandleForReading.readDataToEndOfFile()
     let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    if process.terminationStatus != 0 && recordFailure {
-        Issue.record("\(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(errorText)", sourceLocation: sourceLocation)
+    let status = exitStatus(process) ?? 0
+    if status != 0 && recordFailure {
+        Issue.record("\(arguments.joined(separator: " ")) failed (\(status)): \(errorText)", sourceLocation: sourceLocation)
     }
     return String(decoding: data, as: UTF8.self)
 }

@@ -82,7 +82,7 @@ enum TestBed {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        _ = exitStatus(process)
         return String(decoding: data, as: UTF8.self)
     }
 

@@ -98,9 +98,9 @@ enum StoreBed {
         try inPipe.fileHandleForWriting.close()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         let errorData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let status = exitStatus(process) ?? 0
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return (text, process.terminationStatus, String(decoding: errorData, as: UTF8.self))
+        return (text, status, String(decoding: errorData, as: UTF8.self))
     }
 
     /// A name no other test run uses.

@@ -142,8 +142,7 @@ elif command == "delete":
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        guard (exitStatus(process) ?? 0) == 0 else {
             throw Failure(description: "boto3 \(arguments.joined(separator: " ")) failed: \(String(decoding: errorData, as: UTF8.self).suffix(600))")
         }
         if data.isEmpty { return nil }
