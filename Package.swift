@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
     ],
     targets: [
         .target(
@@ -59,6 +61,24 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The Kubernetes operator: no connector family; the executable hands it the registry.
+        .target(
+            name: "SwitchyardOperator",
+            dependencies: [
+                "SwitchyardCore",
+                "SwitchyardConfig",
+                "SwitchyardRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .target(
             name: "BuiltinConnectors",
             dependencies: ["SwitchyardCore"],
@@ -81,6 +101,7 @@ let package = Package(
                 "SwitchyardCore",
                 "SwitchyardConfig",
                 "SwitchyardRuntime",
+                "SwitchyardOperator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .target(name: "BuiltinConnectors", condition: .when(traits: ["Builtin"])),
                 .target(name: "KafkaConnector", condition: .when(traits: ["Kafka"])),
@@ -101,6 +122,15 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["SwitchyardCore"]
+        ),
+        .testTarget(
+            name: "OperatorTests",
+            dependencies: [
+                "SwitchyardOperator", "SwitchyardConfig", "SwitchyardCore", "SwitchyardRuntime", "BuiltinConnectors",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(name: "KafkaConnectorTests", dependencies: ["KafkaConnector", "SwitchyardCore", "CRdKafka"]),
         .testTarget(name: "RabbitMQConnectorTests", dependencies: ["RabbitMQConnector", "SwitchyardCore", "CRabbitMQ"]),
