@@ -1,0 +1,231 @@
+import Foundation
+import Logging
+
+/// An owned object's name is taken by an object this Connector does not control.
+struct NotOwnedError: Error, CustomStringConvertible {
+    var kind: String
+    var name: String
+    var description: String { "\(kind) \(name) exists and is not controlled by this Connector; rename or remove it" }
+}
+
+/// One reconcile of one Connector: read it, validate it, bring its ConfigMap, Deployment,
+/// Service and PodDisruptionBudget to what it asks for, and write its status. Idempotent and
+/// level-triggered: it looks only at the current objects, never at what changed.
+///
+/// Writes are create-or-update with optimistic concurrency: a PUT carries the resourceVersion
+/// that was read, a 409 reads again and retries. An owned object carries the hash of what was
+/// last written (`switchyard.dev/applied-hash`), so an unchanged object is not written again.
+public final class ConnectorReconciler: Sendable {
+    let client: KubeClient
+    let renderer: ConnectorRenderer
+    let logger: Logger
+    let metrics = OperatorMetrics()
+    static let conflictRetries = 5
+
+    public init(client: KubeClient, renderer: ConnectorRenderer, logger: Logger) {
+        self.client = client
+        self.renderer = renderer
+        self.logger = logger
+    }
+
+    public func reconcile(namespace: String, name: String) async throws {
+        guard let connector = try await client.getIfExists(.connector, namespace: namespace, name: name) else {
+            // Deleted: the garbage collector removes what it owned (owner references).
+            return
+        }
+        if connector[path: ["metadata", "deletionTimestamp"]] != nil { return }
+        let generation = connector[path: ["metadata", "generation"]]?.int ?? 0
+        let uid = connector[path: ["metadata", "uid"]]?.string ?? ""
+        let previous = connector["status"] ?? .object([:])
+        var status: JSON
+
+        switch renderer.render(connector) {
+        case .invalid(let messages):
+            metrics.invalidSpecs.increment()
+            logger.warning("Connector is not valid; its workload is left as it is", metadata: ["connector": "\(namespace)/\(name)", "problems": "\(messages.joined(separator: "; "))"])
+            // Only read what runs: nothing is written but the status.
+            let deployment = try await client.getIfExists(.deployment, namespace: namespace, name: name)
+            let owned = deployment.map { Self.isControlled($0, by: uid) } == true ? deployment : nil
+            let state = connector[path: ["spec", "state"]]?.string ?? "running"
+            let desired = owned?[path: ["spec", "replicas"]]?.int ?? 0
+            status = Self.status(
+                previous: previous, generation: generation, valid: (false, "InvalidSpec", Self.truncated(messages.joined(separator: "\n"))),
+                state: owned == nil && state != "stopped" ? "undeployed" : state, deployment: owned, desiredReplicas: desired,
+                selector: previous["selector"]?.string)
+        case .valid(let rendered):
+            let documentGeneration = try await applyConfigMap(rendered.configMap, hash: rendered.documentHash, uid: uid)
+            _ = try await apply(.service, rendered.service, uid: uid)
+            _ = try await apply(.podDisruptionBudget, rendered.podDisruptionBudget, uid: uid)
+            var deployment: JSON?
+            if rendered.state == "stopped" {
+                try await deleteOwned(.deployment, namespace: namespace, name: name, uid: uid)
+            } else {
+                var desired = rendered.deployment
+                desired[path: ["metadata", "annotations", OperatorLabels.documentGeneration]] = .string(documentGeneration)
+                deployment = try await apply(.deployment, desired, uid: uid)
+            }
+            status = Self.status(
+                previous: previous, generation: generation, valid: (true, "Valid", "the document passed validation"),
+                state: rendered.state, deployment: deployment, desiredReplicas: rendered.desiredReplicas, selector: rendered.selector)
+        }
+        try await writeStatus(namespace: namespace, name: name, previous: previous, status: status)
+    }
+
+    // MARK: Owned objects
+
+    static func isControlled(_ object: JSON, by uid: String) -> Bool {
+        (object[path: ["metadata", "ownerReferences"]]?.array ?? []).contains { $0["uid"]?.string == uid && $0["controller"]?.bool == true }
+    }
+
+    /// Writes the ConfigMap when the document changed; returns the generation it was written from.
+    func applyConfigMap(_ desired: JSON, hash: String, uid: String) async throws -> String {
+        let namespace = desired[path: ["metadata", "namespace"]]!.string!
+        let name = desired[path: ["metadata", "name"]]!.string!
+        if let existing = try await client.getIfExists(.configMap, namespace: namespace, name: name), Self.isControlled(existing, by: uid),
+            existing[path: ["metadata", "annotations", OperatorLabels.documentHash]]?.string == hash,
+            let generation = existing[path: ["metadata", "annotations", OperatorLabels.documentGeneration]]?.string
+        {
+            // The same document: keep the generation it was first written from, so that a change
+            // of only replicas or state neither rewrites it nor restarts the pods.
+            return generation
+        }
+        let stored = try await apply(.configMap, desired, uid: uid)
+        return stored[path: ["metadata", "annotations", OperatorLabels.documentGeneration]]?.string ?? "0"
+    }
+
+    /// Create or update `desired`; returns the stored object.
+    func apply(_ type: ResourceType, _ desired: JSON, uid: String) async throws -> JSON {
+        let namespace = desired[path: ["metadata", "namespace"]]!.string!
+        let name = desired[path: ["metadata", "name"]]!.string!
+        let hash = SHA256.hex(desired.encoded())
+        var object = desired
+        object[path: ["metadata", "annotations", OperatorLabels.appliedHash]] = .string(hash)
+        for _ in 0..<Self.conflictRetries {
+            guard let existing = try await client.getIfExists(type, namespace: namespace, name: name) else {
+                do {
+                    let created = try await client.create(type, namespace: namespace, object)
+                    logger.info("created", metadata: ["kind": "\(type.kind)", "object": "\(namespace)/\(name)"])
+                    return created
+                } catch let error as KubeError where error.isConflict {
+                    continue  // created meanwhile: read it and update
+                }
+            }
+            guard Self.isControlled(existing, by: uid) else { throw NotOwnedError(kind: type.kind, name: "\(namespace)/\(name)") }
+            if existing[path: ["metadata", "annotations", OperatorLabels.appliedHash]]?.string == hash { return existing }
+            var update = object
+            // Keep what others wrote into the metadata (labels and annotations of their own).
+            for key in ["labels", "annotations"] {
+                let theirs = existing[path: ["metadata", key]]?.object ?? [:]
+                let ours = update[path: ["metadata", key]]?.object ?? [:]
+                update[path: ["metadata", key]] = .object(theirs.merging(ours) { _, mine in mine })
+            }
+            update[path: ["metadata", "resourceVersion"]] = existing[path: ["metadata", "resourceVersion"]]
+            if type == .service {
+                // Allocated by the API server, immutable.
+                for key in ["clusterIP", "clusterIPs"] { update[path: ["spec", key]] = existing[path: ["spec", key]] }
+            }
+            do {
+                let stored = try await client.replace(type, namespace: namespace, name: name, update)
+                logger.info("updated", metadata: ["kind": "\(type.kind)", "object": "\(namespace)/\(name)"])
+                return stored
+            } catch let error as KubeError where error.isConflict {
+                continue  // changed since it was read: read again
+            }
+        }
+        throw KubeError(code: 409, reason: "Conflict", message: "\(type.kind) \(namespace)/\(name): still conflicting after \(Self.conflictRetries) attempts")
+    }
+
+    func deleteOwned(_ type: ResourceType, namespace: String, name: String, uid: String) async throws {
+        guard let existing = try await client.getIfExists(type, namespace: namespace, name: name), Self.isControlled(existing, by: uid) else { return }
+        do {
+            try await client.delete(type, namespace: namespace, name: name)
+            logger.info("deleted", metadata: ["kind": "\(type.kind)", "object": "\(namespace)/\(name)"])
+        } catch let error as KubeError where error.isNotFound {
+            return
+        }
+    }
+
+    // MARK: Status
+
+    /// A merge patch on the status subresource, only when something changed. Members that are
+    /// gone are removed with explicit nulls.
+    func writeStatus(namespace: String, name: String, previous: JSON, status: JSON) async throws {
+        guard status != previous else { return }
+        var patch = status
+        for key in (previous.object ?? [:]).keys where status[key] == nil { patch[key] = .null }
+        do {
+            _ = try await client.mergePatch(.connector, namespace: namespace, name: name, ["status": patch], subresource: "status")
+        } catch let error as KubeError where error.isNotFound {
+            return  // deleted meanwhile
+        }
+    }
+
+    static func truncated(_ text: String) -> String {
+        text.count <= 8192 ? text : String(text.prefix(8192)) + "\n(more problems not shown; run switchyard validate on the resource)"
+    }
+
+    /// The status the Connector should show now.
+    static func status(
+        previous: JSON, generation: Int, valid: (Bool, String, String), state: String, deployment: JSON?, desiredReplicas: Int, selector: String?
+    ) -> JSON {
+        let replicas = deployment?[path: ["status", "replicas"]]?.int ?? 0
+        let ready = deployment?[path: ["status", "readyReplicas"]]?.int ?? 0
+        let updated = deployment?[path: ["status", "updatedReplicas"]]?.int ?? 0
+        let observed = deployment?[path: ["status", "observedGeneration"]]?.int ?? 0
+        let deploymentGeneration = deployment?[path: ["metadata", "generation"]]?.int ?? 1
+        let rolledOut = deployment != nil && observed >= deploymentGeneration && updated == desiredReplicas && replicas == desiredReplicas
+
+        let readyCondition: (Bool, String, String)
+        let progressing: (Bool, String, String)
+        switch state {
+        case "stopped":
+            readyCondition = (false, "Stopped", "spec.state is stopped: the workload is removed")
+            progressing = (false, "Stopped", "nothing runs")
+        case "undeployed":
+            readyCondition = (false, "NotDeployed", "no valid document has been deployed yet")
+            progressing = (false, "NotDeployed", "nothing runs")
+        case "paused":
+            readyCondition = (false, "Paused", "spec.state is paused: scaled to zero")
+            progressing = replicas == 0 ? (false, "Paused", "scaled to zero") : (true, "ScalingDown", "\(replicas) pods still running")
+        default:
+            if desiredReplicas == 0 {
+                readyCondition = (false, "ScaledToZero", "spec.deployment.replicas is 0")
+            } else if ready >= desiredReplicas {
+                readyCondition = (true, "PodsReady", "\(ready) of \(desiredReplicas) pods ready")
+            } else {
+                readyCondition = (false, "PodsNotReady", "\(ready) of \(desiredReplicas) pods ready")
+            }
+            progressing = rolledOut ? (false, "RolledOut", "every pod runs the current document") : (true, "RollingOut", "\(updated) of \(desiredReplicas) pods updated")
+        }
+        let oldConditions = previous["conditions"]?.array ?? []
+        func condition(_ type: String, _ value: (Bool, String, String)) -> JSON {
+            let statusText = value.0 ? "True" : "False"
+            let old = oldConditions.first { $0["type"]?.string == type }
+            let since = old?["status"]?.string == statusText ? old?["lastTransitionTime"] : nil
+            return [
+                "type": .string(type), "status": .string(statusText), "reason": .string(value.1), "message": .string(value.2),
+                "observedGeneration": .int(generation),
+                "lastTransitionTime": since ?? .string(Self.rfc3339(Date())),
+            ]
+        }
+        var status: JSON = [
+            "observedGeneration": .int(generation),
+            "replicas": .int(replicas),
+            "readyReplicas": .int(ready),
+            "conditions": [condition("Valid", valid), condition("Ready", readyCondition), condition("Progressing", progressing)],
+        ]
+        if let selector { status["selector"] = .string(selector) }
+        if rolledOut, let running = deployment?[path: ["metadata", "annotations", OperatorLabels.documentGeneration]]?.string.flatMap({ Int($0) }) {
+            status["runningGeneration"] = .int(running)
+        } else if let running = previous["runningGeneration"] {
+            status["runningGeneration"] = running
+        }
+        return status
+    }
+
+    static func rfc3339(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+}
