@@ -97,7 +97,7 @@ struct Switchyard: AsyncParsableCommand {
         commandName: "switchyard",
         abstract: "A connector runtime: sources, targets and routes from one YAML document.",
         version: version,
-        subcommands: [Run.self, Validate.self, Connectors.self, Schema.self, CRD.self]
+        subcommands: [Run.self, Validate.self, Connectors.self, Schema.self, CRD.self, OperatorCommand.self]
     )
 }
 
