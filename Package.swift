@@ -17,7 +17,8 @@ let package = Package(
         .trait(name: "Redis", description: "redis target on hiredis"),
         .trait(name: "Postgres", description: "postgres target on libpq"),
         .trait(name: "S3", description: "s3 target on libcurl"),
-        .default(enabledTraits: ["Builtin", "Kafka", "RabbitMQ", "Redis", "Postgres", "S3"]),
+        .trait(name: "Link", description: "link source and target: runtime to runtime over gRPC"),
+        .default(enabledTraits: ["Builtin", "Kafka", "RabbitMQ", "Redis", "Postgres", "S3", "Link"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -28,6 +29,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
     ],
@@ -95,6 +100,22 @@ let package = Package(
         .target(name: "PostgresConnector", dependencies: ["SwitchyardCore", "CLibPQ"], path: "connectors/Postgres/PostgresConnector"),
         .systemLibrary(name: "CCurl", path: "connectors/S3/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "S3Connector", dependencies: ["SwitchyardCore", "CCurl"], path: "connectors/S3/S3Connector"),
+        // The link family: gRPC code generated from connectors/Link/proto by scripts/gen-link-proto.
+        .target(
+            name: "LinkConnector",
+            dependencies: [
+                "SwitchyardCore",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "connectors/Link/LinkConnector"
+        ),
         .executableTarget(
             name: "switchyard",
             dependencies: [
@@ -109,6 +130,7 @@ let package = Package(
                 .target(name: "RedisConnector", condition: .when(traits: ["Redis"])),
                 .target(name: "PostgresConnector", condition: .when(traits: ["Postgres"])),
                 .target(name: "S3Connector", condition: .when(traits: ["S3"])),
+                .target(name: "LinkConnector", condition: .when(traits: ["Link"])),
             ]
         ),
         .testTarget(

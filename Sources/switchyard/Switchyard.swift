@@ -23,6 +23,9 @@ import PostgresConnector
 #if S3
 import S3Connector
 #endif
+#if Link
+import LinkConnector
+#endif
 
 /// The composition root: the only place that names connector families.
 enum Families {
@@ -45,6 +48,9 @@ enum Families {
         #endif
         #if S3
         registry.register(S3Connectors.family)
+        #endif
+        #if Link
+        registry.register(LinkConnectors.family)
         #endif
         return registry
     }
