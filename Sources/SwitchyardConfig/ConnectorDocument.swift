@@ -16,6 +16,14 @@ public struct ConnectorDocument: Sendable {
         public var logFormat: String
     }
 
+    /// `spec.provenance`, with defaults.
+    public struct ProvenanceSettings: Sendable, Equatable {
+        public var cluster: String?
+        public var originHeader: String
+        public var hopsHeader: String
+        public var maxHops: Int
+    }
+
     /// `metadata.name` when the document is a whole custom resource.
     public var name: String?
     /// `metadata.generation` when the document is a custom resource that Kubernetes numbered.
@@ -26,11 +34,23 @@ public struct ConnectorDocument: Sendable {
     public var delivery: Delivery
     public var batching: BatchingPolicy
     public var observability: Observability
+    public var provenance: ProvenanceSettings
     public var state: String
     /// The validated `spec` object (for the operator).
     public var spec: OptionValues
     /// Whether the document was a whole custom resource (not just its spec).
     public var isResource: Bool
+
+    /// The provenance rules of `source`: nil when it names no cluster (its own or the
+    /// document's) and skips no origin.
+    public func provenance(for source: ConnectorEntry) -> Provenance? {
+        let cluster = source.common.string("cluster") ?? provenance.cluster
+        let skip = Set(source.common.strings("skipOrigins") ?? [])
+        guard cluster != nil || !skip.isEmpty else { return nil }
+        return Provenance(
+            cluster: cluster, skipOrigins: skip, originHeader: provenance.originHeader,
+            hopsHeader: provenance.hopsHeader, maxHops: provenance.maxHops)
+    }
 
     /// The batching policy of `target`: its own fields over `spec.batching`.
     public func batching(for target: ConnectorEntry) -> BatchingPolicy {
@@ -203,11 +223,36 @@ public struct DocumentLoader: Sendable {
         if !observability.listen.isEmpty && ListenAddress(observability.listen) == nil, let observabilityValues {
             issues.append(observabilityValues.issue("listen", "expected HOST:PORT, such as 0.0.0.0:8080 or 127.0.0.1:9090"))
         }
+        let provenanceValues = spec.object("provenance")
+        let provenance = ConnectorDocument.ProvenanceSettings(
+            cluster: provenanceValues?.string("cluster"),
+            originHeader: provenanceValues?.string("originHeader") ?? Provenance.defaultOriginHeader,
+            hopsHeader: provenanceValues?.string("hopsHeader") ?? Provenance.defaultHopsHeader,
+            maxHops: provenanceValues?.int("maxHops") ?? Provenance.defaultMaxHops)
+        if let provenanceValues {
+            issues += Self.provenanceIssues(provenanceValues, provenance, sources: sources)
+        }
         return ConnectorDocument(
             name: name, generation: nil, sources: sources, targets: targets, routes: routes,
             delivery: .init(deadLetter: deadLetter, retry: retry, memoryLimit: memoryLimit, drainTimeout: deliveryValues?.duration("drainTimeout") ?? .seconds(20)),
-            batching: batching, observability: observability, state: spec.string("state") ?? "running",
+            batching: batching, observability: observability, provenance: provenance, state: spec.string("state") ?? "running",
             spec: spec, isResource: isResource)
+    }
+
+    /// Checks of `spec.provenance` against the sources.
+    static func provenanceIssues(_ values: OptionValues, _ settings: ConnectorDocument.ProvenanceSettings, sources: [ConnectorEntry]) -> [ConfigIssue] {
+        var issues: [ConfigIssue] = []
+        for field in ["originHeader", "hopsHeader"] where values.string(field)?.isEmpty == true {
+            issues.append(values.issue(field, "must not be empty"))
+        }
+        if settings.originHeader == settings.hopsHeader && !settings.originHeader.isEmpty {
+            issues.append(values.issue("hopsHeader", "must differ from originHeader ('\(settings.originHeader)')"))
+        }
+        let named = sources.contains { $0.common.string("cluster") != nil || !($0.common.strings("skipOrigins") ?? []).isEmpty }
+        if settings.cluster == nil && !named {
+            issues.append(ConfigIssue(path: values.path, line: values.line, message: "no source names its cluster or skips an origin, so these settings apply to nothing: set cluster here or on a source (spec.sources[N].cluster)"))
+        }
+        return issues
     }
 
     /// Route and dead-letter names that name no entry, read from the raw document.

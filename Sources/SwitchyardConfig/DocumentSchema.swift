@@ -32,7 +32,18 @@ public enum DocumentSchema {
     })
 
     /// Fields every source entry may hold besides `name` and its kind.
-    public static let sourceCommon = ObjectSchema([])
+    public static let sourceCommon = ObjectSchema([
+        OptionField("cluster", .name, doc: "the cluster this source reads from; every message it submits gets this name in the origin header (when it has none yet) and its hop count raised by one (see spec.provenance); default spec.provenance.cluster"),
+        OptionField("skipOrigins", .list(.name), doc: "messages whose origin header names one of these clusters are acknowledged without being routed (loop prevention for active-active bridges), counted in switchyard_source_skipped_messages_total"),
+    ])
+
+    /// `spec.provenance`: the headers of bridged messages.
+    public static let provenance = ObjectSchema(doc: "Provenance headers of bridged messages and the hop limit.", [
+        OptionField("cluster", .name, doc: "default cluster name of every source that names none"),
+        OptionField("originHeader", .string, default: Provenance.defaultOriginHeader, doc: "header naming the cluster a message was first bridged from"),
+        OptionField("hopsHeader", .string, default: Provenance.defaultHopsHeader, doc: "header counting the bridges a message crossed"),
+        OptionField("maxHops", .int(min: 1, max: 1000), default: String(Provenance.defaultMaxHops), doc: "a message that already crossed this many bridges is skipped (acknowledged, not routed) and counted"),
+    ])
 
     /// Fields every target entry may hold besides `name` and its kind.
     public static let targetCommon = ObjectSchema([
@@ -88,6 +99,7 @@ public enum DocumentSchema {
         OptionField("delivery", .object(delivery), doc: "delivery policy"),
         OptionField("batching", .object(batching), doc: "default batching of every target"),
         OptionField("observability", .object(observability), doc: "logs, metrics, health"),
+        OptionField("provenance", .object(provenance), doc: "provenance headers and the hop limit of sources that name their cluster (bridges, docs/bridges.md)"),
         OptionField("state", .choice(["running", "paused", "stopped"]), default: "running", doc: "custom resource only: running, paused (scaled to zero) or stopped (workload removed)"),
         OptionField("deployment", .object(deployment), doc: "custom resource only: how the pods run"),
     ])

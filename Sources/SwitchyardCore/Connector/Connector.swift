@@ -23,11 +23,16 @@ public protocol Source: AcknowledgementReceiver {
     /// commit what was acknowledged and disconnect.
     func close() async
     var health: ConnectorHealth { get }
+    /// Messages waiting in the source system that this source has not fetched yet (Kafka:
+    /// high watermark minus the next offset, over the owned partitions; RabbitMQ: the queue's
+    /// ready messages); nil when the system does not say. Sampled for the lag metrics.
+    var backlog: Int? { get }
 }
 
 extension Source {
     public func close() async {}
     public var health: ConnectorHealth { .up }
+    public var backlog: Int? { nil }
 }
 
 /// The per-message result of a target write that did not fully succeed.

@@ -4,6 +4,15 @@ public enum MetricNames {
     public static let sourceBytes = "switchyard_source_bytes_total"
     public static let sourceFiltered = "switchyard_source_filtered_messages_total"
     public static let sourceAcknowledged = "switchyard_source_acknowledged_messages_total"
+    /// Labels `source`, `reason` (`origin`, `max_hops`): skipped by the provenance rules.
+    public static let sourceSkipped = "switchyard_source_skipped_messages_total"
+    /// Submitted by the source and not yet acknowledged to it.
+    public static let sourceInflight = "switchyard_source_inflight_messages"
+    /// Messages waiting in the source system, not yet fetched (Kafka: high watermark minus the
+    /// next offset fetched; RabbitMQ: the queue's ready messages).
+    public static let sourceBacklog = "switchyard_source_backlog_messages"
+    /// Backlog plus in-flight: how far the targets are behind the source system.
+    public static let bridgeLag = "switchyard_bridge_lag_messages"
     /// Labels `target`, `outcome` (`written`, `retried`, `dead_lettered`).
     public static let targetMessages = "switchyard_target_messages_total"
     public static let targetBytes = "switchyard_target_bytes_total"

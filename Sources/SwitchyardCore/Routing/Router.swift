@@ -87,10 +87,28 @@ public final class Router: Sendable {
     /// Charges the batch to the byte budget (suspending while it is spent), registers it with
     /// the source's ledger and hands it to every target a route sends it to (suspending while
     /// a target queue is full).
-    func submit(_ batch: Batch, source: String, ledger: SourceLedger, metrics: SourceMetrics) async throws {
+    func submit(_ batch: Batch, source: String, ledger: SourceLedger, metrics: SourceMetrics, provenance: Provenance? = nil) async throws {
+        var batch = batch
         let count = batch.messages.count
         guard count > 0 else { return }
         let plan = plans.withLock { $0[source] }
+        var skipped: [Bool]?
+        if let provenance {
+            var origin = 0
+            var hops = 0
+            for index in batch.messages.indices {
+                switch provenance.apply(&batch.messages[index]) {
+                case nil: continue
+                case .origin: origin += 1
+                case .maxHops: hops += 1
+                }
+                if skipped == nil { skipped = Array(repeating: false, count: count) }
+                skipped![index] = true
+            }
+            if origin + hops > 0 {
+                metrics.provenance.record(origin: origin, maxHops: hops, source: source, limit: provenance.maxHops, logger: logger)
+            }
+        }
         var bytes = 0
         var offsets: [Int64] = []
         offsets.reserveCapacity(count)
@@ -101,6 +119,7 @@ public final class Router: Sendable {
         try await budget.acquire(bytes)
         metrics.messages.increment(by: count)
         metrics.bytes.increment(by: bytes)
+        metrics.inflight.add(count, ordering: .relaxed)
         stats.submitted(messages: count, bytes: bytes)
 
         guard let plan, !plan.targets.isEmpty else {
@@ -108,7 +127,7 @@ public final class Router: Sendable {
             _ = ledger.register(shard: batch.shard, offsets: offsets, remaining: Array(repeating: 0, count: count), bytes: bytes)
             return
         }
-        if let mask = plan.constantMask {
+        if let mask = plan.constantMask, skipped == nil {
             let fanout = UInt16(mask.nonzeroBitCount)
             let handle = ledger.register(shard: batch.shard, offsets: offsets, remaining: Array(repeating: fanout, count: count), bytes: bytes)
             for (index, runner) in plan.targets.enumerated() where mask & (1 << UInt64(index)) != 0 {
@@ -122,12 +141,15 @@ public final class Router: Sendable {
         var filtered = 0
         for (i, message) in batch.messages.enumerated() {
             var mask: UInt64 = 0
-            for route in plan.routes where route.filter.matches(message) { mask |= route.mask }
+            if skipped?[i] != true {
+                for route in plan.routes where route.filter.matches(message) { mask |= route.mask }
+            }
             masks[i] = mask
             remaining[i] = UInt16(mask.nonzeroBitCount)
             if mask == 0 { filtered += 1 }
         }
-        if filtered > 0 { metrics.filtered.increment(by: filtered) }
+        let skippedCount = skipped?.reduce(0) { $0 + ($1 ? 1 : 0) } ?? 0
+        if filtered > skippedCount { metrics.filtered.increment(by: filtered - skippedCount) }
         let handle = ledger.register(shard: batch.shard, offsets: offsets, remaining: remaining, bytes: bytes)
         for (index, runner) in plan.targets.enumerated() {
             let bit: UInt64 = 1 << UInt64(index)
@@ -146,11 +168,14 @@ public final class Router: Sendable {
     }
 }
 
-struct SourceMetrics: Sendable {
+final class SourceMetrics: Sendable {
     let messages: Counter
     let bytes: Counter
     let filtered: Counter
     let acknowledged: Counter
+    let provenance: ProvenanceMetrics
+    /// Submitted and not yet acknowledged to the source.
+    let inflight = Atomic<Int>(0)
 
     init(source: String) {
         let dimensions = [("source", source)]
@@ -158,6 +183,7 @@ struct SourceMetrics: Sendable {
         bytes = Counter(label: MetricNames.sourceBytes, dimensions: dimensions)
         filtered = Counter(label: MetricNames.sourceFiltered, dimensions: dimensions)
         acknowledged = Counter(label: MetricNames.sourceAcknowledged, dimensions: dimensions)
+        provenance = ProvenanceMetrics(source: source)
     }
 }
 
@@ -168,16 +194,22 @@ public final class SourceContext: Sendable {
     let router: Router
     public let ledger: SourceLedger
     let metrics: SourceMetrics
+    /// Provenance stamping and loop prevention (`cluster`, `skipOrigins`); nil: none.
+    public let provenance: Provenance?
     let stopping = Atomic<Bool>(false)
     let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
-    public init(name: String, source: any Source, router: Router, logger: Logger) {
+    public init(name: String, source: any Source, router: Router, logger: Logger, provenance: Provenance? = nil) {
         self.name = name
         self.logger = logger
         self.router = router
+        self.provenance = provenance
         self.metrics = SourceMetrics(source: name)
-        self.ledger = SourceLedger(source: name, receiver: AckCounter(source: source, counter: metrics.acknowledged), observer: router.stats)
+        self.ledger = SourceLedger(source: name, receiver: AckCounter(source: source, metrics: metrics), observer: router.stats)
     }
+
+    /// Messages submitted and not yet acknowledged to the source.
+    public var inflightMessages: Int { metrics.inflight.load(ordering: .relaxed) }
 
     /// Whether the source must stop fetching (shutdown, reload).
     public var isStopping: Bool { stopping.load(ordering: .acquiring) }
@@ -188,7 +220,7 @@ public final class SourceContext: Sendable {
     /// Hands a batch to the router. Suspends while the byte budget is spent or a target queue
     /// is full. Throws `CancellationError` when the task is cancelled while waiting.
     public func submit(_ batch: Batch) async throws {
-        try await router.submit(batch, source: name, ledger: ledger, metrics: metrics)
+        try await router.submit(batch, source: name, ledger: ledger, metrics: metrics, provenance: provenance)
     }
 
     /// Asks the source to stop fetching.
@@ -235,15 +267,16 @@ public final class SourceContext: Sendable {
 /// Counts acknowledged messages and forwards to the source.
 final class AckCounter: AcknowledgementReceiver {
     let source: any Source
-    let counter: Counter
+    let metrics: SourceMetrics
 
-    init(source: any Source, counter: Counter) {
+    init(source: any Source, metrics: SourceMetrics) {
         self.source = source
-        self.counter = counter
+        self.metrics = metrics
     }
 
     func acknowledge(shard: Int32, through offset: Int64, count: Int) {
-        counter.increment(by: count)
+        metrics.acknowledged.increment(by: count)
+        metrics.inflight.subtract(count, ordering: .relaxed)
         source.acknowledge(shard: shard, through: offset, count: count)
     }
 }

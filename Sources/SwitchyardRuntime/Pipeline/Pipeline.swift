@@ -131,7 +131,7 @@ public final class Pipeline: Sendable {
         sourceLogger[metadataKey: "source"] = "\(entry.name)"
         let setup = ConnectorSetup(name: entry.name, options: entry.options, logger: sourceLogger, memoryLimit: budget.limit)
         let source = try kind.make(setup)
-        let context = SourceContext(name: entry.name, source: source, router: router, logger: sourceLogger)
+        let context = SourceContext(name: entry.name, source: source, router: router, logger: sourceLogger, provenance: document.provenance(for: entry))
         return RunningSource(entry: entry, source: source, context: context)
     }
 
@@ -253,7 +253,10 @@ public final class Pipeline: Sendable {
         let (old, oldSources, oldTargets, draining) = state.withLock { ($0.document, $0.sources, $0.targets, $0.draining) }
         guard !draining else { return }
         let changedSources = oldSources.values.filter { running in
-            !document.sources.contains { $0.name == running.entry.name && $0.fingerprint == running.entry.fingerprint }
+            !document.sources.contains { entry in
+                entry.name == running.entry.name && entry.fingerprint == running.entry.fingerprint
+                    && document.provenance(for: entry) == running.context.provenance
+            }
         }
         let changedTargets = oldTargets.values.filter { running in
             !document.targets.contains { entry in
@@ -384,6 +387,11 @@ public final class Pipeline: Sendable {
         for source in sources {
             let name = source.entry.name
             Gauge(label: MetricNames.oldestUnackedSeconds, dimensions: [("source", name)]).record(source.context.ledger.oldestPendingAge.seconds)
+            let inflight = max(0, source.context.inflightMessages)
+            let backlog = source.source.backlog
+            Gauge(label: MetricNames.sourceInflight, dimensions: [("source", name)]).record(inflight)
+            if let backlog { Gauge(label: MetricNames.sourceBacklog, dimensions: [("source", name)]).record(backlog) }
+            Gauge(label: MetricNames.bridgeLag, dimensions: [("source", name)]).record(inflight + (backlog ?? 0))
             Gauge(label: MetricNames.connectionUp, dimensions: [("connector", name), ("role", "source")]).record(source.source.health.isUp ? 1 : 0)
         }
         for target in targets {

@@ -259,12 +259,16 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
 
     private func updateLag() {
         guard let consumer else { return }
+        var backlog: Int64 = 0
         for (partition, shard) in shardOf {
             guard let high = consumer.highWatermark(partition) else { continue }
             let position = committed[shard] ?? 0
             Gauge(label: "switchyard_source_lag_messages", dimensions: [("source", settings.name), ("topic", partition.topic), ("partition", String(partition.partition))])
                 .record(max(0, high - position))
+            // Not fetched yet: from the next offset to take (or the committed one) to the end.
+            backlog += max(0, high - (nextOffset[shard] ?? position))
         }
+        source.backlogMessages.store(Int(backlog), ordering: .relaxed)
     }
 
     private func finalCommitAndClose() {

@@ -82,6 +82,10 @@ final class KafkaSource: Source {
     let ownership = Mutex(Ownership())
     let healthState = Mutex<ConnectorHealth>(.connecting)
     let session = Mutex<KafkaConsumerSession?>(nil)
+    /// Messages of the owned partitions not fetched yet, updated every commit interval.
+    let backlogMessages = Atomic<Int>(0)
+
+    var backlog: Int? { backlogMessages.load(ordering: .relaxed) }
 
     init(_ setup: ConnectorSetup) {
         let options = setup.options

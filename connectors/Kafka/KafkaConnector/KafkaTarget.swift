@@ -16,7 +16,8 @@ final class KafkaTarget: Target {
         options: ObjectSchema(doc: "Produces to a Kafka topic.", KafkaClientOptions.fields + [
             OptionField("topic", .template, required: true, doc: "topic template, e.g. mirror.{{ channel }}"),
             OptionField("key", .template, doc: "key template; absent: the message's own key"),
-            OptionField("partition", .template, default: "hash", doc: "hash: librdkafka's murmur2 partitioner over the key (Java-compatible; random without a key); keep: the message's own partition; or a template rendering a partition number"),
+            OptionField("partition", .template, default: "hash", doc: "hash: librdkafka's murmur2 partitioner over the key (Java-compatible; random without a key); keep: the message's own partition; mirror: the message's own partition when the target topic has that partition, else hash (the target topic's partition count is asked of the cluster and refreshed every 30s); or a template rendering a partition number"),
+            OptionField("value", .template, doc: "value template (reshape the message, e.g. '{\"order\": {{ value }}, \"region\": \"{{ headers.region }}\"}'); absent: the message's own value"),
             OptionField("keepHeaders", .bool, default: "true", doc: "copy the message's headers"),
             OptionField("headers", .map(.template), doc: "headers to add (after the kept ones), as templates"),
             OptionField("compression", .choice(["none", "gzip", "snappy", "lz4", "zstd"]), default: "none", doc: "compression.codec"),
@@ -32,8 +33,8 @@ final class KafkaTarget: Target {
             }
             if let partition = options.template("partition"), let constant = partition.constant {
                 let text = String(decoding: constant, as: UTF8.self)
-                if text != "hash" && text != "keep" && (Int32(text) ?? -1) < 0 {
-                    issues.append(options.issue("partition", "expected hash, keep, a partition number or a template rendering one, found '\(text)'"))
+                if text != "hash" && text != "keep" && text != "mirror" && (Int32(text) ?? -1) < 0 {
+                    issues.append(options.issue("partition", "expected hash, keep, mirror, a partition number or a template rendering one, found '\(text)'"))
                 }
             }
             if options.bool("idempotence") == true, let acks = options.string("acks"), acks != "all" {
@@ -56,8 +57,13 @@ final class KafkaTarget: Target {
     enum PartitionChoice: Sendable {
         case hash
         case keep
+        /// Keep when the target topic has the partition, else hash.
+        case mirror
         case template(Template)
     }
+
+    /// How long a topic's partition count is trusted before it is asked again.
+    static let partitionCountTTL: Duration = .seconds(30)
 
     /// A producer and the thread that polls it.
     final class Client: Sendable {
@@ -87,7 +93,10 @@ final class KafkaTarget: Target {
     let topic: Template
     let constantTopic: String?
     let key: Template?
+    let value: Template?
     let partition: PartitionChoice
+    /// Partition counts of target topics (for `partition: mirror`); used on `io` only.
+    let partitionCounts = Mutex<[String: (count: Int32?, asked: ContinuousClock.Instant)]>([:])
     let keepHeaders: Bool
     let headers: [(String, Template)]
     let logger: Logger
@@ -102,9 +111,11 @@ final class KafkaTarget: Target {
         topic = options.template("topic")!
         constantTopic = topic.constant.map { String(decoding: $0, as: UTF8.self) }
         key = options.template("key")
+        value = options.template("value")
         let partitionTemplate = options.template("partition")
         switch partitionTemplate?.constant.map({ String(decoding: $0, as: UTF8.self) }) {
         case "keep": partition = .keep
+        case "mirror": partition = .mirror
         case "hash": partition = .hash
         default: partition = partitionTemplate.map(PartitionChoice.template) ?? .hash
         }
@@ -204,9 +215,14 @@ final class KafkaTarget: Target {
         let rendered = messages.map(render)
         try await io.run { () throws -> Void in
             for (index, item) in rendered.enumerated() {
-                guard case .success(let record) = item else {
+                guard case .success(var record) = item else {
                     if case .failure(let error) = item { tracker.report(index, error) }
                     continue
+                }
+                if let wanted = record.mirrorPartition {
+                    // Keep the partition when the target topic has it; otherwise hash by key.
+                    let count = self.partitionCount(record.topic, client.producer)
+                    record.partition = count.map { wanted < $0 } == true ? wanted : nil
                 }
                 while true {
                     let error = client.producer.produce(
@@ -248,6 +264,8 @@ final class KafkaTarget: Target {
     struct Record: Sendable {
         var topic: String
         var partition: Int32?
+        /// With `partition: mirror`: the message's own partition, kept if the topic has it.
+        var mirrorPartition: Int32?
         var key: [UInt8]?
         var value: [UInt8]
         var headers: [Header]
@@ -260,9 +278,11 @@ final class KafkaTarget: Target {
             return .failure(KafkaError(.init(rawValue: -186), "the topic template rendered an empty name"))
         }
         var partitionNumber: Int32?
+        var mirrorPartition: Int32?
         switch partition {
         case .hash: partitionNumber = nil
         case .keep: partitionNumber = message.partition
+        case .mirror: mirrorPartition = message.partition
         case .template(let template):
             let text = template.renderString(message)
             guard let number = Int32(text), number >= 0 else {
@@ -273,8 +293,23 @@ final class KafkaTarget: Target {
         var recordHeaders = keepHeaders ? message.headers : []
         for (headerName, template) in headers { recordHeaders.append(Header(name: headerName, value: template.render(message))) }
         return .success(Record(
-            topic: topicName, partition: partitionNumber, key: key.map { $0.render(message) } ?? message.key,
-            value: message.value, headers: recordHeaders, timestamp: message.timestamp))
+            topic: topicName, partition: partitionNumber, mirrorPartition: mirrorPartition, key: key.map { $0.render(message) } ?? message.key,
+            value: value.map { $0.render(message) } ?? message.value, headers: recordHeaders, timestamp: message.timestamp))
+    }
+
+    /// The partition count of `topic`, cached for ``partitionCountTTL``; asks the cluster (up
+    /// to 5 s) when unknown. Blocks: call it on `io` only.
+    func partitionCount(_ topic: String, _ producer: RDKafkaProducer) -> Int32? {
+        let now = ContinuousClock.now
+        if let cached = partitionCounts.withLock({ $0[topic] }), now - cached.asked < Self.partitionCountTTL {
+            return cached.count
+        }
+        let count = producer.partitionCount(topic: topic, timeoutMs: 5000)
+        if count == nil {
+            logger.warning("the partition count of the target topic is unknown; messages are hashed by key", metadata: ["topic": "\(topic)"])
+        }
+        partitionCounts.withLock { $0[topic] = (count, now) }
+        return count
     }
 
     func replace(_ old: Client) async {

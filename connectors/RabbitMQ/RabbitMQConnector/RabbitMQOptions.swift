@@ -9,6 +9,9 @@ enum RabbitMQOptions {
         OptionField("verify", .bool, default: "true", doc: "verify the broker's certificate and host name"),
     ])
 
+    /// The AMQP header that carries a message key across RabbitMQ (no key field in AMQP 0-9-1).
+    static let defaultKeyHeader = "switchyard-key"
+
     static let connectionFields: [OptionField] = [
         OptionField("url", .secret, required: true, doc: "amqp://user:password@host:port/vhost or amqps://... (vhost percent-encoded, %2f for /); use ${file:...} for the password. Never shown"),
         OptionField("tls", .object(tlsSchema), doc: "TLS settings for amqps:// URLs"),

@@ -24,6 +24,7 @@ final class RabbitMQSource: Source {
             OptionField("prefetch", .int(min: 1, max: 65535), default: "500", doc: "basic.qos prefetch count: unacknowledged deliveries the broker may push; capped so that prefetch × messageSizeEstimate fits in a quarter of delivery.memoryLimit"),
             OptionField("messageSizeEstimate", .size, default: "64KiB", doc: "the size a delivery is assumed to have when capping prefetch by the byte budget"),
             OptionField("consumerTag", .string, doc: "consumer tag; absent: the broker makes one"),
+            OptionField("keyHeader", .string, default: RabbitMQOptions.defaultKeyHeader, doc: "AMQP header whose value becomes the message key (and is removed from the headers), as a rabbitmq target writes it; empty: messages have no key"),
             OptionField("declare", .object(RabbitMQOptions.declareSchema), doc: "exchanges, queue and bindings to declare on every (re)connect"),
         ]),
         validate: { options in
@@ -81,6 +82,9 @@ final class RabbitMQSource: Source {
     let bindings: [Binding]
     let logger: Logger
     let batchLimit: Int
+    let keyHeader: String
+    /// The queue's ready messages at the last check (connect, then every 5 s).
+    let readyMessages = Atomic<Int>(0)
     let mailbox = DeliveryMailbox()
     let wake = WakePipe()
     let shared = Mutex(Shared())
@@ -99,6 +103,7 @@ final class RabbitMQSource: Source {
         logger = setup.logger
         queue = options.string("queue") ?? ""
         consumerTag = options.string("consumerTag") ?? ""
+        keyHeader = options.string("keyHeader") ?? RabbitMQOptions.defaultKeyHeader
         settings = try RabbitMQOptions.connectionSettings(options, name: setup.name)
         let requested = options.int("prefetch") ?? 500
         let estimate = max(1, options.size("messageSizeEstimate") ?? 65536)
@@ -139,6 +144,8 @@ final class RabbitMQSource: Source {
     }
 
     var health: ConnectorHealth { shared.withLock { $0.health } }
+
+    var backlog: Int? { readyMessages.load(ordering: .relaxed) }
 
     /// The number of connections made so far (1 after the first connect, 2 after a reconnect).
     var connectionGeneration: Int32 { shared.withLock { $0.generation } }
@@ -311,6 +318,7 @@ final class RabbitMQSource: Source {
         }
         let counts = try connection.declareQueue(queue, passive: true)
         depth.record(counts.messages)
+        readyMessages.store(Int(counts.messages), ordering: .relaxed)
         try connection.openChannel(2)
         try connection.qos(prefetch: prefetch)
         _ = try connection.consume(queue: queue, consumerTag: consumerTag)
@@ -333,6 +341,7 @@ final class RabbitMQSource: Source {
     func checkDepth(_ connection: AMQPConnection) throws(AMQPError) {
         let counts = try connection.declareQueue(queue, channel: 2, passive: true)
         depth.record(counts.messages)
+        readyMessages.store(Int(counts.messages), ordering: .relaxed)
     }
 
     /// Waits for a delivery (or an acknowledgement to send) and reads what arrived.
@@ -359,7 +368,7 @@ final class RabbitMQSource: Source {
             deliveries.increment()
             if envelope.redelivered != 0 { redeliveries.increment() }
             if !discard {
-                pending.append(Self.message(envelope, generation: generation))
+                pending.append(Self.message(envelope, generation: generation, keyHeader: keyHeader))
             }
         case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
             break
@@ -395,8 +404,8 @@ final class RabbitMQSource: Source {
     }
 
     /// Converts a delivery: body → value, routing key → channel, properties → `amqp-*` headers,
-    /// AMQP headers → headers, tag → offset, generation → partition.
-    static func message(_ envelope: amqp_envelope_t, generation: Int32) -> Message {
+    /// AMQP headers → headers (the `keyHeader` one → key), tag → offset, generation → partition.
+    static func message(_ envelope: amqp_envelope_t, generation: Int32, keyHeader: String = "") -> Message {
         let properties = envelope.message.properties
         let flags = properties._flags
         var headers: [Header] = []
@@ -421,13 +430,18 @@ final class RabbitMQSource: Source {
         add(AMQP_BASIC_APP_ID_FLAG, HeaderName.appID, properties.app_id)
         headers.append(Header(name: HeaderName.exchange, value: envelope.exchange.array))
         headers.append(Header(HeaderName.redelivered, envelope.redelivered != 0 ? "true" : "false"))
+        var key: [UInt8]?
         if flags & amqp_flags_t(AMQP_BASIC_HEADERS_FLAG) != 0 {
             for (name, value) in decodeTable(properties.headers) where name != RabbitMQTarget.sequenceHeader {
+                if key == nil && !keyHeader.isEmpty && name == keyHeader {
+                    key = value
+                    continue
+                }
                 headers.append(Header(name: name, value: value))
             }
         }
         return Message(
-            value: envelope.message.body.array, headers: headers, channel: envelope.routing_key.string,
+            key: key, value: envelope.message.body.array, headers: headers, channel: envelope.routing_key.string,
             timestamp: timestamp, partition: generation, offset: Int64(bitPattern: envelope.delivery_tag))
     }
 }

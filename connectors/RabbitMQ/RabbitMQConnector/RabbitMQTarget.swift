@@ -39,6 +39,8 @@ final class RabbitMQTarget: Target {
             OptionField("mandatory", .bool, default: "false", doc: "an unroutable message is returned by the broker and becomes a permanent error of that message (dead-letter target)"),
             OptionField("headers", .map(.template), doc: "AMQP headers to set, as templates"),
             OptionField("properties", .object(propertySchema), doc: "AMQP properties, as templates"),
+            OptionField("value", .template, doc: "body template (reshape the message); absent: the message's value"),
+            OptionField("keyHeader", .string, default: RabbitMQOptions.defaultKeyHeader, doc: "AMQP header that carries the message key (a rabbitmq source turns it back into the key); empty: the key is not sent"),
             OptionField("forwardHeaders", .bool, default: "true", doc: "copy message headers into AMQP headers, and amqp-* headers (from a rabbitmq source) back into properties"),
             OptionField("confirmTimeout", .duration, default: "30s", doc: "how long to wait for the broker's confirms of a batch before the batch is retried"),
             OptionField("declare", .object(RabbitMQOptions.targetDeclareSchema), doc: "exchanges to declare on every (re)connect"),
@@ -73,6 +75,8 @@ final class RabbitMQTarget: Target {
     let headerTemplates: [(String, Template)]
     let propertyTemplates: [(Int32, Template)]
     let forwardHeaders: Bool
+    let value: Template?
+    let keyHeader: String
     let io: BlockingQueue
     let publisher: Publisher
     let healthState = Mutex<ConnectorHealth>(.connecting)
@@ -86,6 +90,8 @@ final class RabbitMQTarget: Target {
         persistent = options.bool("persistent") ?? true
         mandatory = options.bool("mandatory") ?? false
         forwardHeaders = options.bool("forwardHeaders") ?? true
+        value = options.template("value")
+        keyHeader = options.string("keyHeader") ?? RabbitMQOptions.defaultKeyHeader
         headerTemplates = (options.map("headers") ?? []).compactMap { entry in
             if case .template(let template) = entry.value { return (entry.key, template) }
             return nil
@@ -197,12 +203,16 @@ final class RabbitMQTarget: Target {
                 }
             }
         }
+        if let key = message.key, !keyHeader.isEmpty {
+            headers.removeAll { $0.0 == keyHeader }
+            headers.append((keyHeader, .string(key)))
+        }
         for (name, template) in headerTemplates {
             headers.removeAll { $0.0 == name }
             headers.append((name, .string(template.render(message))))
         }
         let timestamp: UInt64? = message.timestamp > 0 ? UInt64(message.timestamp / 1000) : nil
-        return Outgoing(routingKey: routingKey.render(message), body: message.value, properties: properties, priority: priority, timestamp: timestamp, headers: headers)
+        return Outgoing(routingKey: routingKey.render(message), body: value.map { $0.render(message) } ?? message.value, properties: properties, priority: priority, timestamp: timestamp, headers: headers)
     }
 }
 

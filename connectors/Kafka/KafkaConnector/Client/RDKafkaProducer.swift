@@ -184,6 +184,21 @@ final class RDKafkaProducer: @unchecked Sendable {
         return KafkaError(code, buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, fatal: true)
     }
 
+    /// The number of partitions of `topic`, asked of a broker (blocks up to `timeoutMs`); nil
+    /// when the broker does not answer or does not know the topic.
+    func partitionCount(topic: String, timeoutMs: Int32) -> Int32? {
+        guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else { return nil }
+        defer { rd_kafka_topic_destroy(topicHandle) }
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let result = rd_kafka_metadata(handle, 0, topicHandle, &metadata, timeoutMs)
+        guard let metadata else { return nil }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR, metadata.pointee.topic_cnt > 0, let topics = metadata.pointee.topics else { return nil }
+        let entry = topics[0]
+        guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR, entry.partition_cnt > 0 else { return nil }
+        return entry.partition_cnt
+    }
+
     /// Asks a broker for the topic's metadata: nil when it answers within `timeoutMs`.
     func checkCluster(timeoutMs: Int32) -> KafkaError? {
         var metadata: UnsafePointer<rd_kafka_metadata>?
