@@ -27,7 +27,7 @@ public struct RenderedConnector: Sendable {
     public var deployment: JSON
     public var service: JSON
     public var podDisruptionBudget: JSON
-    /// SHA-256 (hex) of the document in the ConfigMap.
+    /// SHA-256 (hex) of the document in the ConfigMap, without its generation.
     public var documentHash: String
     /// `spec.state`.
     public var state: String
@@ -59,14 +59,16 @@ public struct ConnectorRenderer: Sendable {
 
     /// The document the pods mount: the resource without `status`, `spec.state` and
     /// `spec.deployment` (those are the operator's), with the generation it came from.
-    public static func document(of connector: JSON) -> String {
+    /// `includingGeneration: false` gives the text its hash is taken of, so that a change of
+    /// only the operator's fields (which bumps the generation too) leaves the hash alone.
+    public static func document(of connector: JSON, includingGeneration: Bool = true) -> String {
         var spec = connector["spec"] ?? .object([:])
         spec["deployment"] = nil
         spec["state"] = nil
         var metadata: JSON = [:]
         metadata["name"] = connector[path: ["metadata", "name"]]
         metadata["namespace"] = connector[path: ["metadata", "namespace"]]
-        metadata["generation"] = connector[path: ["metadata", "generation"]]
+        if includingGeneration { metadata["generation"] = connector[path: ["metadata", "generation"]] }
         let resource: JSON = [
             "apiVersion": .string(DocumentSchema.apiVersion), "kind": .string(DocumentSchema.kind), "metadata": metadata, "spec": spec,
         ]
@@ -112,7 +114,7 @@ public struct ConnectorRenderer: Sendable {
         guard let document = loaded, messages.isEmpty else { return .invalid(messages) }
 
         let port = ListenAddress(document.observability.listen)?.port ?? 8080
-        let hash = SHA256.hex(Array(documentText.utf8))
+        let hash = SHA256.hex(Array(Self.document(of: connector, includingGeneration: false).utf8))
         let generation = connector[path: ["metadata", "generation"]]?.int ?? 0
         let state = document.state
         let replicas = state == "running" ? (deploymentSpec["replicas"]?.int ?? 1) : 0
@@ -201,11 +203,17 @@ public struct ConnectorRenderer: Sendable {
                 selector: selector, desiredReplicas: replicas))
     }
 
+    /// What is validated: the resource without its status and without the metadata the API
+    /// server adds (managedFields, generateName, deletion fields and the like).
     func withoutStatus(_ connector: JSON) -> JSON {
-        var copy = connector
-        copy["status"] = nil
-        copy[path: ["metadata", "managedFields"]] = nil
-        return copy
+        var metadata: JSON = [:]
+        for key in ["name", "namespace", "generation", "labels", "annotations"] {
+            metadata[key] = connector[path: ["metadata", key]]
+        }
+        return [
+            "apiVersion": connector["apiVersion"] ?? .string(DocumentSchema.apiVersion), "kind": connector["kind"] ?? .string(DocumentSchema.kind),
+            "metadata": metadata, "spec": connector["spec"] ?? .object([:]),
+        ]
     }
 
     /// Stands in for values the operator cannot see: variables the pods take from Secrets or

@@ -93,7 +93,9 @@ public final class KubeClient: Sendable {
         self.logger = logger
         self.requestTimeout = requestTimeout
         var configuration = HTTPClient.Configuration(
-            timeout: .init(connect: .seconds(10), read: nil),
+            // Watches stay open for minutes; a connection silent for longer than a watch lasts
+            // (300 s, and the server sends bookmarks meanwhile) is dead.
+            timeout: .init(connect: .seconds(10), read: .seconds(360)),
             decompression: .disabled)
         configuration.redirectConfiguration = .disallow
         if config.server.hasPrefix("https://") {
@@ -246,18 +248,21 @@ public final class KubeClient: Sendable {
             throw KubeError(code: Int(response.status.code), reason: response.status.reasonPhrase, message: "watch \(path)")
         }
         var splitter = LineSplitter()
-        do {
-            for try await chunk in response.body {
-                for line in splitter.feed(chunk) {
-                    try await onEvent(try Self.event(line, path: path))
-                }
+        var chunks = response.body.makeAsyncIterator()
+        while true {
+            let chunk: ByteBuffer?
+            do {
+                chunk = try await chunks.next()
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                throw KubeError(code: 0, reason: "Transport", message: "watch \(path): \(error)")
             }
-        } catch let error as KubeError {
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            throw KubeError(code: 0, reason: "Transport", message: "watch \(path): \(error)")
+            guard let chunk else { break }
+            // What `onEvent` throws goes to the caller as it is.
+            for line in splitter.feed(chunk) {
+                try await onEvent(try Self.event(line, path: path))
+            }
         }
         if let rest = splitter.finish() {
             try await onEvent(try Self.event(rest, path: path))

@@ -72,7 +72,8 @@ public final class LeaderElector: Sendable {
                 logger.warning("leader election: lost the Lease; stopped reconciling", metadata: ["lease": "\(settings.namespace)/\(settings.name)"])
             }
         }
-        await release()
+        // Cancelled: the release's requests must not be cancelled with it.
+        await Task { await self.release() }.value
     }
 
     func setLeading(_ value: Bool) {

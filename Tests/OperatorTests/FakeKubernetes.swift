@@ -118,9 +118,10 @@ final class FakeKubernetes: Sendable {
         set { state.withLock { $0.goneInStream = newValue } }
     }
 
-    /// Forgets the history: a watch from any resourceVersion older than the current one is 410 Gone.
-    func compact() {
-        state.withLock { $0.compactedBelow = $0.revision }
+    /// Forgets the history: a watch from any resourceVersion older than `revision` (default: the
+    /// current one) is 410 Gone.
+    func compact(below revision: Int? = nil) {
+        state.withLock { $0.compactedBelow = revision ?? $0.revision }
     }
 
     /// Ends every open watch, optionally with an in-stream ERROR 410 event first.
@@ -137,8 +138,10 @@ final class FakeKubernetes: Sendable {
         }
     }
 
-    /// Sends a BOOKMARK with the current resourceVersion to every watch that asked for them.
-    func sendBookmarks() {
+    /// Sends a BOOKMARK with the current resourceVersion to every watch that asked for them;
+    /// returns that resourceVersion.
+    @discardableResult
+    func sendBookmarks() -> Int {
         state.withLock { state in
             for watcher in state.watchers.values where watcher.bookmarks {
                 let kind = Self.kinds[watcher.resource]!
@@ -146,6 +149,7 @@ final class FakeKubernetes: Sendable {
                     watcher.channel, event: "BOOKMARK",
                     object: ["apiVersion": .string(kind.apiVersion), "kind": .string(kind.kind), "metadata": ["resourceVersion": .string(String(state.revision))]])
             }
+            return state.revision
         }
     }
 
@@ -559,7 +563,10 @@ final class FakeKubernetesHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        server.channelClosed(context.channel)
+        // Later, not now: a close can come from inside the server's lock (ending a watch).
+        let server = self.server
+        let channel = context.channel
+        context.eventLoop.execute { server.channelClosed(channel) }
         context.fireChannelInactive()
     }
 }
