@@ -88,14 +88,16 @@ public final class KubeClient: Sendable {
     /// Ordinary requests give up after this long.
     let requestTimeout: TimeAmount
 
-    public init(config: ClusterConfig, logger: Logger, requestTimeout: TimeAmount = .seconds(30)) throws {
+    /// `connectTimeout` bounds each connection attempt; a TLS handshake that fails is retried
+    /// until it passes.
+    public init(config: ClusterConfig, logger: Logger, requestTimeout: TimeAmount = .seconds(30), connectTimeout: TimeAmount = .seconds(10)) throws {
         self.config = config
         self.logger = logger
         self.requestTimeout = requestTimeout
         var configuration = HTTPClient.Configuration(
             // Watches stay open for minutes; a connection silent for longer than a watch lasts
             // (300 s, and the server sends bookmarks meanwhile) is dead.
-            timeout: .init(connect: .seconds(10), read: .seconds(360)),
+            timeout: .init(connect: connectTimeout, read: .seconds(360)),
             decompression: .disabled)
         configuration.redirectConfiguration = .disallow
         if config.server.hasPrefix("https://") {

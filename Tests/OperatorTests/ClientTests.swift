@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOSSL
 @testable import SwitchyardOperator
 import Testing
 
@@ -277,5 +278,64 @@ struct ClientTests {
     @Test("Lease times are MicroTime: six fractional digits, UTC")
     func microTime() {
         #expect(LeaderElector.microTime(Date(timeIntervalSince1970: 1_700_000_000.25)) == "2023-11-14T22:13:20.250000Z")
+    }
+}
+
+@Suite("Kubernetes client over TLS")
+struct TLSTests {
+    /// The fake API server over TLS with the test CA's server certificate, asking for a client
+    /// certificate from the same CA.
+    static func serverContext() throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(TestCertificates.serverCertificate.utf8)).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(TestCertificates.serverKey.utf8), format: .pem)))
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(TestCertificates.caCertificate.utf8)))
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    func kubeconfig(_ url: String, cluster: String, user: String) throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/config"
+        let text = """
+            current-context: c
+            clusters: [{name: k, cluster: {server: "\(url)", \(cluster)}}]
+            users: [{name: u, user: {\(user)}}]
+            contexts: [{name: c, context: {cluster: k, user: u}}]
+            """
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    static func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+
+    @Test("client certificate and CA from a kubeconfig; a wrong or missing part fails the handshake")
+    func mutualTLS() async throws {
+        try await withHarness(tls: try Self.serverContext()) { harness in
+            let ca = "certificate-authority-data: \(Self.base64(TestCertificates.caCertificate))"
+            let user = "client-certificate-data: \(Self.base64(TestCertificates.clientCertificate)), client-key-data: \(Self.base64(TestCertificates.clientKey))"
+            func client(cluster: String, user: String) throws -> KubeClient {
+                let client = try KubeClient(
+                    config: ClusterConfig.kubeconfig(path: kubeconfig(harness.url, cluster: cluster, user: user)), logger: testLogger,
+                    requestTimeout: .seconds(5), connectTimeout: .milliseconds(500))
+                harness.clients.append(client)
+                return client
+            }
+            #expect(harness.url.hasPrefix("https://"))
+            let good = try client(cluster: ca, user: user)
+            let list = try await good.list(.connector, namespace: "shop")
+            #expect(list["kind"]?.string == "ConnectorList")
+
+            // The server's certificate is verified against the CA, not skipped.
+            let insecure = try client(cluster: "insecure-skip-tls-verify: true", user: user)
+            _ = try await insecure.list(.connector, namespace: "shop")
+            let untrusted = try client(cluster: "certificate-authority-data: \(Self.base64(TestCertificates.clientCertificate))", user: user)
+            await #expect(throws: KubeError.self) { _ = try await untrusted.list(.connector, namespace: "shop") }
+            // The server asks for a client certificate.
+            let anonymous = try client(cluster: ca, user: "token: t")
+            await #expect(throws: KubeError.self) { _ = try await anonymous.list(.connector, namespace: "shop") }
+            #expect(harness.fake.requests.count == 2)
+        }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 import SwitchyardOperator
 
@@ -90,19 +91,23 @@ final class FakeKubernetes: Sendable {
         self.tokens = tokens
     }
 
-    /// Starts listening on 127.0.0.1; returns the base URL.
-    func start() async throws -> String {
+    /// Starts listening on 127.0.0.1 (over TLS with `tls`); returns the base URL.
+    func start(tls: NIOSSLContext? = nil) async throws -> String {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                }.flatMap {
+                    channel.pipeline.configureHTTPServerPipeline()
+                }.flatMap {
                     channel.pipeline.addHandler(FakeKubernetesHandler(server: self))
                 }
             }
             .bind(host: "127.0.0.1", port: 0)
             .get()
         channel.withLock { $0 = server }
-        return "http://127.0.0.1:\(server.localAddress!.port!)"
+        return "\(tls == nil ? "http" : "https")://127.0.0.1:\(server.localAddress!.port!)"
     }
 
     func stop() async {

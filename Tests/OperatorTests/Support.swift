@@ -1,6 +1,7 @@
 import BuiltinConnectors
 import Foundation
 import Logging
+import NIOSSL
 import SwitchyardCore
 import SwitchyardOperator
 import SwitchyardRuntime
@@ -57,10 +58,10 @@ final class Harness: @unchecked Sendable {
     }
 }
 
-func withHarness(tokens: Set<String>? = nil, _ body: (Harness) async throws -> Void) async throws {
+func withHarness(tokens: Set<String>? = nil, tls: NIOSSLContext? = nil, _ body: (Harness) async throws -> Void) async throws {
     MetricsSetup.bootstrap()
     let fake = FakeKubernetes(tokens: tokens)
-    let harness = Harness(fake: fake, url: try await fake.start())
+    let harness = Harness(fake: fake, url: try await fake.start(tls: tls))
     do {
         try await body(harness)
     } catch {
