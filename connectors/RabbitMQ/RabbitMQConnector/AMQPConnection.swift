@@ -114,8 +114,14 @@ final class AMQPConnection: @unchecked Sendable {
     }
 
     func declareExchange(_ name: String, type: String, durable: Bool, autoDelete: Bool, internal isInternal: Bool, arguments: [(String, AMQPFieldValue)]) throws(AMQPError) {
+        // Names are copied into C memory that lives until the call returned (a String's
+        // bridged C pointer lives only for the call it is passed to).
+        var arena = CArena()
+        defer { arena.free() }
+        let nameBytes = arena.bytes(name)
+        let typeBytes = arena.bytes(type)
         withTable(arguments) { table in
-            _ = amqp_exchange_declare(state, 1, amqp_cstring_bytes(name), amqp_cstring_bytes(type), 0, durable ? 1 : 0, autoDelete ? 1 : 0, isInternal ? 1 : 0, table)
+            _ = amqp_exchange_declare(state, 1, nameBytes, typeBytes, 0, durable ? 1 : 0, autoDelete ? 1 : 0, isInternal ? 1 : 0, table)
         }
         try check("cannot declare exchange '\(name)'")
     }
@@ -123,8 +129,11 @@ final class AMQPConnection: @unchecked Sendable {
     /// Declares (or with `passive`, checks) a queue; returns its message and consumer counts.
     @discardableResult
     func declareQueue(_ name: String, channel: amqp_channel_t = 1, passive: Bool, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false, arguments: [(String, AMQPFieldValue)] = []) throws(AMQPError) -> (messages: Int, consumers: Int) {
+        var arena = CArena()
+        defer { arena.free() }
+        let nameBytes = arena.bytes(name)
         let ok = withTable(arguments) { table in
-            amqp_queue_declare(state, channel, amqp_cstring_bytes(name), passive ? 1 : 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, table)
+            amqp_queue_declare(state, channel, nameBytes, passive ? 1 : 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, table)
         }
         try check(passive ? "queue '\(name)' is not there" : "cannot declare queue '\(name)'")
         guard let ok else { return (0, 0) }
@@ -132,8 +141,13 @@ final class AMQPConnection: @unchecked Sendable {
     }
 
     func bindQueue(_ queue: String, exchange: String, routingKey: String, arguments: [(String, AMQPFieldValue)]) throws(AMQPError) {
+        var arena = CArena()
+        defer { arena.free() }
+        let queueBytes = arena.bytes(queue)
+        let exchangeBytes = arena.bytes(exchange)
+        let keyBytes = arena.bytes(routingKey)
         withTable(arguments) { table in
-            _ = amqp_queue_bind(state, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange), amqp_cstring_bytes(routingKey), table)
+            _ = amqp_queue_bind(state, 1, queueBytes, exchangeBytes, keyBytes, table)
         }
         try check("cannot bind queue '\(queue)' to exchange '\(exchange)' with key '\(routingKey)'")
     }
@@ -145,7 +159,9 @@ final class AMQPConnection: @unchecked Sendable {
 
     /// Starts consuming `queue` on channel 1 with manual acknowledgements; returns the tag.
     func consume(queue: String, consumerTag: String) throws(AMQPError) -> String {
-        let ok = amqp_basic_consume(state, 1, amqp_cstring_bytes(queue), consumerTag.isEmpty ? amqp_empty_bytes : amqp_cstring_bytes(consumerTag), 0, 0, 0, amqp_empty_table)
+        var arena = CArena()
+        defer { arena.free() }
+        let ok = amqp_basic_consume(state, 1, arena.bytes(queue), arena.bytes(consumerTag), 0, 0, 0, amqp_empty_table)
         try check("cannot consume from queue '\(queue)'")
         return ok?.pointee.consumer_tag.string ?? consumerTag
     }
