@@ -157,6 +157,8 @@ let package = Package(
         ),
         .testTarget(name: "KafkaConnectorTests", dependencies: ["KafkaConnector", "SwitchyardCore", "CRdKafka"]),
         .testTarget(name: "RabbitMQConnectorTests", dependencies: ["RabbitMQConnector", "SwitchyardCore", "CRabbitMQ"]),
+        // Bridges between clusters, through the switchyard binary (kafka-mock processes, rabbitmq-server).
+        .testTarget(name: "BridgeTests"),
         .testTarget(name: "StoreConnectorTests", dependencies: ["RedisConnector", "PostgresConnector", "S3Connector", "SwitchyardCore"]),
     ],
     swiftLanguageModes: [.v6]
