@@ -268,6 +268,22 @@ struct ReconcileTests {
         }
     }
 
+    @Test("a Deployment deleted by hand is recreated (its watch event reaches the owner)")
+    func deletedDeploymentComesBack() async throws {
+        try await withHarness { harness in
+            let fake = harness.fake
+            fake.create(.connector, "shop", connector("orders"))
+            _ = try harness.startOperator(identity: "a")
+            try await eventually("the Deployment") { fake.object(.deployment, "shop", "orders") != nil }
+            let first = fake.object(.deployment, "shop", "orders")?[path: ["metadata", "uid"]]
+            fake.delete(.deployment, "shop", "orders")
+            try await eventually("a new Deployment") {
+                let uid = fake.object(.deployment, "shop", "orders")?[path: ["metadata", "uid"]]
+                return uid != nil && uid != first
+            }
+        }
+    }
+
     @Test("one namespace: Connectors elsewhere are left alone")
     func oneNamespace() async throws {
         try await withHarness { harness in
