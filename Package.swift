@@ -159,6 +159,7 @@ let package = Package(
         .testTarget(name: "RabbitMQConnectorTests", dependencies: ["RabbitMQConnector", "SwitchyardCore", "CRabbitMQ"]),
         // Bridges between clusters, through the switchyard binary (kafka-mock processes, rabbitmq-server).
         .testTarget(name: "BridgeTests"),
+        .testTarget(name: "LinkTests", dependencies: ["LinkConnector", "SwitchyardCore"]),
         .testTarget(name: "StoreConnectorTests", dependencies: ["RedisConnector", "PostgresConnector", "S3Connector", "SwitchyardCore"]),
     ],
     swiftLanguageModes: [.v6]

@@ -446,9 +446,26 @@ final class LinkTarget: Target {
         }
         let lower = text.lowercased()
         if lower.contains("certificate") || lower.contains("handshake") || lower.contains("ssl") || lower.contains("tls") {
-            return (.down("TLS with the link receiver at \(address) failed: \(text)"), "link TLS handshake failed: \(text)")
+            let reason = Self.tlsReason(text)
+            return (.down("TLS with the link receiver at \(address) failed: \(reason)"), "link TLS handshake failed: \(reason); \(text)")
         }
         return (.connecting, "link to \(address) lost or not reachable; reconnecting: \(text)")
+    }
+}
+
+extension LinkTarget {
+    /// A short reading of a TLS failure from the BoringSSL reason in `text`.
+    static func tlsReason(_ text: String) -> String {
+        let known: [(String, String)] = [
+            ("UNKNOWN_CA", "the receiver does not accept this sender's client certificate (issued by an authority it does not trust: tls.cert)"),
+            ("CERTIFICATE_REQUIRED", "the receiver requires a client certificate (set tls.cert and tls.key)"),
+            ("BAD_CERTIFICATE", "the receiver rejected this sender's client certificate"),
+            ("CERTIFICATE_EXPIRED", "a certificate has expired"),
+            ("CERTIFICATE_VERIFY_FAILED", "the receiver's certificate does not verify against tls.ca (or does not name the host)"),
+            ("WRONG_VERSION_NUMBER", "the receiver does not speak TLS (is its tls section missing?)"),
+        ]
+        for (code, reading) in known where text.contains(code) { return "\(reading) [\(code)]" }
+        return text
     }
 }
 
