@@ -62,7 +62,7 @@ struct LeaseTests {
                 [
                     "metadata": ["name": "switchyard-operator"],
                     "spec": [
-                        "holderIdentity": "crashed-replica", "leaseDurationSeconds": 1, "leaseTransitions": 3,
+                        "holderIdentity": "crashed-replica", "leaseDurationSeconds": 2, "leaseTransitions": 3,
                         "acquireTime": "2026-01-01T00:00:00.000000Z", "renewTime": "2026-01-01T00:00:00.000000Z",
                     ],
                 ])
@@ -75,7 +75,7 @@ struct LeaseTests {
             #expect(!b.elector.isLeader)
             #expect(fake.object(.deployment, "shop", "orders") == nil)
             try await eventually("operator-b leads") { b.elector.isLeader }
-            #expect(ContinuousClock.now - started >= .seconds(1))
+            #expect(ContinuousClock.now - started >= .seconds(2))
             let lease = try #require(fake.object(.lease, "switchyard-system", "switchyard-operator"))
             #expect(lease[path: ["spec", "holderIdentity"]]?.string == "operator-b")
             #expect(lease[path: ["spec", "leaseTransitions"]]?.int == 4)

@@ -256,7 +256,7 @@ struct ReconcileTests {
             fake.create(.configMap, "shop", ["metadata": ["name": "unrelated"], "data": ["a": "b"]])
             // Compacted exactly to the bookmark (Lease renewals move the server's version on).
             let bookmark = fake.sendBookmarks()
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: .seconds(1))  // time to read it, even on a loaded machine
             let lists = fake.listCount(.connector)
             fake.compact(below: bookmark)
             fake.closeWatches(inStreamGone: false)
@@ -265,6 +265,8 @@ struct ReconcileTests {
             try await eventually("the second Deployment") { fake.object(.deployment, "shop", "second") != nil }
             #expect(fake.listCount(.connector) == lists)
             #expect(fake.goneCount == 0)
+            // The new watches started from the bookmark's version.
+            #expect(fake.requests.filter { $0.query.contains("watch=true") && $0.query.contains("resourceVersion=\(bookmark)&") }.count == 2)
         }
     }
 

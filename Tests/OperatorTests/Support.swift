@@ -32,7 +32,7 @@ final class Harness: @unchecked Sendable {
         return client
     }
 
-    /// An operator with a fast Lease (1 s), started at once; stopped when the harness closes.
+    /// An operator with a fast Lease (2 s, renewed every 100 ms), started at once; stopped when the harness closes.
     func startOperator(identity: String, namespace: String? = nil, token: String? = nil, client: KubeClient? = nil) throws -> SwitchyardOperator {
         let theOperator = try makeOperator(identity: identity, namespace: namespace, token: token, client: client)
         running.append(Task { await theOperator.run() })
@@ -44,8 +44,8 @@ final class Harness: @unchecked Sendable {
         settings.initialRequeue = .milliseconds(50)
         settings.maxRequeue = .milliseconds(500)
         var lease = LeaseSettings(name: "switchyard-operator", namespace: "switchyard-system", identity: identity)
-        lease.leaseDuration = .seconds(1)
-        lease.renewDeadline = .milliseconds(700)
+        lease.leaseDuration = .seconds(2)
+        lease.renewDeadline = .milliseconds(1500)
         lease.retryPeriod = .milliseconds(100)
         return SwitchyardOperator(client: try client ?? self.client(token: token), settings: settings, lease: lease, registry: registry, logger: testLogger)
     }
