@@ -106,20 +106,18 @@ struct ReconcileTests {
     func specChangeRollsPods() async throws {
         try await withHarness { harness in
             let fake = harness.fake
-            fake.create(.connector, "shop", connector("orders"))
-            _ = try harness.startOperator(identity: "a")
-            try await eventually("the Deployment") { fake.object(.deployment, "shop", "orders") != nil }
-            let firstHash = try #require(fake.object(.deployment, "shop", "orders")?[path: ["spec", "template", "metadata", "annotations", "switchyard.dev/document-hash"]]?.string)
+            try await harness.runOrders()
+            let firstHash = try #require(fake.podTemplateHash("shop", "orders"))
 
             fake.update(.connector, "shop", "orders") { $0[path: ["spec", "sources"]] = [["name": "gen", "generate": ["count": 20]]] }
             #expect(fake.object(.connector, "shop", "orders")?[path: ["metadata", "generation"]]?.int == 2)
             try await eventually("a new pod template hash") {
-                fake.object(.deployment, "shop", "orders")?[path: ["spec", "template", "metadata", "annotations", "switchyard.dev/document-hash"]]?.string != firstHash
+                fake.podTemplateHash("shop", "orders") != firstHash
             }
             let configMap = try #require(fake.object(.configMap, "shop", "orders"))
             #expect(configMap[path: ["metadata", "annotations", "switchyard.dev/document-generation"]]?.string == "2")
             #expect(configMap[path: ["data", "connector.yaml"]]?.string?.contains("count: 20") == true)
-            let secondHash = try #require(fake.object(.deployment, "shop", "orders")?[path: ["spec", "template", "metadata", "annotations", "switchyard.dev/document-hash"]]?.string)
+            let secondHash = try #require(fake.podTemplateHash("shop", "orders"))
             #expect(configMap[path: ["metadata", "annotations", "switchyard.dev/document-hash"]]?.string == secondHash)
             try await eventually("observedGeneration 2") { fake.object(.connector, "shop", "orders")?[path: ["status", "observedGeneration"]]?.int == 2 }
 
@@ -127,7 +125,7 @@ struct ReconcileTests {
             let configMapWrites = fake.writes(.configMap, namespace: "shop", name: "orders").count
             fake.update(.connector, "shop", "orders") { $0[path: ["spec", "deployment", "replicas"]] = 5 }
             try await eventually("5 replicas") { fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]]?.int == 5 }
-            #expect(fake.object(.deployment, "shop", "orders")?[path: ["spec", "template", "metadata", "annotations", "switchyard.dev/document-hash"]]?.string == secondHash)
+            #expect(fake.podTemplateHash("shop", "orders") == secondHash)
             try await eventually("observedGeneration 3") { fake.object(.connector, "shop", "orders")?[path: ["status", "observedGeneration"]]?.int == 3 }
             #expect(fake.writes(.configMap, namespace: "shop", name: "orders").count == configMapWrites)
         }
@@ -194,11 +192,11 @@ struct ReconcileTests {
             fake.create(.connector, "shop", connector("orders"))
             _ = try harness.startOperator(identity: "a")
             try await eventually("the Deployment") { fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]]?.int == 2 }
-            let hash = fake.object(.deployment, "shop", "orders")?[path: ["spec", "template", "metadata", "annotations", "switchyard.dev/document-hash"]]
+            let hash = fake.podTemplateHash("shop", "orders")
 
             fake.update(.connector, "shop", "orders") { $0[path: ["spec", "state"]] = "paused" }
             try await eventually("zero replicas") { fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]]?.int == 0 }
-            #expect(fake.object(.deployment, "shop", "orders")?[path: ["spec", "template", "metadata", "annotations", "switchyard.dev/document-hash"]] == hash)
+            #expect(fake.podTemplateHash("shop", "orders") == hash)
             #expect(fake.object(.configMap, "shop", "orders") != nil)
             #expect(fake.object(.service, "shop", "orders") != nil)
             #expect(fake.object(.podDisruptionBudget, "shop", "orders") != nil)
@@ -274,9 +272,7 @@ struct ReconcileTests {
     func deletedDeploymentComesBack() async throws {
         try await withHarness { harness in
             let fake = harness.fake
-            fake.create(.connector, "shop", connector("orders"))
-            _ = try harness.startOperator(identity: "a")
-            try await eventually("the Deployment") { fake.object(.deployment, "shop", "orders") != nil }
+            try await harness.runOrders()
             let first = fake.object(.deployment, "shop", "orders")?[path: ["metadata", "uid"]]
             fake.delete(.deployment, "shop", "orders")
             try await eventually("a new Deployment") {
@@ -318,10 +314,7 @@ struct ReconcileTests {
     @Test("the operator's metrics count reconciles and show the queue and the leader")
     func metrics() async throws {
         try await withHarness { harness in
-            let fake = harness.fake
-            fake.create(.connector, "shop", connector("orders"))
-            _ = try harness.startOperator(identity: "a")
-            try await eventually("the Deployment") { fake.object(.deployment, "shop", "orders") != nil }
+            try await harness.runOrders()
             try await eventually("reconciles counted") {
                 let text = String(decoding: MetricsSetup.render(), as: UTF8.self)
                 return text.contains("switchyard_operator_reconciles_total{result=\"success\"}") && text.contains("switchyard_operator_leader")

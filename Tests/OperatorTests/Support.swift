@@ -121,6 +121,22 @@ func connector(_ name: String, namespace: String = "shop", count: Int = 10, stat
     ]
 }
 
+extension FakeKubernetes {
+    /// The document hash on a Deployment's pod template.
+    func podTemplateHash(_ namespace: String, _ name: String) -> String? {
+        object(.deployment, namespace, name)?[path: ["spec", "template", "metadata", "annotations", "switchyard.dev/document-hash"]]?.string
+    }
+}
+
+extension Harness {
+    /// Connector `shop/orders` and an operator, until its Deployment exists.
+    func runOrders(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        fake.create(.connector, "shop", connector("orders"))
+        _ = try startOperator(identity: "a")
+        try await eventually("the Deployment", sourceLocation: sourceLocation) { self.fake.object(.deployment, "shop", "orders") != nil }
+    }
+}
+
 extension JSON {
     func condition(_ type: String) -> JSON? {
         self[path: ["status", "conditions"]]?.array?.first { $0["type"]?.string == type }
