@@ -97,6 +97,9 @@ final class SignalHandler: Sendable {
     }
 
     func install() {
+        // A write to a socket whose peer has gone must fail with EPIPE, not end the process:
+        // not every client library sends with MSG_NOSIGNAL.
+        signal(SIGPIPE, SIG_IGN)
         let received = SignalCount()
         for signalNumber in [SIGTERM, SIGINT] {
             signal(signalNumber, SIG_IGN)

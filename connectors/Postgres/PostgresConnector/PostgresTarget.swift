@@ -311,11 +311,18 @@ final class PostgresTarget: Target {
                         continue
                     }
                     literal.append(UInt8(ascii: "\""))
+                    // Copy runs of plain bytes at once; only quotes and backslashes are escaped.
+                    var run = offset
                     var cursor = offset
-                    while blob[cursor] != 0 {
+                    while true {
                         let byte = blob[cursor]
-                        if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
-                        literal.append(byte)
+                        if byte == 0 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                            if cursor > run { literal.append(contentsOf: UnsafeBufferPointer(rebasing: blob[run..<cursor])) }
+                            if byte == 0 { break }
+                            literal.append(UInt8(ascii: "\\"))
+                            literal.append(byte)
+                            run = cursor + 1
+                        }
                         cursor += 1
                     }
                     literal.append(UInt8(ascii: "\""))

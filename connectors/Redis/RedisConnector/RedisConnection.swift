@@ -13,6 +13,8 @@ final class RedisConnection: @unchecked Sendable {
     let address: RedisAddress
     let timeout: Duration
     var context: UnsafeMutablePointer<redisContext>?
+    /// The pipeline being encoded; kept between batches so its capacity is reused.
+    var output = RESPEncoder(capacity: 64 * 1024)
 
     init(address: RedisAddress, timeout: Duration, label: String) {
         self.address = address
@@ -105,6 +107,31 @@ final class RedisConnection: @unchecked Sendable {
             }
         }
         if status != REDIS_OK { throw lost() }
+    }
+
+    /// Writes an encoded pipeline straight to the socket. hiredis's own output buffer is empty
+    /// here (every earlier command has had its reply read), so the order on the wire is kept;
+    /// the replies are then read through hiredis's reader as usual.
+    func send(_ encoder: RESPEncoder) throws {
+        guard let context else { throw ConnectorError.retriable("not connected to redis at \(address.display)") }
+        let fd = context.pointee.fd
+        let failure: Int32? = encoder.bytes.withUnsafeBytes { buffer -> Int32? in
+            var sent = 0
+            while sent < buffer.count {
+                let count = Glibc.send(fd, buffer.baseAddress! + sent, buffer.count - sent, Int32(MSG_NOSIGNAL))
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                sent += count
+            }
+            return nil
+        }
+        if let failure {
+            let text = failure == EAGAIN || failure == EWOULDBLOCK ? "write timed out" : String(cString: strerror(failure))
+            disconnect()
+            throw ConnectorError.retriable("lost the connection to redis at \(address.display): \(text)")
+        }
     }
 
     /// Reads the next reply (flushing the output buffer first); nil after a connection error,

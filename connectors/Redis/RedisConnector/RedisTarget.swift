@@ -167,6 +167,8 @@ final class RedisTarget: Target {
         if expireAfter { repliesPerMessage = 2 }
         var keyStart = 0
         var keyLength = 0
+        connection.output.removeAll()
+        defer { connection.output.removeAll() }
         for message in messages {
             blob.removeAll(keepingCapacity: true)
             offsets.removeAll(keepingCapacity: true)
@@ -215,7 +217,7 @@ final class RedisTarget: Target {
             case .expire:
                 literal(ttlMillis!)
             }
-            try connection.append(blob, offsets, lengths)
+            connection.output.command(blob, offsets, lengths)
             if expireAfter, let ttlMillis {
                 let key = Array(blob[keyStart..<(keyStart + keyLength)])
                 blob.removeAll(keepingCapacity: true)
@@ -224,9 +226,10 @@ final class RedisTarget: Target {
                 literal(Self.pexpire)
                 literal(key)
                 literal(ttlMillis)
-                try connection.append(blob, offsets, lengths)
+                connection.output.command(blob, offsets, lengths)
             }
         }
+        try connection.send(connection.output)
         var failures: [(index: Int, error: ConnectorError)] = []
         for index in messages.indices {
             var failure: String?
