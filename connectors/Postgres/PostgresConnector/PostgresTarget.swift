@@ -204,19 +204,35 @@ final class PostgresTarget: Target {
     /// The rendered parameters of a batch: NUL-terminated values in one buffer.
     struct Rows {
         var blob: [UInt8] = []
-        /// Per row and column, the offset of the value in `blob`, or -1 for NULL.
-        var offsets: [[Int]] = []
+        /// Per row and column (row-major, `columns` per row), the offset of the value in
+        /// `blob`, or -1 for NULL.
+        var offsets: [Int] = []
+        var columns = 0
+
+        func offset(row: Int, column: Int) -> Int { offsets[row * columns + column] }
+        func row(_ row: Int) -> ArraySlice<Int> { offsets[(row * columns)..<((row + 1) * columns)] }
+    }
+
+    /// A conflict key's bytes, hashed as one buffer rather than byte by byte.
+    struct ConflictKey: Hashable {
+        var bytes: [UInt8]
+        static func == (a: ConflictKey, b: ConflictKey) -> Bool { a.bytes == b.bytes }
+        func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     func render(_ messages: [Message]) -> (rows: Rows, order: [Int], failures: [(index: Int, error: ConnectorError)]) {
         var rows = Rows()
+        rows.columns = columns.count
         rows.blob.reserveCapacity(messages.count * columns.count * 24)
+        rows.offsets.reserveCapacity(messages.count * columns.count)
         var failures: [(index: Int, error: ConnectorError)] = []
         var order: [Int] = []
-        var lastByKey: [[UInt8]: Int] = [:]
+        var lastByKey: [ConflictKey: Int] = [:]
+        if upsert { lastByKey.reserveCapacity(messages.count) }
         for (index, message) in messages.enumerated() {
-            var offsets: [Int] = []
-            offsets.reserveCapacity(columns.count)
+            let first = rows.offsets.count
             var bad: String?
             for column in columns {
                 let start = rows.blob.count
@@ -225,13 +241,12 @@ final class PostgresTarget: Target {
                     bad = bad ?? "the value for column \(column.name) contains a NUL byte, which PostgreSQL text cannot hold"
                 }
                 if nullWhenEmpty && rows.blob.count == start {
-                    offsets.append(-1)
+                    rows.offsets.append(-1)
                 } else {
                     rows.blob.append(0)
-                    offsets.append(start)
+                    rows.offsets.append(start)
                 }
             }
-            rows.offsets.append(offsets)
             if let bad {
                 failures.append((index, .permanent(bad)))
                 continue
@@ -241,15 +256,16 @@ final class PostgresTarget: Target {
                 // the later one wins, as it would written one after the other.
                 var key: [UInt8] = []
                 for column in conflictIndices {
-                    let offset = offsets[column]
+                    let offset = rows.offsets[first + column]
                     if offset >= 0 {
                         key.append(1)
                         key.append(contentsOf: rows.blob[offset..<rows.blob[offset...].firstIndex(of: 0)!])
                     }
                     key.append(0)
                 }
-                if let earlier = lastByKey[key] { order[earlier] = -1 }
-                lastByKey[key] = order.count
+                let conflictKey = ConflictKey(bytes: key)
+                if let earlier = lastByKey[conflictKey] { order[earlier] = -1 }
+                lastByKey[conflictKey] = order.count
             }
             order.append(index)
         }
@@ -305,7 +321,7 @@ final class PostgresTarget: Target {
                 literal.reserveCapacity(indices.count * 24)
                 for (position, index) in indices.enumerated() {
                     if position > 0 { literal.append(UInt8(ascii: ",")) }
-                    let offset = rows.offsets[index][column]
+                    let offset = rows.offset(row: index, column: column)
                     if offset < 0 {
                         literal.append(contentsOf: [UInt8(ascii: "N"), UInt8(ascii: "U"), UInt8(ascii: "L"), UInt8(ascii: "L")])
                         continue
@@ -361,7 +377,7 @@ final class PostgresTarget: Target {
             var parameters: [UnsafePointer<CChar>?] = []
             parameters.reserveCapacity(indices.count * columns.count)
             for index in indices {
-                for offset in rows.offsets[index] {
+                for offset in rows.row(index) {
                     parameters.append(offset < 0 ? nil : (base + offset).assumingMemoryBound(to: CChar.self))
                 }
             }
