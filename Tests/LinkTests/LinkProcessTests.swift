@@ -24,7 +24,7 @@ struct LinkProcessTests {
         let senderConfig = try scratch.write("sender.yaml", senderDocument(
             linkPort: ports[0], httpPort: ports[2], count: 20_000, security: "        token: \"${file:\(tokenFile)}\""))
         let receiver = try RuntimeProcess("receiver", config: receiverConfig, scratch: scratch)
-        #expect(await eventually(within: .seconds(20)) { await httpGet(port: ports[1], "/readyz").status == 200 }, "receiver ready: \(receiver.logText)")
+        try #require(await eventually(within: .seconds(20)) { await httpGet(port: ports[1], "/readyz").status == 200 }, "receiver ready: \(receiver.logText.suffix(2000))")
         let sender = try RuntimeProcess("sender", config: senderConfig, scratch: scratch)
         // The sender's generator finishes, and the process exits 0, only when every message was
         // acknowledged, which the link target reports only after the receiver's file target
@@ -33,7 +33,7 @@ struct LinkProcessTests {
         #expect(status == 0, "sender exit: \(sender.logText.suffix(3000))")
         let written = lines(of: output)
         let expected = expectedValues(20_000)
-        #expect(Set(written) == expected, "\(Set(written).count) distinct of \(expected.count); receiver: \(receiver.logText.suffix(2000))")
+        #expect(Set(written) == expected, "\(Set(written).count) distinct of \(expected.count), \(expected.subtracting(written).count) missing; receiver: \(receiver.logText.suffix(2000))")
         #expect(written.count == 20_000, "no reconnect, so no message twice (got \(written.count))")
         #expect(sender.logText.contains("link connected"))
         receiver.kill9()
@@ -49,7 +49,7 @@ struct LinkProcessTests {
             linkPort: ports[0], httpPort: ports[1], output: output, fileDelay: "5ms"))
         let senderConfig = try scratch.write("sender.yaml", senderDocument(linkPort: ports[0], httpPort: ports[2], count: count))
         var receiver = try RuntimeProcess("receiver", config: receiverConfig, scratch: scratch)
-        #expect(await eventually(within: .seconds(20)) { await httpGet(port: ports[1], "/readyz").status == 200 })
+        try #require(await eventually(within: .seconds(20)) { await httpGet(port: ports[1], "/readyz").status == 200 }, "receiver ready: \(receiver.logText.suffix(2000))")
         let sender = try RuntimeProcess("sender", config: senderConfig, scratch: scratch)
         #expect(await eventually(within: .seconds(60)) { lines(of: output).count >= 5_000 }, "receiver wrote: \(receiver.logText.suffix(2000))")
         receiver.kill9()
@@ -75,8 +75,9 @@ struct LinkProcessTests {
         let written = lines(of: output)
         let distinct = Set(written)
         let expected = expectedValues(count)
-        #expect(expected.subtracting(distinct).isEmpty, "lost \(expected.subtracting(distinct).count) messages; receiver: \(receiver.logText.suffix(2000))")
-        #expect(distinct.subtracting(expected).isEmpty)
+        let lost = expected.subtracting(distinct)
+        #expect(lost.isEmpty, "lost \(lost.count) messages, e.g. \(lost.prefix(5)); receiver: \(receiver.logText.suffix(2000))")
+        #expect(distinct.subtracting(expected).isEmpty, "unexpected values, e.g. \(distinct.subtracting(expected).prefix(5))")
         let duplicates = written.count - distinct.count
         print("link kill -9 test: \(written.count) lines, \(distinct.count) distinct, \(duplicates) duplicates, \(beforeRestart) written before the kill")
         #expect(sender.logText.contains("reconnecting"))
@@ -96,21 +97,16 @@ struct LinkProcessTests {
                       clientCa: \(good.ca)
             """))
         let receiver = try RuntimeProcess("receiver", config: receiverConfig, scratch: scratch)
-        #expect(await eventually(within: .seconds(20)) { await httpGet(port: ports[1], "/readyz").status == 200 }, "\(receiver.logText)")
+        try #require(await eventually(within: .seconds(20)) { await httpGet(port: ports[1], "/readyz").status == 200 }, "receiver ready: \(receiver.logText.suffix(2000))")
 
         // A client certificate from another authority: refused, nothing delivered.
-        let rogueConfig = try scratch.write("rogue.yaml", senderDocument(linkPort: ports[0], httpPort: ports[2], count: 500, security: """
-                    tls:
-                      ca: \(good.ca)
-                      cert: \(rogue.clientCert)
-                      key: \(rogue.clientKey)
-            """))
+        let rogueConfig = try scratch.write("rogue.yaml", senderDocument(linkPort: ports[0], httpPort: ports[2], count: 500, security: senderTLS(ca: good.ca, cert: rogue.clientCert, key: rogue.clientKey)))
         let rogueSender = try RuntimeProcess("rogue", config: rogueConfig, scratch: scratch)
         var readiness = ""
         let refused = await eventually(within: .seconds(20)) {
             let ready = await httpGet(port: ports[2], "/readyz")
             readiness = ready.body
-            return ready.status == 503 && ready.body.contains("TLS")
+            return ready.status == 503 && ready.body.contains("UNKNOWN_CA")
         }
         #expect(refused, "readyz: \(readiness); log: \(rogueSender.logText.suffix(2000))")
         #expect(rogueSender.logText.contains("TLS"), "\(rogueSender.logText.suffix(2000))")
@@ -119,27 +115,17 @@ struct LinkProcessTests {
         rogueSender.kill9()
 
         // A sender trusting another authority refuses the receiver's certificate.
-        let distrustConfig = try scratch.write("distrust.yaml", senderDocument(linkPort: ports[0], httpPort: ports[3], count: 500, security: """
-                    tls:
-                      ca: \(rogue.ca)
-                      cert: \(good.clientCert)
-                      key: \(good.clientKey)
-            """))
+        let distrustConfig = try scratch.write("distrust.yaml", senderDocument(linkPort: ports[0], httpPort: ports[3], count: 500, security: senderTLS(ca: rogue.ca, cert: good.clientCert, key: good.clientKey)))
         let distrusting = try RuntimeProcess("distrust", config: distrustConfig, scratch: scratch)
         #expect(await eventually(within: .seconds(20)) {
             let ready = await httpGet(port: ports[3], "/readyz")
-            return ready.status == 503 && ready.body.contains("TLS")
+            return ready.status == 503 && ready.body.contains("CERTIFICATE_VERIFY_FAILED")
         }, "\(distrusting.logText.suffix(2000))")
         distrusting.kill9()
         #expect(lines(of: output).isEmpty)
 
         // The right client certificate: everything arrives.
-        let goodConfig = try scratch.write("good.yaml", senderDocument(linkPort: ports[0], httpPort: ports[2], count: 500, security: """
-                    tls:
-                      ca: \(good.ca)
-                      cert: \(good.clientCert)
-                      key: \(good.clientKey)
-            """))
+        let goodConfig = try scratch.write("good.yaml", senderDocument(linkPort: ports[0], httpPort: ports[2], count: 500, security: senderTLS(ca: good.ca, cert: good.clientCert, key: good.clientKey)))
         let sender = try RuntimeProcess("sender", config: goodConfig, scratch: scratch)
         #expect(await sender.exitStatus(within: .seconds(60)) == 0, "\(sender.logText.suffix(2000))")
         #expect(Set(lines(of: output)) == expectedValues(500))
@@ -155,7 +141,7 @@ struct LinkProcessTests {
         let senderConfig = try scratch.write("sender.yaml", senderDocument(
             linkPort: ports[0], httpPort: ports[2], count: 100, security: "        token: wrong-token"))
         let receiver = try RuntimeProcess("receiver", config: receiverConfig, scratch: scratch)
-        #expect(await eventually(within: .seconds(20)) { await httpGet(port: ports[1], "/readyz").status == 200 })
+        try #require(await eventually(within: .seconds(20)) { await httpGet(port: ports[1], "/readyz").status == 200 }, "receiver ready: \(receiver.logText.suffix(2000))")
         let sender = try RuntimeProcess("sender", config: senderConfig, scratch: scratch)
         var readiness = ""
         let refused = await eventually(within: .seconds(20)) {
@@ -170,4 +156,14 @@ struct LinkProcessTests {
         sender.kill9()
         receiver.kill9()
     }
+}
+
+/// The `tls` options of a sender (indented for `senderDocument`).
+func senderTLS(ca: String, cert: String, key: String) -> String {
+    """
+            tls:
+              ca: \(ca)
+              cert: \(cert)
+              key: \(key)
+    """
 }

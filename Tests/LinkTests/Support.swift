@@ -40,9 +40,11 @@ final class Scratch {
     deinit { try? FileManager.default.removeItem(at: url) }
 }
 
-/// Loopback ports for one test: a random base, so concurrent test runs rarely collide.
+/// Loopback ports for one test: consecutive from a random base below Linux's ephemeral range
+/// (32768 and up, where outgoing connections of other processes take their ports), so
+/// concurrent test runs rarely collide.
 func freePorts(_ count: Int) -> [Int] {
-    let base = Int.random(in: 30_000...(39_000 - count))
+    let base = Int.random(in: 30_000...(32_700 - count))
     return (0..<count).map { base + $0 }
 }
 
