@@ -37,7 +37,7 @@ struct MigrationWalkthroughTests {
     func theDocumentedMigrationWorks() async throws {
         let blocks = try Self.walkthroughCommands()
         #expect(blocks.count >= 8, "docs/bridges.md lost its walkthrough commands (found \(blocks.count) blocks)")
-        let url = try Rabbit.url()
+        let url = try await Rabbit.url()
         let kafka = try await Cluster.start(["orders.created": 4])
         defer { kafka.terminate() }
         await Self.cleanQueues(url)

@@ -3,7 +3,7 @@ import Testing
 
 /// A `switchyard run` that reads `queue` (declared and bound to `exchange` with `binding`)
 /// into an NDJSON file: how these tests see what reached RabbitMQ, with headers and key.
-func queueReader(queue: String, exchange: String?, binding: String = "#", directory: URL, name: String) throws -> (Runtime, URL) {
+func queueReader(queue: String, exchange: String?, binding: String = "#", directory: URL, name: String) async throws -> (Runtime, URL) {
     let output = directory.appendingPathComponent("\(name).ndjson")
     let config = directory.appendingPathComponent("\(name).yaml")
     let declare = exchange.map { """
@@ -29,7 +29,7 @@ func queueReader(queue: String, exchange: String?, binding: String = "#", direct
       - {from: [reader], to: [file]}
     observability: {listen: "127.0.0.1:${env:METRICS_PORT}"}
     """.write(to: config, atomically: true, encoding: .utf8)
-    let runtime = try Runtime(config.path, environment: ["AMQP_URL": try Rabbit.url()], name: name, directory: directory)
+    let runtime = try Runtime(config.path, environment: ["AMQP_URL": try await Rabbit.url()], name: name, directory: directory)
     return (runtime, output)
 }
 
@@ -75,7 +75,7 @@ func publishOrders(
     observability: {listen: ""}
     """.write(to: config, atomically: true, encoding: .utf8)
     let log = directory.appendingPathComponent("publisher.log").path
-    let child = try Child([Bed.binary, "run", "-c", config.path], environment: ["AMQP_URL": try Rabbit.url()], output: log, errors: log)
+    let child = try Child([Bed.binary, "run", "-c", config.path], environment: ["AMQP_URL": try await Rabbit.url()], output: log, errors: log)
     let status = await child.exit(within: .seconds(60))
     #expect(status == 0, "the publisher: \((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(2000) ?? "")")
 }
@@ -93,7 +93,7 @@ struct RabbitMQBridgeTests {
         defer { Task { await Rabbit.deleteQueue(queue) } }
         let directory = try Bed.scratch("r2k")
         let bridge = try Runtime(Bed.config("bridge-rabbitmq-to-kafka.yaml"), environment: [
-            "AMQP_URL": try Rabbit.url(), "KAFKA_BROKERS": kafka.brokers, "BRIDGE_QUEUE": queue, "EXCHANGE": exchange,
+            "AMQP_URL": try await Rabbit.url(), "KAFKA_BROKERS": kafka.brokers, "BRIDGE_QUEUE": queue, "EXCHANGE": exchange,
         ], name: "bridge", directory: directory)
         // The bridge declares the exchange, its queue and the binding before it is ready.
         await eventually("the bridge is ready") { await bridge.status("/readyz") == 200 }
@@ -136,14 +136,14 @@ struct RabbitMQBridgeTests {
         let queue = Bed.unique("legacy-consumer")
         defer { Task { await Rabbit.deleteQueue(queue) } }
         let directory = try Bed.scratch("k2r")
-        let (reader, output) = try queueReader(queue: queue, exchange: exchange, binding: "orders.#", directory: directory, name: "reader")
+        let (reader, output) = try await queueReader(queue: queue, exchange: exchange, binding: "orders.#", directory: directory, name: "reader")
         await eventually("the reader declared its queue") { await reader.status("/readyz") == 200 }
         try await kafka.produce("orders.created", keyed: keyedLines("o", count), headers: [
             ("app", "shop"), ("amqp-content-type", "text/plain"), ("amqp-correlation-id", "batch-7"), ("amqp-priority", "3"),
         ])
 
         let bridge = try Runtime(Bed.config("bridge-kafka-to-rabbitmq.yaml"), environment: fastGroup.merging([
-            "AMQP_URL": try Rabbit.url(), "KAFKA_BROKERS": kafka.brokers, "TOPICS": "orders.created", "EXCHANGE": exchange,
+            "AMQP_URL": try await Rabbit.url(), "KAFKA_BROKERS": kafka.brokers, "TOPICS": "orders.created", "EXCHANGE": exchange,
             "GROUP": Bed.unique("k2r"),
         ]) { $1 }, name: "bridge", directory: directory)
         var lines: [[String: Any]] = []
@@ -184,7 +184,7 @@ struct RabbitMQBridgeTests {
         let notifyQueue = "\(prefix).eu"
         defer { Task { await Rabbit.deleteQueue(paymentsQueue); await Rabbit.deleteQueue(notifyQueue) } }
         let directory = try Bed.scratch("transform")
-        let (reader, output) = try queueReader(queue: notifyQueue, exchange: nil, directory: directory, name: "notifications")
+        let (reader, output) = try await queueReader(queue: notifyQueue, exchange: nil, directory: directory, name: "notifications")
         await eventually("the notification queue exists") { await reader.status("/readyz") == 200 }
         // Half of the orders are of type order (notified), half refunds (not notified).
         let half = orders / 2
@@ -195,7 +195,7 @@ struct RabbitMQBridgeTests {
 
         let bridge = try Runtime(Bed.config("bridge-transform.yaml"), environment: fastGroup.merging([
             "SHOP_BROKERS": shop.brokers, "EVENTS_BROKERS": events.brokers, "ORDERS_TOPIC": "orders", "GROUP": Bed.unique("transform"),
-            "AMQP_URL": try Rabbit.url(), "PAYMENTS_QUEUE": paymentsQueue, "NOTIFY_PREFIX": prefix,
+            "AMQP_URL": try await Rabbit.url(), "PAYMENTS_QUEUE": paymentsQueue, "NOTIFY_PREFIX": prefix,
         ]) { $1 }, name: "bridge", directory: directory)
         await eventually("the bridge is ready") { await bridge.status("/readyz") == 200 }
         try await publishOrders(payments, exchange: "", routingKey: paymentsQueue, directory: directory, value: #"'{"id":"p{{ offset }}","amount":{{ offset }}}'"#)

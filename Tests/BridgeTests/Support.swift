@@ -263,7 +263,16 @@ struct Record: Sendable, CustomStringConvertible {
 // MARK: RabbitMQ
 
 enum Rabbit {
-    static func url() throws -> String { try Bed.value("SWITCHYARD_AMQP_URL") }
+    /// The broker's URL. Another suite may be restarting the broker (scripts/services stop and
+    /// start rewrite the env file): wait up to 30 s for it to be listed again.
+    static func url() async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let url = try Bed.environment()["SWITCHYARD_AMQP_URL"], !url.isEmpty { return url }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return try Bed.value("SWITCHYARD_AMQP_URL")
+    }
 
     /// (ready, unacknowledged) messages of `queue`, from rabbitmqctl; nil when it does not exist.
     static func counts(_ queue: String) async throws -> (ready: Int, unacknowledged: Int)? {

@@ -222,7 +222,7 @@ final class Pipeline: Sendable {
 
     init(
         targets: [TargetSpec], routes: [Route], sourceName: String = "src", budget: Int = 1 << 30,
-        retry: RetryPolicy = fastRetry, deadLetter: String? = nil
+        retry: RetryPolicy = fastRetry, deadLetter: String? = nil, provenance: Provenance? = nil
     ) {
         router = Router(budget: ByteBudget(limit: budget), logger: quietLogger)
         settings = DeliverySettings(retry: retry, deadLetter: deadLetter)
@@ -235,7 +235,7 @@ final class Pipeline: Sendable {
         self.runners = runners
         settings.setRunners(runners)
         router.install(routes: routes, runners: runners)
-        context = SourceContext(name: sourceName, source: source, router: router, logger: quietLogger)
+        context = SourceContext(name: sourceName, source: source, router: router, logger: quietLogger, provenance: provenance)
         let all = Array(runners.values)
         task = Task {
             await withTaskGroup(of: Void.self) { group in
