@@ -156,9 +156,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KafkaConnectorTests", dependencies: ["KafkaConnector", "SwitchyardCore", "CRdKafka"]),
-        .testTarget(name: "RabbitMQConnectorTests", dependencies: ["RabbitMQConnector", "SwitchyardCore", "CRabbitMQ"]),
+        // Test-bed helpers shared by test modules (a plain target: test targets cannot import each other).
+        .target(name: "TestBedSupport", path: "Tests/TestBedSupport"),
+        .testTarget(name: "RabbitMQConnectorTests", dependencies: ["RabbitMQConnector", "SwitchyardCore", "CRabbitMQ", "TestBedSupport"]),
         // Bridges between clusters, through the switchyard binary (kafka-mock processes, rabbitmq-server).
-        .testTarget(name: "BridgeTests"),
+        .testTarget(name: "BridgeTests", dependencies: ["TestBedSupport"]),
         .testTarget(name: "LinkTests", dependencies: ["LinkConnector", "SwitchyardCore"]),
         .testTarget(name: "StoreConnectorTests", dependencies: ["RedisConnector", "PostgresConnector", "S3Connector", "SwitchyardCore"]),
     ],

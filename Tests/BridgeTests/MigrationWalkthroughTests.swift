@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import TestBedSupport
 
 /// Runs the commands of docs/bridges.md, "Migration walkthrough", as written: the `sh` blocks
 /// of that section in order, with bash, against the test bed's rabbitmq-server and a mock
 /// Kafka cluster; then checks what they left in Kafka and in the consumers' output.
-@Suite("Migration walkthrough", .serialized)
+@Suite("Migration walkthrough", .serialized, .rabbitMQBroker(.shared))
 struct MigrationWalkthroughTests {
     /// The `sh` code blocks between `## Migration walkthrough` and the next `## ` heading.
     static func walkthroughCommands() throws -> [String] {

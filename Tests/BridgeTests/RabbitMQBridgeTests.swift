@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestBedSupport
 
 /// A `switchyard run` that reads `queue` (declared and bound to `exchange` with `binding`)
 /// into an NDJSON file: how these tests see what reached RabbitMQ, with headers and key.
@@ -81,7 +82,7 @@ func publishOrders(
 }
 
 /// RabbitMQ into Kafka and back, through the example documents.
-@Suite("RabbitMQ bridges", .serialized)
+@Suite("RabbitMQ bridges", .serialized, .rabbitMQBroker(.shared))
 struct RabbitMQBridgeTests {
     @Test(.timeLimit(.minutes(2)))
     func rabbitmqToKafkaMapsPropertiesToHeaders() async throws {

@@ -285,8 +285,10 @@ enum Rabbit {
         return nil
     }
 
+    /// Best effort, and silent: it also runs from cleanup tasks that outlive their test, when
+    /// another suite may have the broker stopped.
     static func deleteQueue(_ queue: String) async {
-        guard let ctl = try? Bed.value("SWITCHYARD_RABBITMQCTL") else { return }
+        guard let ctl = (try? Bed.environment())?["SWITCHYARD_RABBITMQCTL"], !ctl.isEmpty else { return }
         _ = try? await sh("'\(ctl)' delete_queue '\(queue)' >/dev/null 2>&1 || true")
     }
 }

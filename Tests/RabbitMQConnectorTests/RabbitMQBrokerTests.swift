@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+import TestBedSupport
 @testable import RabbitMQConnector
 import SwitchyardCore
 
@@ -148,7 +149,7 @@ struct RabbitMQBrokerTests {
         #expect(try admin.messageCount(input) == 0, "all three were acknowledged: two written, one dead-lettered")
     }
 
-    @Test(.timeLimit(.minutes(5)))
+    @Test(.timeLimit(.minutes(5)), .rabbitMQBroker(.exclusive))
     func aBrokerRestartReconnectsLosesNothingAndNeverAcknowledgesAStaleTag() async throws {
         let queue = TestBed.uniqueName("restart")
         try Admin().declare(queue)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestBedSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,7 +8,7 @@ import Glibc
 import SwitchyardCore
 
 /// The `switchyard` binary (debug build) killed with SIGKILL mid-stream, then restarted.
-@Suite("RabbitMQ source crash", .serialized)
+@Suite("RabbitMQ source crash", .serialized, .rabbitMQBroker(.shared))
 struct RabbitMQCrashTests {
     static var binary: String { TestBed.root.appendingPathComponent(".build/debug/switchyard").path }
 
