@@ -97,7 +97,7 @@ public final class ConnectorReconciler: Sendable {
     func apply(_ type: ResourceType, _ desired: JSON, uid: String) async throws -> JSON {
         let namespace = desired[path: ["metadata", "namespace"]]!.string!
         let name = desired[path: ["metadata", "name"]]!.string!
-        let hash = SHA256.hex(desired.encoded())
+        let hash = DocumentHash.hex(desired.encoded())
         var object = desired
         object[path: ["metadata", "annotations", OperatorLabels.appliedHash]] = .string(hash)
         for _ in 0..<Self.conflictRetries {

@@ -114,7 +114,7 @@ public struct ConnectorRenderer: Sendable {
         guard let document = loaded, messages.isEmpty else { return .invalid(messages) }
 
         let port = ListenAddress(document.observability.listen)?.port ?? 8080
-        let hash = SHA256.hex(Array(Self.document(of: connector, includingGeneration: false).utf8))
+        let hash = DocumentHash.hex(Array(Self.document(of: connector, includingGeneration: false).utf8))
         let generation = connector[path: ["metadata", "generation"]]?.int ?? 0
         let state = document.state
         let replicas = state == "running" ? (deploymentSpec["replicas"]?.int ?? 1) : 0
