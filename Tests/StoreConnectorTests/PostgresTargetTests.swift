@@ -206,6 +206,69 @@ struct PostgresTargetTests {
         await target.close()
     }
 
+    // MARK: the COPY path
+
+    func counts(_ target: any Target) -> (copy: Int, statements: Int) {
+        (target as! PostgresTarget).pathCounts.withLock { $0 }
+    }
+
+    @Test func newRowsGoThroughCopyAndExistingKeysFallBackToTheUpsert() async throws {
+        let table = try makeTable("id bigint PRIMARY KEY, total numeric, doc jsonb")
+        let target = try await open([
+            ("table", .text(table)), ("mode", .text("upsert")), ("conflictColumns", .list([.text("id")])),
+            ("columns", .object([("id", .text("{{ json.id }}")), ("total", .text("{{ json.total }}")), ("doc", .text("{{ value }}"))])),
+            ("types", .object([("doc", .text("jsonb")), ("id", .text("int8"))])),
+        ])
+        #expect(try await target.write(Self.orders(0..<100)).failures.isEmpty)
+        #expect(counts(target) == (1, 0))
+        // Half of these keys exist: COPY fails on the first one and stores nothing; the upsert
+        // writes all 100 (50 updated, 50 new).
+        #expect(try await target.write(Self.orders(50..<150, total: { _ in "7" })).failures.isEmpty)
+        #expect(counts(target) == (1, 1))
+        #expect(try psql("SELECT count(*), count(*) FILTER (WHERE total = 7), min(id), max(id) FROM \(table)") == "150|100|0|149")
+        // COPY is skipped for the next batches (4 after one failure), then tried again.
+        for round in 0..<5 {
+            #expect(try await target.write(Self.orders((200 + round * 10)..<(210 + round * 10))).failures.isEmpty)
+        }
+        #expect(counts(target) == (2, 5))
+        #expect(try psql("SELECT count(*) FROM \(table)") == "200")
+        await target.close()
+    }
+
+    @Test func copyEscapesTabsNewlinesBackslashesAndWritesNulls() async throws {
+        let table = try makeTable("id bigint, body text, note text")
+        let target = try await open([
+            ("table", .text(table)), ("nullWhenEmpty", .plain("true")),
+            ("columns", .object([("id", .text("{{ offset }}")), ("body", .text("{{ value }}")), ("note", .text("{{ headers.note }}"))])),
+        ])
+        let bodies = ["a\tb", "line1\nline2\r\n", "back\\slash \\N \\t", "\\", "tab\tat end\t", "\u{1}\u{b}\u{c} controls", "ünï ✓", ""]
+        let batch = bodies.enumerated().map { index, body in
+            Message(value: Array(body.utf8), headers: index == 0 ? [Header(name: "note", value: Array("n\t1".utf8))] : [], offset: Int64(index))
+        }
+        #expect(try await target.write(batch).failures.isEmpty)
+        #expect(counts(target) == (1, 0))
+        let stored = try psql("SELECT encode(convert_to(coalesce(body, '<null>'), 'UTF8'), 'base64') FROM \(table) ORDER BY id")
+            .split(separator: "\n").map { String(decoding: Data(base64Encoded: String($0))!, as: UTF8.self) }
+        #expect(stored == bodies.dropLast() + ["<null>"])
+        #expect(try psql("SELECT count(note), min(note) = E'n\\t1' FROM \(table)") == "1|t")
+        await target.close()
+    }
+
+    @Test func aForcedCastOrCopyFalseWritesWithStatementsOnly() async throws {
+        let table = try makeTable("id bigint, doc text")
+        // jsonb into a text column: the cast normalises the JSON, which COPY would not.
+        let cast = try await open([("table", .text(table)), ("columns", .object([("id", .text("{{ offset }}")), ("doc", .text("{{ value }}"))])), ("types", .object([("doc", .text("jsonb"))]))])
+        #expect(try await cast.write([Message(value: Array("{\"b\":1,   \"a\":2}".utf8), offset: 1)]).failures.isEmpty)
+        #expect(counts(cast) == (0, 1))
+        #expect(try psql("SELECT doc FROM \(table)") == "{\"a\": 2, \"b\": 1}")
+        await cast.close()
+        let off = try await open([("table", .text(table)), ("copy", .plain("false")), ("columns", .object([("id", .text("{{ offset }}")), ("doc", .text("{{ value }}"))]))])
+        #expect(try await off.write(Self.orders(0..<10)).failures.isEmpty)
+        #expect(counts(off) == (0, 1))
+        #expect(try psql("SELECT count(*) FROM \(table)") == "11")
+        await off.close()
+    }
+
     // MARK: validation
 
     @Test func invalidDocumentsNameThePath() {

@@ -109,6 +109,34 @@ final class PostgresConnection: @unchecked Sendable {
         return outcome(result)
     }
 
+    /// `COPY ... FROM STDIN` with `data` (text format, rows already escaped) as the whole input;
+    /// returns the copied row count. Outside a transaction the COPY is its own: all rows or none.
+    func copyIn(_ sql: String, _ data: UnsafeRawBufferPointer) -> Result<Int, Failure> {
+        guard let connection else { return .failure(Failure(sqlState: "", message: "not connected", connectionLost: true)) }
+        guard let start = PQexec(connection, sql) else { return outcome(nil) }
+        if PQresultStatus(start) != PGRES_COPY_IN { return outcome(start) }
+        PQclear(start)
+        // Chunks of 256 KiB: libpq buffers each one whole before it writes.
+        var position = 0
+        var sent = true
+        while position < data.count && sent {
+            let length = min(262_144, data.count - position)
+            sent = PQputCopyData(connection, data.baseAddress!.advanced(by: position).assumingMemoryBound(to: CChar.self), Int32(length)) == 1
+            position += length
+        }
+        if PQputCopyEnd(connection, sent ? nil : "switchyard could not send the rows") != 1 {
+            return outcome(nil)
+        }
+        // The COPY's own result, then the NULL that ends the command.
+        var final: Result<Int, Failure>?
+        // `outcome` drops a lost connection, after which the handle must not be used again.
+        while self.connection != nil, let result = PQgetResult(connection) {
+            let current = outcome(result)
+            if final == nil { final = current }
+        }
+        return final ?? outcome(nil)
+    }
+
     /// Runs one query with text parameters and returns its rows as text (`nil` is NULL).
     func query(_ sql: String, parameters: [String]) -> Result<[[String?]], Failure> {
         guard let connection else { return .failure(Failure(sqlState: "", message: "not connected", connectionLost: true)) }

@@ -4,6 +4,13 @@ import SwitchyardCore
 
 /// The `postgres` target: one row per message, each batch in one transaction.
 ///
+/// A batch is first offered to `COPY ... FROM STDIN` (text format), which the server loads far
+/// faster than any INSERT. COPY cannot resolve conflicts, so in upsert mode it succeeds only when
+/// none of the batch's keys exist yet; when it fails on the data (a key that exists, a bad row),
+/// nothing was written, and the batch takes the statement path below. After such a failure the
+/// next batches skip COPY for a while (doubling while COPY keeps failing), so a stream of updates
+/// pays for one failed COPY every thousand batches or so.
+///
 /// Rows go out as one `INSERT ... SELECT * FROM unnest($1::type[], $2::type[]) [ON CONFLICT
 /// ... DO UPDATE]` statement per batch, one text array parameter per column (never spliced into
 /// the SQL), with the column types read from the catalog when the target opens. A table with
@@ -27,6 +34,7 @@ final class PostgresTarget: Target {
             OptionField("nullWhenEmpty", .bool, default: "false", doc: "store NULL when a template renders empty text (a missing JSON path or header)"),
             OptionField("createTable", .bool, default: "false", doc: "CREATE TABLE IF NOT EXISTS on connect, with the types given (text otherwise) and conflictColumns as primary key"),
             OptionField("poolSize", .int(min: 1, max: 64), default: "1", doc: "connections; each write uses one, so set it to the entry's parallelism"),
+            OptionField("copy", .bool, default: "true", doc: "offer each batch to COPY first, falling back to the INSERT statements when it fails on the data (a key that exists, a bad row); false: statements only (tables with rules, which COPY does not apply)"),
         ]),
         validate: validate,
         make: { setup in try PostgresTarget(setup) }
@@ -89,6 +97,14 @@ final class PostgresTarget: Target {
     /// Per column, the element type of the unnest parameter; nil until the catalog was read, or
     /// when the VALUES statements are used.
     let arrayTypes = Mutex<[String]?>(nil)
+    let copyStatement: String
+    /// Whether COPY may be tried: asked for, and every forced type is the column's own type (a
+    /// forced cast, e.g. jsonb into a text column, changes what the statements store).
+    let copyReady = Mutex(false)
+    let copyWanted: Bool
+    let copyGate = Mutex(CopyGate())
+    /// Batches written by COPY and by statements (for the tests and the debug log).
+    let pathCounts = Mutex((copy: 0, statements: 0))
     let pool: ConnectionPool<PostgresConnection>
     let logger: Logger
     let state = Mutex<ConnectorHealth>(.connecting)
@@ -120,6 +136,8 @@ final class PostgresTarget: Target {
         } else {
             conflictClause = ""
         }
+        copyStatement = "COPY \(table) (\(quotedColumns.joined(separator: ", "))) FROM STDIN"
+        copyWanted = options.bool("copy") ?? true
         probeSQL = "SELECT \(quotedColumns.joined(separator: ", ")) FROM \(table) LIMIT 0"
         if options.bool("createTable") == true {
             var definitions = zip(names, quotedColumns).map { name, quoted in "\(quoted) \(types[name] ?? "text")" }
@@ -276,7 +294,7 @@ final class PostgresTarget: Target {
     /// in place when a column is an array or a type cannot be read.
     func readColumnTypes(on connection: PostgresConnection) {
         let sql = """
-            SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory = 'A'
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory = 'A', a.atttypid::text
             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
             WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
             """
@@ -287,9 +305,22 @@ final class PostgresTarget: Target {
             logger.info("postgres column types unknown; writing with multi-row VALUES", metadata: ["target": "\(name)", "error": "\(failure.message)"])
             return
         }
-        var catalog: [String: (type: String, isArray: Bool)] = [:]
-        for row in rows where row.count == 3 {
-            if let name = row[0], let type = row[1] { catalog[name] = (type, row[2] == "t") }
+        var catalog: [String: (type: String, isArray: Bool, oid: String?)] = [:]
+        for row in rows where row.count == 4 {
+            if let name = row[0], let type = row[1] { catalog[name] = (type, row[2] == "t", row[3]) }
+        }
+        if copyWanted {
+            var same = true
+            for (index, column) in columns.enumerated() {
+                guard let forced = explicitTypes[index] else { continue }
+                guard case .success(let resolved) = connection.query("SELECT to_regtype($1)::oid::text", parameters: [forced]),
+                      let oid = resolved.first?.first ?? nil, oid == catalog[column.name]?.oid else {
+                    same = false
+                    logger.info("postgres column \(column.name) is cast to \(forced), not its own type; writing without COPY", metadata: ["target": "\(name)"])
+                    break
+                }
+            }
+            copyReady.withLock { $0 = same }
         }
         var types: [String] = []
         for (index, column) in columns.enumerated() {
@@ -350,6 +381,71 @@ final class PostgresTarget: Target {
         }
     }
 
+    /// When COPY is tried: always, until it fails on the data; then it is skipped for `skip`
+    /// batches, a pause that doubles with every further failure (up to 1024) and halves with
+    /// every success.
+    struct CopyGate {
+        var skip = 0
+        var pause = 0
+
+        mutating func allows() -> Bool {
+            if skip == 0 { return true }
+            skip -= 1
+            return false
+        }
+
+        mutating func failed() {
+            pause = min(max(pause * 2, 4), 1024)
+            skip = pause
+        }
+
+        mutating func succeeded() { pause /= 2 }
+    }
+
+    /// The rows at `indices` as COPY text: tab-separated, one line each, `\N` for NULL, and
+    /// backslash, tab, newline and carriage return escaped.
+    func copyData(_ indices: ArraySlice<Int>, _ rows: Rows) -> [UInt8] {
+        var data: [UInt8] = []
+        data.reserveCapacity(rows.blob.count + indices.count * 2)
+        rows.blob.withUnsafeBufferPointer { blob in
+            for index in indices {
+                for column in 0..<columns.count {
+                    if column > 0 { data.append(UInt8(ascii: "\t")) }
+                    let offset = rows.offset(row: index, column: column)
+                    if offset < 0 {
+                        data.append(UInt8(ascii: "\\"))
+                        data.append(UInt8(ascii: "N"))
+                        continue
+                    }
+                    var run = offset
+                    var cursor = offset
+                    while true {
+                        let byte = blob[cursor]
+                        if byte < 14 || byte == UInt8(ascii: "\\") {
+                            let escaped: UInt8? = switch byte {
+                            case UInt8(ascii: "\\"): UInt8(ascii: "\\")
+                            case UInt8(ascii: "\t"): UInt8(ascii: "t")
+                            case UInt8(ascii: "\n"): UInt8(ascii: "n")
+                            case UInt8(ascii: "\r"): UInt8(ascii: "r")
+                            default: nil
+                            }
+                            if byte == 0 || escaped != nil {
+                                if cursor > run { data.append(contentsOf: UnsafeBufferPointer(rebasing: blob[run..<cursor])) }
+                                if byte == 0 { break }
+                                data.append(UInt8(ascii: "\\"))
+                                data.append(escaped!)
+                                run = cursor + 1
+                            }
+                        }
+                        cursor += 1
+                    }
+                }
+                data.append(UInt8(ascii: "\n"))
+            }
+        }
+        return data
+    }
+
     func statement(rows count: Int) -> String {
         var sql = insertPrefix
         sql.reserveCapacity(insertPrefix.count + count * columns.count * 8 + conflictClause.count)
@@ -405,6 +501,22 @@ final class PostgresTarget: Target {
     func writeBatch(_ messages: [Message], on connection: PostgresConnection) throws -> WriteResult {
         let (rows, order, rejected) = render(messages)
         if order.isEmpty { return WriteResult(failures: rejected) }
+        if copyReady.withLock({ $0 }) && copyGate.withLock({ $0.allows() }) {
+            let data = copyData(order[...], rows)
+            switch data.withUnsafeBytes({ connection.copyIn(copyStatement, $0) }) {
+            case .success:
+                copyGate.withLock { $0.succeeded() }
+                pathCounts.withLock { $0.copy += 1 }
+                return WriteResult(failures: rejected)
+            case .failure(let failure) where failure.isRowError:
+                // Nothing of the COPY was stored; the statements resolve conflicts and isolate rows.
+                let pause = copyGate.withLock { gate in gate.failed(); return gate.skip }
+                logger.debug("postgres COPY refused the batch; writing it with statements", metadata: ["target": "\(name)", "error": "\(failure.text)", "copySkipsBatches": "\(pause)"])
+            case .failure(let failure):
+                throw failure.error(table: table)
+            }
+        }
+        pathCounts.withLock { $0.statements += 1 }
         let perStatement = arrayTypes.withLock { $0 } == nil ? rowsPerStatement : order.count
         let chunks = stride(from: 0, to: order.count, by: perStatement).map { order[$0..<min($0 + perStatement, order.count)] }
         // Fast path: every statement in one transaction.
