@@ -34,9 +34,20 @@ public struct Template: Sendable, CustomStringConvertible {
         case expression(Expression)
     }
 
+    /// One step of rendering, trivially copyable so that the hot loop does no reference
+    /// counting: literal text is a range of `literals`; an expression with filters, a header
+    /// or a JSON path (which need their own data) is an index into `parts`.
+    enum Op: Sendable {
+        case literal(start: Int, count: Int)
+        case key, value, channel, partition, offset, timestamp
+        case part(Int)
+    }
+
     /// The text as written.
     public let source: String
     let parts: [Part]
+    let ops: [Op]
+    let literals: [UInt8]
 
     public var description: String { source }
 
@@ -59,35 +70,76 @@ public struct Template: Sendable, CustomStringConvertible {
     public init(_ text: String) throws(TemplateError) {
         source = text
         parts = try TemplateParser(text).parse()
+        var ops: [Op] = []
+        var literals: [UInt8] = []
+        for (index, part) in parts.enumerated() {
+            switch part {
+            case .literal(let bytes):
+                ops.append(.literal(start: literals.count, count: bytes.count))
+                literals.append(contentsOf: bytes)
+            case .expression(let expression) where expression.filters.isEmpty:
+                switch expression.variable {
+                case .key: ops.append(.key)
+                case .value: ops.append(.value)
+                case .channel: ops.append(.channel)
+                case .partition: ops.append(.partition)
+                case .offset: ops.append(.offset)
+                case .timestamp: ops.append(.timestamp)
+                case .header, .json: ops.append(.part(index))
+                }
+            case .expression:
+                ops.append(.part(index))
+            }
+        }
+        self.ops = ops
+        self.literals = literals
     }
 
     /// Renders the template for `message`, appending to `output`.
+    ///
+    /// An expression without filters is appended straight from the message (numbers written
+    /// as digits in place), without an intermediate buffer: this runs once per message and
+    /// template on every target's hot path.
     public func render(_ message: Message, into output: inout [UInt8]) {
-        for part in parts {
-            switch part {
-            case .literal(let bytes):
-                output.append(contentsOf: bytes)
-            case .expression(let expression):
-                var piece = Self.resolve(expression.variable, message)
-                var isTimestamp = expression.variable == .timestamp
-                for filter in expression.filters {
-                    switch filter {
-                    case .date(let pattern):
-                        if isTimestamp {
-                            piece = pattern.format(millis: message.timestamp)
-                            isTimestamp = false
-                        }
-                    case .fallback(let text):
-                        if piece.isEmpty { piece = text }
-                    case .lower:
-                        piece = piece.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
-                    case .upper:
-                        piece = piece.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }
+        literals.withUnsafeBufferPointer { literals in
+            ops.withUnsafeBufferPointer { ops in
+                for op in ops {
+                    switch op {
+                    case .literal(let start, let count):
+                        output.append(contentsOf: UnsafeBufferPointer(rebasing: literals[start..<(start + count)]))
+                    case .key: if let key = message.key { output.append(contentsOf: key) }
+                    case .value: output.append(contentsOf: message.value)
+                    case .channel: output.append(contentsOf: message.channel.utf8)
+                    case .partition: DecimalDigits.append(Int64(message.partition), to: &output)
+                    case .offset: DecimalDigits.append(message.offset, to: &output)
+                    case .timestamp: DecimalDigits.append(message.timestamp, to: &output)
+                    case .part(let index):
+                        if case .expression(let expression) = parts[index] { renderFiltered(expression, message, into: &output) }
                     }
                 }
-                output.append(contentsOf: piece)
             }
         }
+    }
+
+    func renderFiltered(_ expression: Expression, _ message: Message, into output: inout [UInt8]) {
+        var piece = Self.resolve(expression.variable, message)
+        var isTimestamp = expression.variable == .timestamp
+        for filter in expression.filters {
+            switch filter {
+            case .date(let pattern):
+                if isTimestamp {
+                    piece = pattern.format(millis: message.timestamp)
+                    isTimestamp = false
+                }
+            case .fallback(let text):
+                if piece.isEmpty { piece = text }
+            case .lower:
+                piece = piece.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+            case .upper:
+                piece = piece.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }
+            }
+        }
+        output.append(contentsOf: piece)
     }
 
     public func render(_ message: Message) -> [UInt8] {

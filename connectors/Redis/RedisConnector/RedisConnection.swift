@@ -15,6 +15,8 @@ final class RedisConnection: @unchecked Sendable {
     var context: UnsafeMutablePointer<redisContext>?
     /// The pipeline being encoded; kept between batches so its capacity is reused.
     var output = RESPEncoder(capacity: 64 * 1024)
+    /// Where the pipeline's replies are read and parsed.
+    var input = RESPReader(capacity: 64 * 1024)
 
     init(address: RedisAddress, timeout: Duration, label: String) {
         self.address = address
@@ -73,6 +75,7 @@ final class RedisConnection: @unchecked Sendable {
     func disconnect() {
         if let context { redisFree(context) }
         context = nil
+        input.reset()
     }
 
     /// Sends one command and reads its reply. A lost connection throws `retriable`.
@@ -109,13 +112,13 @@ final class RedisConnection: @unchecked Sendable {
         if status != REDIS_OK { throw lost() }
     }
 
-    /// Writes an encoded pipeline straight to the socket. hiredis's own output buffer is empty
-    /// here (every earlier command has had its reply read), so the order on the wire is kept;
-    /// the replies are then read through hiredis's reader as usual.
-    func send(_ encoder: RESPEncoder) throws {
+    /// Writes the encoded pipeline in `output` straight to the socket. hiredis's own buffers are
+    /// empty here (every command it sent has had its reply read), so the order on the wire is
+    /// kept; the replies are read with `pipelinedReply`.
+    func sendOutput() throws {
         guard let context else { throw ConnectorError.retriable("not connected to redis at \(address.display)") }
         let fd = context.pointee.fd
-        let failure: Int32? = encoder.bytes.withUnsafeBytes { buffer -> Int32? in
+        let failure: Int32? = { (buffer: UnsafeRawBufferPointer) -> Int32? in
             var sent = 0
             while sent < buffer.count {
                 let count = Glibc.send(fd, buffer.baseAddress! + sent, buffer.count - sent, Int32(MSG_NOSIGNAL))
@@ -126,11 +129,25 @@ final class RedisConnection: @unchecked Sendable {
                 sent += count
             }
             return nil
-        }
+        }(output.bytes)
         if let failure {
             let text = failure == EAGAIN || failure == EWOULDBLOCK ? "write timed out" : String(cString: strerror(failure))
             disconnect()
             throw ConnectorError.retriable("lost the connection to redis at \(address.display): \(text)")
+        }
+    }
+
+    /// The next reply of a pipeline sent with `sendOutput`, parsed from the socket without
+    /// hiredis; a broken connection (or a reply that is not RESP2) drops the connection and is
+    /// `retriable`.
+    func pipelinedReply() -> Result<Reply, ConnectorError> {
+        guard let context else { return .failure(.retriable("not connected to redis at \(address.display)")) }
+        switch input.next(from: context.pointee.fd) {
+        case .ok: return .success(.ok)
+        case .error(let text): return .success(.error(text))
+        case .failed(let text):
+            disconnect()
+            return .failure(.retriable("lost the connection to redis at \(address.display): \(text)"))
         }
     }
 

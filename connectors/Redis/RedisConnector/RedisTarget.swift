@@ -71,6 +71,11 @@ final class RedisTarget: Target {
     let ttlMillis: [UInt8]?
     let maxLength: Int?
     let approximateTrim: Bool
+    /// The plan's arguments split for the hot loop: per argument, whether it is a template and
+    /// its index in `argumentTemplates` or `argumentLiterals`.
+    let argumentSlots: [(isTemplate: Bool, index: Int)]
+    let argumentTemplates: [Template]
+    let argumentLiterals: [[UInt8]]
     let address: RedisAddress
     let pool: ConnectionPool<RedisConnection>
     let logger: Logger
@@ -96,6 +101,22 @@ final class RedisTarget: Target {
         }
         maxLength = options.int("maxLength")
         approximateTrim = options.bool("approximateTrim") ?? false
+        var slots: [(isTemplate: Bool, index: Int)] = []
+        var templates: [Template] = []
+        var literals: [[UInt8]] = []
+        for argument in Self.plan(command: command, key: key, field: field, value: value, score: score, ttlMillis: ttlMillis, maxLength: maxLength, approximateTrim: approximateTrim) {
+            switch argument {
+            case .literal(let bytes):
+                slots.append((false, literals.count))
+                literals.append(bytes)
+            case .template(let template):
+                slots.append((true, templates.count))
+                templates.append(template)
+            }
+        }
+        argumentSlots = slots
+        argumentTemplates = templates
+        argumentLiterals = literals
         let timeout = options.duration("timeout") ?? .seconds(10)
         let size = options.int("poolSize") ?? 1
         let address = self.address
@@ -153,7 +174,41 @@ final class RedisTarget: Target {
 
     // MARK: the pipeline (runs on the connection's queue)
 
-    static let names: [Command: [UInt8]] = Dictionary(uniqueKeysWithValues: Command.allCases.map { ($0, Array($0.rawValue.uppercased().utf8)) })
+    /// One argument of the command written for each message.
+    enum Argument: Sendable {
+        case literal([UInt8])
+        case template(Template)
+    }
+
+    /// The arguments of each message's command, fixed when the target is built: the command
+    /// name and options as literals, the key, field, value and score as templates.
+    static func plan(command: Command, key: Template, field: Template?, value: Template, score: Template?, ttlMillis: [UInt8]?, maxLength: Int?, approximateTrim: Bool) -> [Argument] {
+        var arguments: [Argument] = [.literal(Array((command == .expire ? "PEXPIRE" : command.rawValue.uppercased()).utf8)), .template(key)]
+        switch command {
+        case .set:
+            arguments.append(.template(value))
+            if let ttlMillis { arguments += [.literal(Array("PX".utf8)), .literal(ttlMillis)] }
+        case .hset:
+            arguments += [.template(field!), .template(value)]
+        case .xadd:
+            if let maxLength {
+                arguments.append(.literal(Array("MAXLEN".utf8)))
+                if approximateTrim { arguments.append(.literal([UInt8(ascii: "~")])) }
+                arguments.append(.literal(Array(String(maxLength).utf8)))
+            }
+            arguments += [.literal([UInt8(ascii: "*")]), .template(field!), .template(value)]
+        case .publish, .lpush, .rpush, .sadd:
+            arguments.append(.template(value))
+        case .zadd:
+            arguments += [.template(score!), .template(value)]
+        case .del:
+            break
+        case .expire:
+            arguments.append(.literal(ttlMillis!))
+        }
+        return arguments
+    }
+
     static let pexpire = Array("PEXPIRE".utf8)
 
     /// Appends every message's command(s), then reads the replies in order.
@@ -162,80 +217,58 @@ final class RedisTarget: Target {
         var offsets: [Int] = []
         var lengths: [Int] = []
         blob.reserveCapacity(256)
-        var repliesPerMessage = 1
+        offsets.reserveCapacity(argumentSlots.count)
+        lengths.reserveCapacity(argumentSlots.count)
+        // EXPIRE after the command, for the commands that have no TTL option of their own.
         let expireAfter = ttlMillis != nil && command != .set && command != .expire
-        if expireAfter { repliesPerMessage = 2 }
-        var keyStart = 0
-        var keyLength = 0
+        let repliesPerMessage = expireAfter ? 2 : 1
         connection.output.removeAll()
         defer { connection.output.removeAll() }
-        for message in messages {
-            blob.removeAll(keepingCapacity: true)
-            offsets.removeAll(keepingCapacity: true)
-            lengths.removeAll(keepingCapacity: true)
-            func literal(_ bytes: [UInt8]) {
-                offsets.append(blob.count)
-                blob.append(contentsOf: bytes)
-                lengths.append(bytes.count)
-            }
-            func rendered(_ template: Template) {
-                let start = blob.count
-                offsets.append(start)
-                template.render(message, into: &blob)
-                lengths.append(blob.count - start)
-            }
-            literal(command == .expire ? Self.pexpire : Self.names[command]!)
-            keyStart = blob.count
-            rendered(key)
-            keyLength = blob.count - keyStart
-            switch command {
-            case .set:
-                rendered(value)
-                if let ttlMillis {
-                    literal(Array("PX".utf8))
-                    literal(ttlMillis)
+        // Elements are reached through buffer pointers, which borrow them in place: binding an
+        // enum payload or copying a message would retain and release its buffers per message.
+        let literals = argumentLiterals, templates = argumentTemplates
+        literals.withUnsafeBufferPointer { literals in
+            templates.withUnsafeBufferPointer { templates in
+            argumentSlots.withUnsafeBufferPointer { slots in
+            messages.withUnsafeBufferPointer { messages in
+                for index in messages.indices {
+                    blob.removeAll(keepingCapacity: true)
+                    offsets.removeAll(keepingCapacity: true)
+                    lengths.removeAll(keepingCapacity: true)
+                    for slot in slots {
+                        let start = blob.count
+                        if slot.isTemplate {
+                            templates[slot.index].render(messages[index], into: &blob)
+                        } else {
+                            blob.append(contentsOf: literals[slot.index])
+                        }
+                        offsets.append(start)
+                        lengths.append(blob.count - start)
+                    }
+                    connection.output.command(blob, offsets, lengths)
+                    if expireAfter, let ttlMillis {
+                        // The key is argument 1.
+                        let key = Array(blob[offsets[1]..<(offsets[1] + lengths[1])])
+                        blob.removeAll(keepingCapacity: true)
+                        blob.append(contentsOf: Self.pexpire)
+                        blob.append(contentsOf: key)
+                        blob.append(contentsOf: ttlMillis)
+                        connection.output.command(blob, [0, Self.pexpire.count, Self.pexpire.count + key.count], [Self.pexpire.count, key.count, ttlMillis.count])
+                    }
                 }
-            case .hset:
-                rendered(field!)
-                rendered(value)
-            case .xadd:
-                if let maxLength {
-                    literal(Array("MAXLEN".utf8))
-                    if approximateTrim { literal([UInt8(ascii: "~")]) }
-                    literal(Array(String(maxLength).utf8))
-                }
-                literal([UInt8(ascii: "*")])
-                rendered(field!)
-                rendered(value)
-            case .publish, .lpush, .rpush, .sadd:
-                rendered(value)
-            case .zadd:
-                rendered(score!)
-                rendered(value)
-            case .del:
-                break
-            case .expire:
-                literal(ttlMillis!)
             }
-            connection.output.command(blob, offsets, lengths)
-            if expireAfter, let ttlMillis {
-                let key = Array(blob[keyStart..<(keyStart + keyLength)])
-                blob.removeAll(keepingCapacity: true)
-                offsets.removeAll(keepingCapacity: true)
-                lengths.removeAll(keepingCapacity: true)
-                literal(Self.pexpire)
-                literal(key)
-                literal(ttlMillis)
-                connection.output.command(blob, offsets, lengths)
+            }
             }
         }
-        try connection.send(connection.output)
+        try connection.sendOutput()
         var failures: [(index: Int, error: ConnectorError)] = []
         for index in messages.indices {
             var failure: String?
             for _ in 0..<repliesPerMessage {
-                guard let reply = connection.readReply() else {
-                    let lost = connection.lost()
+                let reply: RedisConnection.Reply
+                switch connection.pipelinedReply() {
+                case .success(let next): reply = next
+                case .failure(let lost):
                     // Nothing confirmed at all: fail the whole batch; otherwise keep what was confirmed.
                     if index == 0 { throw lost }
                     for rest in index..<messages.count { failures.append((rest, lost)) }
@@ -252,7 +285,8 @@ final class RedisTarget: Target {
                 failures.append((index, error))
             }
         }
-        if failures.contains(where: { $0.error.kind == .retriable }) { connection.disconnect() }
+        // Bytes left over would belong to no command: start over on a fresh connection.
+        if failures.contains(where: { $0.error.kind == .retriable }) || connection.input.hasBufferedBytes { connection.disconnect() }
         return WriteResult(failures: failures)
     }
 
