@@ -157,14 +157,14 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "KafkaConnectorTests", dependencies: ["KafkaConnector", "SwitchyardCore", "CRdKafka"]),
+        .testTarget(name: "KafkaConnectorTests", dependencies: ["KafkaConnector", "SwitchyardCore", "CRdKafka", "TestBedSupport"]),
         // Test-bed helpers shared by test modules (a plain target: test targets cannot import each other).
         .target(name: "TestBedSupport", path: "Tests/TestBedSupport"),
         .testTarget(name: "RabbitMQConnectorTests", dependencies: ["RabbitMQConnector", "SwitchyardCore", "CRabbitMQ", "TestBedSupport"]),
         // Bridges between clusters, through the switchyard binary (kafka-mock processes, rabbitmq-server).
         .testTarget(name: "BridgeTests", dependencies: ["TestBedSupport"]),
         .testTarget(name: "LinkTests", dependencies: ["LinkConnector", "SwitchyardCore"]),
-        .testTarget(name: "StoreConnectorTests", dependencies: ["RedisConnector", "PostgresConnector", "S3Connector", "SwitchyardCore"]),
+        .testTarget(name: "StoreConnectorTests", dependencies: ["RedisConnector", "PostgresConnector", "S3Connector", "SwitchyardCore", "TestBedSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import TestBedSupport
 import Logging
 import Synchronization
 import SwitchyardCore
@@ -19,28 +20,20 @@ let quietLogger: Logger = {
 
 /// The test bed's env file (`.state/services.env`), found from this file's path.
 enum TestBed {
-    static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root: URL = ServicesFile.root
 
     static func environment() throws -> [String: String] {
-        let path = root.appendingPathComponent(".state/services.env").path
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            Issue.record("the test bed is not running: \(path) is missing; run `scripts/services start`")
+        do { return try ServicesFile.environment() } catch {
+            Issue.record("\(error)")
             throw TestBedMissing()
         }
-        var values: [String: String] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
-        }
-        return values
     }
 
     static func value(_ name: String) throws -> String {
-        guard let value = try environment()[name], !value.isEmpty else {
-            Issue.record("\(name) is missing from .state/services.env; run `scripts/services start`")
+        do { return try ServicesFile.value(name) } catch {
+            Issue.record("\(error)")
             throw TestBedMissing()
         }
-        return value
     }
 }
 

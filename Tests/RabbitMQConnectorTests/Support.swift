@@ -1,4 +1,5 @@
 import Foundation
+import TestBedSupport
 import Logging
 import Synchronization
 import Testing
@@ -9,19 +10,10 @@ let quietLogger = Logger(label: "switchyard.tests.rabbitmq", factory: { _ in Swi
 
 /// The test bed's addresses, from `.state/services.env`.
 enum TestBed {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = ServicesFile.root
 
     static func environment() throws -> [String: String] {
-        let file = root.appendingPathComponent(".state/services.env")
-        guard let text = try? String(contentsOf: file, encoding: .utf8) else {
-            throw TestBedMissing(message: "\(file.path) is missing: run scripts/services start")
-        }
-        var values: [String: String] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
-        }
-        return values
+        do { return try ServicesFile.environment() } catch { throw TestBedMissing(message: error.description) }
     }
 
     static func amqpURL() throws -> String {
@@ -37,25 +29,9 @@ enum TestBed {
         return try run(ctl, arguments)
     }
 
-    /// Runs scripts/services with its output discarded (a started server inherits the
-    /// descriptors, so a pipe would never reach end of file). Spawned and reaped with
-    /// posix_spawn and waitpid: Foundation's Process can miss the exit of a child whose
-    /// grandchildren keep running, and `waitUntilExit` then never returns.
+    /// Runs scripts/services (see ``ServicesFile/services(_:)``).
     static func services(_ arguments: [String]) throws {
-        let script = root.appendingPathComponent("scripts/services").path
-        let command = ([script] + arguments).joined(separator: " ") + " >/dev/null 2>&1 </dev/null"
-        let words: [String] = ["/bin/sh", "-c", command]
-        var cArguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, &cArguments, environ)
-        guard spawned == 0 else { throw TestBedMissing(message: "cannot start scripts/services: error \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return }  // reaped elsewhere: the status is unknown
-        }
-        let exitCode = (status >> 8) & 0xFF
-        if exitCode != 0 { throw TestBedMissing(message: "scripts/services \(arguments) exited \(exitCode)") }
+        do { try ServicesFile.services(arguments) } catch { throw TestBedMissing(message: error.description) }
     }
 
     /// `services` on a thread of its own, so that the wait (several seconds for RabbitMQ)

@@ -1,4 +1,5 @@
 import Foundation
+import TestBedSupport
 import Logging
 import Testing
 import SwitchyardCore
@@ -21,23 +22,11 @@ enum StoreBed {
 
     /// The test bed's addresses from `.state/services.env`.
     static func environment() throws -> [String: String] {
-        let path = repository.appendingPathComponent(".state/services.env").path
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw Missing(description: "\(path) is missing: run scripts/services start")
-        }
-        var values: [String: String] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
-        }
-        return values
+        do { return try ServicesFile.environment() } catch { throw Missing(description: error.description) }
     }
 
     static func value(_ name: String) throws -> String {
-        guard let value = try environment()[name] else {
-            throw Missing(description: "\(name) is not in .state/services.env: run scripts/services start")
-        }
-        return value
+        do { return try ServicesFile.value(name) } catch { throw Missing(description: error.description) }
     }
 
     static let quietLogger = Logger(label: "switchyard.store-tests", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -204,22 +193,7 @@ enum StoreBed {
     }
 
     /// Runs `scripts/services ARGS` (stop or start one server of the test bed).
-    /// Spawned and reaped with posix_spawn/waitpid, output discarded: the servers it starts
-    /// inherit its descriptors, and Foundation's Process did not notice the script's exit here.
     static func services(_ arguments: String...) throws {
-        let script = repository.appendingPathComponent("scripts/services").path
-        let command = ([script] + arguments).joined(separator: " ") + " >/dev/null 2>&1 </dev/null"
-        let words: [String] = ["/bin/sh", "-c", command]
-        var cArguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, &cArguments, environ)
-        guard spawned == 0 else { throw Missing(description: "cannot start scripts/services: error \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return }  // reaped elsewhere: the status is unknown
-        }
-        let exitCode = (status >> 8) & 0xFF
-        if exitCode != 0 { throw Missing(description: "scripts/services \(arguments) exited \(exitCode)") }
+        do { try ServicesFile.services(arguments) } catch { throw Missing(description: error.description) }
     }
 }

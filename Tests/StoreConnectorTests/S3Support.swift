@@ -1,4 +1,5 @@
 import Foundation
+import TestBedSupport
 import Logging
 import Testing
 import SwitchyardCore
@@ -31,15 +32,9 @@ enum S3Bed {
     }
 
     static func service() throws -> Service {
-        let path = repository.appendingPathComponent(".state/services.env").path
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw Failure(description: "\(path) is missing: run scripts/services start")
-        }
-        var values: [String: String] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
-        }
+        let path = ServicesFile.root.appendingPathComponent(".state/services.env").path
+        let values: [String: String]
+        do { values = try ServicesFile.environment() } catch { throw Failure(description: error.description) }
         guard let endpoint = values["SWITCHYARD_S3_ENDPOINT"], let id = values["SWITCHYARD_S3_ACCESS_KEY_ID"],
               let secret = values["SWITCHYARD_S3_SECRET_ACCESS_KEY"] else {
             throw Failure(description: "the S3 server is not in \(path): run scripts/services start s3")

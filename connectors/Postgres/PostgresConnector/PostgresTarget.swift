@@ -107,7 +107,7 @@ final class PostgresTarget: Target {
     let pathCounts = Mutex((copy: 0, statements: 0))
     let pool: ConnectionPool<PostgresConnection>
     let logger: Logger
-    let state = Mutex<ConnectorHealth>(.connecting)
+    let state = HealthState()
 
     init(_ setup: ConnectorSetup) throws {
         let options = setup.options
@@ -154,14 +154,10 @@ final class PostgresTarget: Target {
         logger = setup.logger
     }
 
-    var health: ConnectorHealth { state.withLock { $0 } }
+    var health: ConnectorHealth { state.current }
 
     func setHealth(_ health: ConnectorHealth) {
-        let changed = state.withLock { state -> Bool in
-            defer { state = health }
-            return state != health
-        }
-        if changed && health == .up {
+        if state.set(health) && health == .up {
             logger.info("connected to postgres", metadata: ["target": "\(name)", "table": "\(table)"])
         }
     }
@@ -184,7 +180,7 @@ final class PostgresTarget: Target {
             }
             setHealth(.up)
         } catch let error as ConnectorError {
-            setHealth(error.kind == .targetDown ? .down(error.message) : .connecting)
+            state.failed(error)
             throw error
         }
     }
@@ -206,7 +202,7 @@ final class PostgresTarget: Target {
             setHealth(.up)
             return result
         } catch let error as ConnectorError {
-            setHealth(error.kind == .targetDown ? .down(error.message) : .connecting)
+            state.failed(error)
             throw error
         }
     }

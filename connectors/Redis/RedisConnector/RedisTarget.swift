@@ -79,7 +79,7 @@ final class RedisTarget: Target {
     let address: RedisAddress
     let pool: ConnectionPool<RedisConnection>
     let logger: Logger
-    let state = Mutex<ConnectorHealth>(.connecting)
+    let state = HealthState()
 
     init(_ setup: ConnectorSetup) throws {
         let options = setup.options
@@ -125,14 +125,10 @@ final class RedisTarget: Target {
         logger = setup.logger
     }
 
-    var health: ConnectorHealth { state.withLock { $0 } }
+    var health: ConnectorHealth { state.current }
 
     func setHealth(_ health: ConnectorHealth) {
-        let changed = state.withLock { state -> Bool in
-            defer { state = health }
-            return state != health
-        }
-        if changed && health == .up {
+        if state.set(health) && health == .up {
             logger.info("connected to redis", metadata: ["target": "\(name)", "address": "\(address.display)"])
         }
     }
@@ -144,7 +140,7 @@ final class RedisTarget: Target {
             }
             setHealth(.up)
         } catch let error as ConnectorError {
-            setHealth(error.kind == .targetDown ? .down(error.message) : .connecting)
+            state.failed(error)
             throw error
         }
     }
@@ -161,7 +157,7 @@ final class RedisTarget: Target {
             setHealth(result.failures.contains { $0.error.kind == .retriable } ? .connecting : .up)
             return result
         } catch let error as ConnectorError {
-            setHealth(error.kind == .targetDown ? .down(error.message) : .connecting)
+            state.failed(error)
             throw error
         }
     }

@@ -1,24 +1,24 @@
 import Synchronization
 
-/// A fixed set of connections, each used by one writer at a time.
+/// A fixed set of connections, each used by one writer at a time (the store targets' pools).
 ///
 /// `withConnection` suspends (without blocking a thread) while every connection is busy, and
 /// hands the connections out in first-come order.
-final class ConnectionPool<Connection: Sendable>: Sendable {
+public final class ConnectionPool<Connection: Sendable>: Sendable {
     struct State: ~Copyable {
         var free: [Int]
         var waiters: [CheckedContinuation<Int, Never>] = []
     }
 
-    let connections: [Connection]
+    public let connections: [Connection]
     let state: Mutex<State>
 
-    init(_ connections: [Connection]) {
+    public init(_ connections: [Connection]) {
         self.connections = connections
         state = Mutex(State(free: Array(connections.indices.reversed())))
     }
 
-    func withConnection<T: Sendable>(_ body: (Connection) async throws -> T) async throws -> T {
+    public func withConnection<T: Sendable>(_ body: (Connection) async throws -> T) async throws -> T {
         let index = await acquire()
         defer { release(index) }
         return try await body(connections[index])
