@@ -137,4 +137,24 @@ struct TemplateTests {
         #expect(compileError("{{ json.items[x] }}")?.message.contains("JSON path") == true)
         #expect(compileError("{{ headers. }}") != nil)
     }
+
+    @Test func decimalDigitsMatchTheStandardLibrary() {
+        for value: Int64 in [0, 9, 10, 99, 100, 1_234_567_890, -1, -10, -987_654, .max, .min] {
+            var bytes: [UInt8] = Array("x".utf8)
+            DecimalDigits.append(value, to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == "x\(value)")
+        }
+    }
+
+    @Test func literalsAndFieldsInterleaveAndFiltersStillApply() throws {
+        let mixed = try Template("a{{ partition }}b{{ offset }}c{{ key | upper }}d{{ timestamp }}{{ channel }}")
+        var message = message
+        message.partition = 3
+        message.offset = 1_000_000_007
+        message.timestamp = -5
+        #expect(String(decoding: mixed.render(message), as: UTF8.self) == "a3b1000000007cUSER-7d-5orders.eu")
+        var output = Array("prefix:".utf8)
+        mixed.render(message, into: &output)
+        #expect(String(decoding: output, as: UTF8.self) == "prefix:a3b1000000007cUSER-7d-5orders.eu")
+    }
 }
