@@ -241,7 +241,7 @@ struct PostgresTargetTests {
             ("table", .text(table)), ("nullWhenEmpty", .plain("true")),
             ("columns", .object([("id", .text("{{ offset }}")), ("body", .text("{{ value }}")), ("note", .text("{{ headers.note }}"))])),
         ])
-        let bodies = ["a\tb", "line1\nline2\r\n", "back\\slash \\N \\t", "\\", "tab\tat end\t", "\u{1}\u{b}\u{c} controls", "ünï ✓", ""]
+        let bodies = ["a\tb", "\\.", "line1\nline2\r\n", "back\\slash \\N \\t", "\\", "tab\tat end\t", "\u{1}\u{b}\u{c} controls", "ünï ✓", ""]
         let batch = bodies.enumerated().map { index, body in
             Message(value: Array(body.utf8), headers: index == 0 ? [Header(name: "note", value: Array("n\t1".utf8))] : [], offset: Int64(index))
         }
