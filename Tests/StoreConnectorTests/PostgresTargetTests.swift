@@ -145,10 +145,11 @@ struct PostgresTargetTests {
         }
     }
 
-    @Test func valuesWithQuotesAndSQLAreStoredVerbatim() async throws {
+    /// Through COPY, and with `copy: false` through the unnest statement's array literals.
+    @Test(arguments: [true, false]) func valuesWithQuotesAndSQLAreStoredVerbatim(copy: Bool) async throws {
         let table = try makeTable("id bigint, body text, k text")
         let target = try await open([
-            ("table", .text(table)),
+            ("table", .text(table)), ("copy", .plain(copy ? "true" : "false")),
             ("columns", .object([("id", .text("{{ offset }}")), ("body", .text("{{ value }}")), ("k", .text("{{ key }}"))])),
         ])
         let nasty = [
@@ -162,6 +163,7 @@ struct PostgresTargetTests {
         let stored = try psql("SELECT body FROM \(table) ORDER BY id").split(separator: "\n").map(String.init)
         #expect(stored == nasty)
         #expect(try psql("SELECT k FROM \(table) WHERE id = 1") == "'1'")
+        #expect(counts(target) == (copy ? (1, 0) : (0, 1)))
         await target.close()
     }
 

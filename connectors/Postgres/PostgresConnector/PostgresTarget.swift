@@ -354,20 +354,7 @@ final class PostgresTarget: Target {
                         continue
                     }
                     literal.append(UInt8(ascii: "\""))
-                    // Copy runs of plain bytes at once; only quotes and backslashes are escaped.
-                    var run = offset
-                    var cursor = offset
-                    while true {
-                        let byte = blob[cursor]
-                        if byte == 0 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                            if cursor > run { literal.append(contentsOf: UnsafeBufferPointer(rebasing: blob[run..<cursor])) }
-                            if byte == 0 { break }
-                            literal.append(UInt8(ascii: "\\"))
-                            literal.append(byte)
-                            run = cursor + 1
-                        }
-                        cursor += 1
-                    }
+                    Self.appendEscaped(blob, from: offset, escapes: Self.arrayEscapes, into: &literal)
                     literal.append(UInt8(ascii: "\""))
                 }
                 literal.append(UInt8(ascii: "}"))
@@ -398,6 +385,38 @@ final class PostgresTarget: Target {
         mutating func succeeded() { pause /= 2 }
     }
 
+    /// Per byte value, the character written after a backslash to escape it, or 0 to copy the
+    /// byte as it is: quotes and backslashes in an array literal element, and backslash, tab,
+    /// newline and carriage return in COPY text.
+    static let arrayEscapes: [UInt8] = escapeTable(["\"": "\"", "\\": "\\"])
+    static let copyEscapes: [UInt8] = escapeTable(["\\": "\\", "\t": "t", "\n": "n", "\r": "r"])
+
+    static func escapeTable(_ escapes: [Unicode.Scalar: Unicode.Scalar]) -> [UInt8] {
+        var table = [UInt8](repeating: 0, count: 256)
+        for (byte, escaped) in escapes { table[Int(byte.value)] = UInt8(escaped.value) }
+        return table
+    }
+
+    /// Appends the NUL-terminated value at `blob[offset...]`, escaped by `escapes`, copying runs
+    /// of plain bytes at once.
+    static func appendEscaped(_ blob: UnsafeBufferPointer<UInt8>, from offset: Int, escapes: [UInt8], into output: inout [UInt8]) {
+        escapes.withUnsafeBufferPointer { escapes in
+            var run = offset
+            var cursor = offset
+            while true {
+                let byte = blob[cursor]
+                if byte == 0 || escapes[Int(byte)] != 0 {
+                    if cursor > run { output.append(contentsOf: UnsafeBufferPointer(rebasing: blob[run..<cursor])) }
+                    if byte == 0 { return }
+                    output.append(UInt8(ascii: "\\"))
+                    output.append(escapes[Int(byte)])
+                    run = cursor + 1
+                }
+                cursor += 1
+            }
+        }
+    }
+
     /// The rows at `indices` as COPY text: tab-separated, one line each, `\N` for NULL, and
     /// backslash, tab, newline and carriage return escaped.
     func copyData(_ indices: ArraySlice<Int>, _ rows: Rows) -> [UInt8] {
@@ -413,28 +432,7 @@ final class PostgresTarget: Target {
                         data.append(UInt8(ascii: "N"))
                         continue
                     }
-                    var run = offset
-                    var cursor = offset
-                    while true {
-                        let byte = blob[cursor]
-                        if byte < 14 || byte == UInt8(ascii: "\\") {
-                            let escaped: UInt8? = switch byte {
-                            case UInt8(ascii: "\\"): UInt8(ascii: "\\")
-                            case UInt8(ascii: "\t"): UInt8(ascii: "t")
-                            case UInt8(ascii: "\n"): UInt8(ascii: "n")
-                            case UInt8(ascii: "\r"): UInt8(ascii: "r")
-                            default: nil
-                            }
-                            if byte == 0 || escaped != nil {
-                                if cursor > run { data.append(contentsOf: UnsafeBufferPointer(rebasing: blob[run..<cursor])) }
-                                if byte == 0 { break }
-                                data.append(UInt8(ascii: "\\"))
-                                data.append(escaped!)
-                                run = cursor + 1
-                            }
-                        }
-                        cursor += 1
-                    }
+                    Self.appendEscaped(blob, from: offset, escapes: Self.copyEscapes, into: &data)
                 }
                 data.append(UInt8(ascii: "\n"))
             }

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import SwitchyardCore
 
 /// Redis's request encoding: each command an array of bulk strings (`*N\r\n`, then `$len\r\n`,
@@ -75,11 +72,7 @@ struct RESPEncoder: ~Copyable {
     private static func header(_ marker: UInt8, _ value: Int, at cursor: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         cursor[0] = marker
         let width = digits(value)
-        var rest = value
-        for position in stride(from: width, through: 1, by: -1) {
-            cursor[position] = UInt8(truncatingIfNeeded: rest % 10) &+ 48
-            rest /= 10
-        }
+        DecimalDigits.write(UInt64(value), width: width, at: cursor + 1)
         cursor[width + 1] = 13
         cursor[width + 2] = 10
         return cursor + width + 3
@@ -87,13 +80,6 @@ struct RESPEncoder: ~Copyable {
 
     /// The number of decimal digits of a non-negative value.
     static func digits(_ value: Int) -> Int {
-        precondition(value >= 0)
-        var width = 1
-        var rest = value
-        while rest >= 10 {
-            rest /= 10
-            width += 1
-        }
-        return width
+        DecimalDigits.width(of: UInt64(value))
     }
 }

@@ -71,11 +71,7 @@ final class RedisTarget: Target {
     let ttlMillis: [UInt8]?
     let maxLength: Int?
     let approximateTrim: Bool
-    /// The plan's arguments split for the hot loop: per argument, whether it is a template and
-    /// its index in `argumentTemplates` or `argumentLiterals`.
-    let argumentSlots: [(isTemplate: Bool, index: Int)]
-    let argumentTemplates: [Template]
-    let argumentLiterals: [[UInt8]]
+    let plan: CommandPlan
     let address: RedisAddress
     let pool: ConnectionPool<RedisConnection>
     let logger: Logger
@@ -101,22 +97,7 @@ final class RedisTarget: Target {
         }
         maxLength = options.int("maxLength")
         approximateTrim = options.bool("approximateTrim") ?? false
-        var slots: [(isTemplate: Bool, index: Int)] = []
-        var templates: [Template] = []
-        var literals: [[UInt8]] = []
-        for argument in Self.plan(command: command, key: key, field: field, value: value, score: score, ttlMillis: ttlMillis, maxLength: maxLength, approximateTrim: approximateTrim) {
-            switch argument {
-            case .literal(let bytes):
-                slots.append((false, literals.count))
-                literals.append(bytes)
-            case .template(let template):
-                slots.append((true, templates.count))
-                templates.append(template)
-            }
-        }
-        argumentSlots = slots
-        argumentTemplates = templates
-        argumentLiterals = literals
+        plan = Self.makePlan(command: command, key: key, field: field, value: value, score: score, ttlMillis: ttlMillis, maxLength: maxLength, approximateTrim: approximateTrim)
         let timeout = options.duration("timeout") ?? .seconds(10)
         let size = options.int("poolSize") ?? 1
         let address = self.address
@@ -170,39 +151,64 @@ final class RedisTarget: Target {
 
     // MARK: the pipeline (runs on the connection's queue)
 
-    /// One argument of the command written for each message.
-    enum Argument: Sendable {
-        case literal([UInt8])
-        case template(Template)
+    /// The arguments of the command written for each message: per argument, whether it is a
+    /// template and its index in `templates` or `literals`. Kept apart (rather than one enum per
+    /// argument) so that the hot loop reaches each through a buffer pointer, in place, without
+    /// retaining its payload for every message.
+    struct CommandPlan: Sendable {
+        var slots: [(isTemplate: Bool, index: Int)] = []
+        var templates: [Template] = []
+        var literals: [[UInt8]] = []
+
+        mutating func literal(_ text: String) { literal(Array(text.utf8)) }
+
+        mutating func literal(_ bytes: [UInt8]) {
+            slots.append((false, literals.count))
+            literals.append(bytes)
+        }
+
+        mutating func template(_ template: Template) {
+            slots.append((true, templates.count))
+            templates.append(template)
+        }
     }
 
-    /// The arguments of each message's command, fixed when the target is built: the command
-    /// name and options as literals, the key, field, value and score as templates.
-    static func plan(command: Command, key: Template, field: Template?, value: Template, score: Template?, ttlMillis: [UInt8]?, maxLength: Int?, approximateTrim: Bool) -> [Argument] {
-        var arguments: [Argument] = [.literal(Array((command == .expire ? "PEXPIRE" : command.rawValue.uppercased()).utf8)), .template(key)]
+    /// The command of each message, fixed when the target is built: the command name and
+    /// options as literals, the key, field, value and score as templates.
+    static func makePlan(command: Command, key: Template, field: Template?, value: Template, score: Template?, ttlMillis: [UInt8]?, maxLength: Int?, approximateTrim: Bool) -> CommandPlan {
+        var plan = CommandPlan()
+        plan.literal(command == .expire ? "PEXPIRE" : command.rawValue.uppercased())
+        plan.template(key)
         switch command {
         case .set:
-            arguments.append(.template(value))
-            if let ttlMillis { arguments += [.literal(Array("PX".utf8)), .literal(ttlMillis)] }
+            plan.template(value)
+            if let ttlMillis {
+                plan.literal("PX")
+                plan.literal(ttlMillis)
+            }
         case .hset:
-            arguments += [.template(field!), .template(value)]
+            plan.template(field!)
+            plan.template(value)
         case .xadd:
             if let maxLength {
-                arguments.append(.literal(Array("MAXLEN".utf8)))
-                if approximateTrim { arguments.append(.literal([UInt8(ascii: "~")])) }
-                arguments.append(.literal(Array(String(maxLength).utf8)))
+                plan.literal("MAXLEN")
+                if approximateTrim { plan.literal("~") }
+                plan.literal(String(maxLength))
             }
-            arguments += [.literal([UInt8(ascii: "*")]), .template(field!), .template(value)]
+            plan.literal("*")
+            plan.template(field!)
+            plan.template(value)
         case .publish, .lpush, .rpush, .sadd:
-            arguments.append(.template(value))
+            plan.template(value)
         case .zadd:
-            arguments += [.template(score!), .template(value)]
+            plan.template(score!)
+            plan.template(value)
         case .del:
             break
         case .expire:
-            arguments.append(.literal(ttlMillis!))
+            plan.literal(ttlMillis!)
         }
-        return arguments
+        return plan
     }
 
     static let pexpire = Array("PEXPIRE".utf8)
@@ -213,8 +219,12 @@ final class RedisTarget: Target {
         var offsets: [Int] = []
         var lengths: [Int] = []
         blob.reserveCapacity(256)
-        offsets.reserveCapacity(argumentSlots.count)
-        lengths.reserveCapacity(argumentSlots.count)
+        offsets.reserveCapacity(plan.slots.count)
+        lengths.reserveCapacity(plan.slots.count)
+        // The PEXPIRE that follows a command: its name and TTL appended to the same blob, the
+        // key (argument 1) taken from where the command rendered it.
+        var expireOffsets = [0, 0, 0]
+        var expireLengths = [Self.pexpire.count, 0, ttlMillis?.count ?? 0]
         // EXPIRE after the command, for the commands that have no TTL option of their own.
         let expireAfter = ttlMillis != nil && command != .set && command != .expire
         let repliesPerMessage = expireAfter ? 2 : 1
@@ -222,10 +232,9 @@ final class RedisTarget: Target {
         defer { connection.output.removeAll() }
         // Elements are reached through buffer pointers, which borrow them in place: binding an
         // enum payload or copying a message would retain and release its buffers per message.
-        let literals = argumentLiterals, templates = argumentTemplates
-        literals.withUnsafeBufferPointer { literals in
-            templates.withUnsafeBufferPointer { templates in
-            argumentSlots.withUnsafeBufferPointer { slots in
+        plan.literals.withUnsafeBufferPointer { literals in
+            plan.templates.withUnsafeBufferPointer { templates in
+            plan.slots.withUnsafeBufferPointer { slots in
             messages.withUnsafeBufferPointer { messages in
                 for index in messages.indices {
                     blob.removeAll(keepingCapacity: true)
@@ -243,13 +252,13 @@ final class RedisTarget: Target {
                     }
                     connection.output.command(blob, offsets, lengths)
                     if expireAfter, let ttlMillis {
-                        // The key is argument 1.
-                        let key = Array(blob[offsets[1]..<(offsets[1] + lengths[1])])
-                        blob.removeAll(keepingCapacity: true)
+                        expireOffsets[0] = blob.count
                         blob.append(contentsOf: Self.pexpire)
-                        blob.append(contentsOf: key)
+                        expireOffsets[1] = offsets[1]
+                        expireLengths[1] = lengths[1]
+                        expireOffsets[2] = blob.count
                         blob.append(contentsOf: ttlMillis)
-                        connection.output.command(blob, [0, Self.pexpire.count, Self.pexpire.count + key.count], [Self.pexpire.count, key.count, ttlMillis.count])
+                        connection.output.command(blob, expireOffsets, expireLengths)
                     }
                 }
             }
