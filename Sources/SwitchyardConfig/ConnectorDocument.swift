@@ -176,6 +176,7 @@ public struct DocumentLoader: Sendable {
             routes.append(Route(name: route.string("name") ?? "routes[\(index)]", from: from, to: to, filter: filter, ordering: ordering))
         }
         if (spec.list("routes") ?? []).isEmpty { issues.append(spec.issue("routes", "needs at least one route")) }
+        issues += positionKeyIssues(routes: routes, sources: sources, targets: targets)
 
         let deliveryValues = spec.object("delivery")
         let deadLetter = deliveryValues?.string("deadLetter")
@@ -283,6 +284,26 @@ public struct DocumentLoader: Sendable {
         }
         if let node = spec["delivery"]?["deadLetter"], case .scalar(let scalar) = node.content, !scalar.interpolated, !scalar.unresolved, !targets.contains(scalar.text) {
             issues.append(ConfigIssue(path: "spec.delivery.deadLetter", line: node.line, message: "no target is named '\(scalar.raw)' (targets: \(targets.sorted().joined(separator: ", ")))"))
+        }
+        return issues
+    }
+
+    /// A target whose identity (object key, row key) is made from offsets without the session,
+    /// fed by a source whose positions restart (RabbitMQ, link): two replicas, or one before and
+    /// after a restart, would write different messages under one identity and the later would
+    /// replace the earlier. Refused, naming the field and the source.
+    func positionKeyIssues(routes: [Route], sources: [ConnectorEntry], targets: [ConnectorEntry]) -> [ConfigIssue] {
+        var issues: [ConfigIssue] = []
+        for target in targets {
+            guard let check = registry.target(target.kind)?.sessionlessPositionKeys else { continue }
+            let feeding = Set(routes.filter { $0.to.contains(target.name) }.flatMap(\.from))
+            guard let source = sources.first(where: { feeding.contains($0.name) && registry.source($0.kind)?.positions == .perSession }) else { continue }
+            for field in check(target.options) {
+                let head = String(field.split(separator: ".").first ?? Substring(field))
+                issues.append(ConfigIssue(
+                    path: "\(target.options.path).\(field)", line: target.options.line(of: head),
+                    message: "is made from offsets without {{ session }}, but source '\(source.name)' (\(source.kind)) numbers its positions anew with every connection or sender: two replicas, or one replica before and after a restart, would write different messages under the same key and the later would replace the earlier; add {{ session }} to it (docs/scaling.md)"))
+            }
         }
         return issues
     }

@@ -38,6 +38,55 @@ import Glibc
         #expect(log.contains("bad.yaml:9: spec.delivery.drainTimeout: expected a duration"), "\(log)")
     }
 
+    /// A RabbitMQ source numbers its positions per connection: an object key, Redis key or
+    /// upsert key made from offsets without the session would let replicas and restarts
+    /// overwrite each other. Refused, with the field's path and line; the same keys with the
+    /// session, or fed by Kafka (whose offsets are durable), are valid.
+    @Test func keysMadeFromOffsetsWithoutTheSessionAreRefusedForSourcesWhosePositionsRestart() throws {
+        let directory = Paths.temporaryDirectory()
+        func document(_ sourceKind: String, session: Bool) -> String {
+            let source = sourceKind == "rabbitmq"
+                ? "rabbitmq: {url: \"amqp://127.0.0.1:5672/%2f\", queue: orders}"
+                : "kafka: {brokers: [\"127.0.0.1:9092\"], topics: [orders], group: g}"
+            let s = session ? "{{ session }}-" : ""
+            return """
+            sources:
+              - name: orders
+                \(source)
+            targets:
+              - name: archive
+                s3: {bucket: archive, key: "{{ partition }}/\(s){{ offset }}-{{ lastOffset }}.ndjson"}
+              - name: cache
+                redis: {url: "redis://127.0.0.1:6379", key: "order:\(s){{ offset }}"}
+              - name: rows
+                postgres:
+                  url: "postgres://127.0.0.1/db"
+                  table: orders
+                  mode: upsert
+                  conflictColumns: [id]
+                  columns: {id: "\(s){{ partition }}-{{ offset }}", doc: "{{ value }}"}
+            routes:
+              - {from: [orders], to: [archive, cache, rows]}
+            """
+        }
+        let refused = directory.appendingPathComponent("rabbitmq-offset-keys.yaml")
+        try document("rabbitmq", session: false).write(to: refused, atomically: true, encoding: .utf8)
+        let process = try SwitchyardProcess(arguments: ["validate", refused.path], directory: directory)
+        #expect(process.waitForExit(timeout: 30) == 1)
+        let log = process.log
+        #expect(log.contains("rabbitmq-offset-keys.yaml:6: spec.targets[0].s3.key: is made from offsets without {{ session }}, but source 'orders' (rabbitmq)"), "\(log)")
+        #expect(log.contains("rabbitmq-offset-keys.yaml:8: spec.targets[1].redis.key: is made from offsets without {{ session }}"), "\(log)")
+        #expect(log.contains("spec.targets[2].postgres.columns.id: is made from offsets without {{ session }}"), "\(log)")
+        #expect(!log.contains("columns.doc"), "\(log)")
+
+        for (name, kind, session) in [("rabbitmq-session-keys.yaml", "rabbitmq", true), ("kafka-offset-keys.yaml", "kafka", false)] {
+            let valid = directory.appendingPathComponent(name)
+            try document(kind, session: session).write(to: valid, atomically: true, encoding: .utf8)
+            let check = try SwitchyardProcess(arguments: ["validate", valid.path], directory: directory)
+            #expect(check.waitForExit(timeout: 30) == 0, "\(name): \(check.log)")
+        }
+    }
+
     @Test func runRefusesAnInvalidDocumentBeforeAnythingRuns() throws {
         let directory = Paths.temporaryDirectory()
         let output = directory.appendingPathComponent("out.ndjson")

@@ -152,6 +152,35 @@ struct S3TargetTests {
         #expect(after["orders/2/100-149.ndjson"] == messages.map(Self.expectedLine).joined())
     }
 
+    /// Positions that restart (a RabbitMQ connection's delivery tags, a link sender's
+    /// sequences) carry a session: two sessions with the same partition and offsets are two
+    /// objects under two keys, never one object overwriting the other.
+    @Test func theSamePositionsOfTwoSessionsAreTwoObjects() async throws {
+        let bucket = S3Bed.bucketName("sessions")
+        try S3Bed.boto("create", bucket)
+        defer { _ = try? S3Bed.boto("delete", bucket) }
+        let target = try S3Bed.target(bucket: bucket)
+        try await target.open()
+        func batch(_ session: UInt64, _ tag: String) -> [Message] {
+            (1...5).map {
+                var message = S3Bed.message(Int64($0), partition: 1, value: "{\"from\":\"\(tag)\",\"n\":\($0)}")
+                message.session = session
+                return message
+            }
+        }
+        let first = batch(0x00ab_cdef_0123_4567, "first")
+        let second = batch(0xfedc_ba98_7654_3210, "second")
+        // One write holding both sessions, then the first again (a redelivery): idempotent.
+        #expect(try await target.write(first + second).failures.isEmpty)
+        #expect(try await target.write(first).failures.isEmpty)
+        let bodies = try S3Bed.getAll(bucket)
+        #expect(bodies == [
+            "orders/1/00abcdef01234567/1-5.ndjson": first.map(Self.expectedLine).joined(),
+            "orders/1/fedcba9876543210/1-5.ndjson": second.map(Self.expectedLine).joined(),
+        ])
+        await target.close()
+    }
+
     @Test func maxObjectBytesSplitsABatchIntoSeveralObjects() async throws {
         let bucket = S3Bed.bucketName("split")
         try S3Bed.boto("create", bucket)

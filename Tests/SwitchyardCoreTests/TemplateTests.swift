@@ -24,6 +24,24 @@ struct TemplateTests {
         #expect(try render("order:{{ key }}:x") == "order:user-7:x")
     }
 
+    @Test func theSessionRendersAsSixteenHexDigits() throws {
+        var sessioned = message
+        sessioned.session = 0x0123_4567_89ab_cdef
+        #expect(try render("{{ session }}/{{ offset }}", sessioned) == "0123456789abcdef/1042")
+        #expect(try render("{{ session | upper }}", sessioned) == "0123456789ABCDEF")
+        #expect(try render("{{ session }}") == "0000000000000000")
+        sessioned.session = .max
+        #expect(try render("{{ session }}", sessioned) == "ffffffffffffffff")
+    }
+
+    @Test func derivedSessionsAreStableAndNonzero() {
+        #expect(PositionSession.derived(from: "sender-a") == PositionSession.derived(from: "sender-a"))
+        #expect(PositionSession.derived(from: "sender-a") != PositionSession.derived(from: "sender-b"))
+        #expect(PositionSession.derived(from: "") != 0)
+        let randoms = Set((0..<1000).map { _ in PositionSession.random() })
+        #expect(randoms.count == 1000 && !randoms.contains(0))
+    }
+
     @Test func aMissingKeyRendersEmpty() throws {
         var keyless = message
         keyless.key = nil

@@ -7,8 +7,11 @@ public struct SourceKind: Sendable {
     public var options: ObjectSchema
     public var validate: ConnectorValidator?
     public var make: @Sendable (ConnectorSetup) throws -> any Source
+    /// Whether the same position always names the same message (see ``Message/session``).
+    public var positions: PositionNumbering
 
-    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, make: @escaping @Sendable (ConnectorSetup) throws -> any Source) {
+    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, positions: PositionNumbering = .durable, make: @escaping @Sendable (ConnectorSetup) throws -> any Source) {
+        self.positions = positions
         self.kind = kind
         self.summary = summary
         self.options = options
@@ -24,14 +27,30 @@ public struct TargetKind: Sendable {
     public var options: ObjectSchema
     public var validate: ConnectorValidator?
     public var make: @Sendable (ConnectorSetup) throws -> any Target
+    /// The options (field names of this kind's options) whose template makes an identity (an
+    /// object key, a row key) from partition and offsets without the session. Fed by a source
+    /// whose positions restart, such a key names different messages alike and the target
+    /// overwrites one with the other, so the document is refused.
+    public var sessionlessPositionKeys: (@Sendable (OptionValues) -> [String])?
 
-    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, make: @escaping @Sendable (ConnectorSetup) throws -> any Target) {
+    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, sessionlessPositionKeys: (@Sendable (OptionValues) -> [String])? = nil, make: @escaping @Sendable (ConnectorSetup) throws -> any Target) {
+        self.sessionlessPositionKeys = sessionlessPositionKeys
         self.kind = kind
         self.summary = summary
         self.options = options
         self.validate = validate
         self.make = make
     }
+}
+
+/// How a source numbers its positions (``Message/partition``, ``Message/offset``).
+public enum PositionNumbering: Sendable {
+    /// Positions are the system's own and survive restarts (Kafka offsets): a message read
+    /// again has the same position.
+    case durable
+    /// Positions are numbered by a session that starts again (AMQP delivery tags per
+    /// connection, link sequences per sender): unique only with ``Message/session``.
+    case perSession
 }
 
 /// A connector family: one module under `connectors/`, selected by a package trait.

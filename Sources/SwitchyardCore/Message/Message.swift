@@ -16,6 +16,13 @@ public struct Message: Sendable {
     public var partition: Int32
     /// The position within the shard (Kafka offset, AMQP delivery tag, generator sequence).
     public var offset: Int64
+    /// The numbering that `partition` and `offset` belong to. 0 where positions are durable
+    /// (a Kafka offset, a generator sequence): the same position always names the same message.
+    /// Otherwise a random nonzero identity of whatever numbered them (an AMQP connection, a
+    /// link sender), which restarts its numbering: two processes, or one process after a
+    /// restart, reuse the same partition and offset for different messages, and only
+    /// `(session, partition, offset)` is unique. A key derived from positions must include it.
+    public var session: UInt64
 
     public init(
         key: [UInt8]? = nil,
@@ -24,7 +31,8 @@ public struct Message: Sendable {
         channel: String = "",
         timestamp: Int64 = 0,
         partition: Int32 = 0,
-        offset: Int64 = 0
+        offset: Int64 = 0,
+        session: UInt64 = 0
     ) {
         self.key = key
         self.value = value
@@ -33,6 +41,7 @@ public struct Message: Sendable {
         self.timestamp = timestamp
         self.partition = partition
         self.offset = offset
+        self.session = session
     }
 
     /// The bytes this message is charged against the byte budget: the capacity of its buffers
@@ -47,6 +56,37 @@ public struct Message: Sendable {
     /// The value of the first header called `name`, if any.
     public func header(_ name: String) -> [UInt8]? {
         headers.first { $0.name == name }?.value
+    }
+}
+
+/// Identities of position numberings (``Message/session``).
+public enum PositionSession {
+    /// A fresh random nonzero identity, for a numbering that starts again (a new connection, a
+    /// new sender). 64 random bits: two sessions share one with negligible probability.
+    public static func random() -> UInt64 {
+        UInt64.random(in: 1...UInt64.max)
+    }
+
+    /// A stable nonzero identity derived from a text that is itself unique (a sender id),
+    /// by FNV-1a.
+    public static func derived(from text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return hash == 0 ? 1 : hash
+    }
+
+    /// Appends `session` as 16 lowercase hexadecimal digits (fixed width, so keys sort).
+    @inlinable
+    public static func appendHex(_ session: UInt64, to output: inout [UInt8]) {
+        var shift = 60
+        while shift >= 0 {
+            let digit = UInt8(truncatingIfNeeded: (session >> UInt64(shift)) & 0xF)
+            output.append(digit < 10 ? digit &+ 48 : digit &+ 87)
+            shift -= 4
+        }
     }
 }
 

@@ -6,13 +6,14 @@ import Darwin
 
 /// A per-message `{{ ... }}` template, compiled once when the document loads.
 ///
-/// Variables: `key`, `value`, `channel`, `partition`, `offset`, `timestamp` (milliseconds),
+/// Variables: `key`, `value`, `channel`, `partition`, `offset`, `session` (16 hex digits: the
+/// numbering the position belongs to, see ``Message/session``), `timestamp` (milliseconds),
 /// `headers.NAME` (or `headers['NAME']`), `json.PATH` (a path into a JSON value, e.g.
 /// `json.order.items[0].id`). Filters: `date: 'yyyy/MM/dd/HH'` (UTC), `default: 'text'`,
 /// `lower`, `upper`. A missing header or JSON path renders as empty text.
 public struct Template: Sendable, CustomStringConvertible {
     enum Variable: Sendable, Equatable {
-        case key, value, channel, partition, offset, timestamp
+        case key, value, channel, partition, offset, session, timestamp
         case header(String)
         case json([JSONPathComponent])
     }
@@ -39,7 +40,7 @@ public struct Template: Sendable, CustomStringConvertible {
     /// or a JSON path (which need their own data) is an index into `parts`.
     enum Op: Sendable {
         case literal(start: Int, count: Int)
-        case key, value, channel, partition, offset, timestamp
+        case key, value, channel, partition, offset, session, timestamp
         case part(Int)
     }
 
@@ -56,6 +57,18 @@ public struct Template: Sendable, CustomStringConvertible {
         if parts.isEmpty { return [] }
         if parts.count == 1, case .literal(let bytes) = parts[0] { return bytes }
         return nil
+    }
+
+    /// Whether the template reads `offset` without `session`: as an identity it names different
+    /// messages alike when positions restart (see ``Message/session``).
+    public var readsOffsetWithoutSession: Bool {
+        var offset = false
+        var session = false
+        for case .expression(let expression) in parts {
+            if expression.variable == .offset { offset = true }
+            if expression.variable == .session { session = true }
+        }
+        return offset && !session
     }
 
     /// Whether the template reads the message value as JSON.
@@ -84,6 +97,7 @@ public struct Template: Sendable, CustomStringConvertible {
                 case .channel: ops.append(.channel)
                 case .partition: ops.append(.partition)
                 case .offset: ops.append(.offset)
+                case .session: ops.append(.session)
                 case .timestamp: ops.append(.timestamp)
                 case .header, .json: ops.append(.part(index))
                 }
@@ -112,6 +126,7 @@ public struct Template: Sendable, CustomStringConvertible {
                     case .channel: output.append(contentsOf: message.channel.utf8)
                     case .partition: DecimalDigits.append(Int64(message.partition), to: &output)
                     case .offset: DecimalDigits.append(message.offset, to: &output)
+                    case .session: PositionSession.appendHex(message.session, to: &output)
                     case .timestamp: DecimalDigits.append(message.timestamp, to: &output)
                     case .part(let index):
                         if case .expression(let expression) = parts[index] { renderFiltered(expression, message, into: &output) }
@@ -163,7 +178,7 @@ public struct Template: Sendable, CustomStringConvertible {
                 case .key: size += message.key?.count ?? 0
                 case .channel: size += message.channel.utf8.count
                 case .header(let name): size += message.header(name)?.count ?? 0
-                case .partition, .offset, .timestamp: size += 24
+                case .partition, .offset, .session, .timestamp: size += 24
                 }
             }
         }
@@ -181,6 +196,10 @@ public struct Template: Sendable, CustomStringConvertible {
         case .channel: return Array(message.channel.utf8)
         case .partition: return Array(String(message.partition).utf8)
         case .offset: return Array(String(message.offset).utf8)
+        case .session:
+            var digits: [UInt8] = []
+            PositionSession.appendHex(message.session, to: &digits)
+            return digits
         case .timestamp: return Array(String(message.timestamp).utf8)
         case .header(let name): return message.header(name) ?? []
         case .json(let path): return JSONPath.extract(path, from: message.value) ?? []
@@ -287,6 +306,7 @@ struct TemplateParser {
         case "channel": return .channel
         case "partition": return .partition
         case "offset": return .offset
+        case "session": return .session
         case "timestamp": return .timestamp
         default: break
         }
@@ -306,7 +326,7 @@ struct TemplateParser {
             }
             return .json(path)
         }
-        throw TemplateError(column: column, message: "unknown variable '\(text)' (known: key, value, channel, partition, offset, timestamp, headers.NAME, json.PATH)")
+        throw TemplateError(column: column, message: "unknown variable '\(text)' (known: key, value, channel, partition, offset, session, timestamp, headers.NAME, json.PATH)")
     }
 
     func parseQuoted(_ text: String, column: Int) throws(TemplateError) -> String {

@@ -31,6 +31,7 @@ final class LinkSource: Source {
             OptionField("maxFrameBytes", .size, default: "16MiB", doc: "largest frame accepted; the senders' frameBytes must stay below it"),
         ]),
         validate: validate,
+        positions: .perSession,
         make: { setup in try LinkSource(setup) }
     )
 

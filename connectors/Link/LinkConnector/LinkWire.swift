@@ -56,8 +56,9 @@ enum LinkWire {
     }
 
     /// The message a received record becomes; `offset` is the link sequence number, so the
-    /// receiving side's acknowledgement ledger tracks link positions.
-    static func message(_ record: WireRecord, sequence: UInt64) -> Message {
+    /// receiving side's acknowledgement ledger tracks link positions; `session` identifies the
+    /// sender whose sequence it is.
+    static func message(_ record: WireRecord, sequence: UInt64, session: UInt64) -> Message {
         Message(
             key: record.hasKey ? [UInt8](record.key) : nil,
             value: [UInt8](record.value),
@@ -65,7 +66,8 @@ enum LinkWire {
             channel: record.channel,
             timestamp: record.timestamp,
             partition: record.partition,
-            offset: Int64(bitPattern: sequence)
+            offset: Int64(bitPattern: sequence),
+            session: session
         )
     }
 }

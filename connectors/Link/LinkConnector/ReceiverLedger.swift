@@ -23,6 +23,9 @@ final class ReceivedFrame {
 /// Guarded by the ``ReceiverLedger``'s lock.
 final class SenderSession: @unchecked Sendable {
     let id: String
+    /// The messages' `session`: the sender id is new with every sender instance, whose
+    /// sequences start again at 1, so two senders never share a numbering.
+    let positionSession: UInt64
     var name: String
     /// Every sequence up to here was handed to the core (received); resends at or below it are
     /// dropped.
@@ -44,6 +47,7 @@ final class SenderSession: @unchecked Sendable {
 
     init(id: String, name: String) {
         self.id = id
+        positionSession = PositionSession.derived(from: id)
         self.name = name
     }
 }
@@ -162,7 +166,7 @@ final class ReceiverLedger: Sendable {
                     order.append(record.partition)
                     byPartition[record.partition] = ([], [])
                 }
-                byPartition[record.partition]!.messages.append(LinkWire.message(record, sequence: sequence))
+                byPartition[record.partition]!.messages.append(LinkWire.message(record, sequence: sequence, session: session.positionSession))
                 byPartition[record.partition]!.sequences.append(sequence)
             }
             let frame = ReceivedFrame(last: last, messages: count - skip, bytes: bytes)

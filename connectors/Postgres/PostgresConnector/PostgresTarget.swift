@@ -37,6 +37,14 @@ final class PostgresTarget: Target {
             OptionField("copy", .bool, default: "true", doc: "offer each batch to COPY first, falling back to the INSERT statements when it fails on the data (a key that exists, a bad row); false: statements only (tables with rules, which COPY does not apply)"),
         ]),
         validate: validate,
+        sessionlessPositionKeys: { options in
+            // The row's identity is its conflict columns (upsert); a plain insert has none.
+            guard options.string("mode") == "upsert", let conflict = options.strings("conflictColumns") else { return [] }
+            return (options.map("columns") ?? []).compactMap { column in
+                guard conflict.contains(column.key), case .template(let template) = column.value, template.readsOffsetWithoutSession else { return nil }
+                return "columns.\(column.key)"
+            }
+        },
         make: { setup in try PostgresTarget(setup) }
     )
 

@@ -37,6 +37,7 @@ final class RabbitMQSource: Source {
             }
             return issues
         },
+        positions: .perSession,
         make: { setup in try RabbitMQSource(setup) }
     )
 
@@ -209,6 +210,10 @@ final class RabbitMQSource: Source {
         var backoff = ReconnectBackoff()
         var connection: AMQPConnection?
         var generation: Int32 = 0
+        // The delivery tags of each connection start again at 1, in every process and after
+        // every restart: a random session per connection keeps (session, partition, offset)
+        // unique across replicas and restarts (see Message.session).
+        var session: UInt64 = 0
         var pending: [Message] = []
         var lastDepthCheck = ContinuousClock.now
         while true {
@@ -223,6 +228,7 @@ final class RabbitMQSource: Source {
                 do {
                     let opened = try connect()
                     generation += 1
+                    session = PositionSession.random()
                     connection = opened
                     backoff.reset()
                     if generation > 1 { reconnects.increment() }
@@ -255,7 +261,7 @@ final class RabbitMQSource: Source {
             }
             do {
                 try sendAcknowledgements(live)
-                try pump(live, generation: generation, pending: &pending, discard: context.isStopping || stopFetching)
+                try pump(live, generation: generation, session: session, pending: &pending, discard: context.isStopping || stopFetching)
                 if ContinuousClock.now - lastDepthCheck > .seconds(5) {
                     lastDepthCheck = .now
                     try checkDepth(live)
@@ -345,7 +351,7 @@ final class RabbitMQSource: Source {
     }
 
     /// Waits for a delivery (or an acknowledgement to send) and reads what arrived.
-    func pump(_ connection: AMQPConnection, generation: Int32, pending: inout [Message], discard: Bool) throws(AMQPError) {
+    func pump(_ connection: AMQPConnection, generation: Int32, session: UInt64, pending: inout [Message], discard: Bool) throws(AMQPError) {
         var socketReady = connection.hasBufferedData
         if !socketReady {
             var descriptors = [
@@ -368,7 +374,7 @@ final class RabbitMQSource: Source {
             deliveries.increment()
             if envelope.redelivered != 0 { redeliveries.increment() }
             if !discard {
-                pending.append(Self.message(envelope, generation: generation, keyHeader: keyHeader))
+                pending.append(Self.message(envelope, generation: generation, session: session, keyHeader: keyHeader))
             }
         case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
             break
@@ -404,8 +410,9 @@ final class RabbitMQSource: Source {
     }
 
     /// Converts a delivery: body → value, routing key → channel, properties → `amqp-*` headers,
-    /// AMQP headers → headers (the `keyHeader` one → key), tag → offset, generation → partition.
-    static func message(_ envelope: amqp_envelope_t, generation: Int32, keyHeader: String = "") -> Message {
+    /// AMQP headers → headers (the `keyHeader` one → key), tag → offset, generation → partition,
+    /// the connection's random identity → session.
+    static func message(_ envelope: amqp_envelope_t, generation: Int32, session: UInt64, keyHeader: String = "") -> Message {
         let properties = envelope.message.properties
         let flags = properties._flags
         var headers: [Header] = []
@@ -442,6 +449,6 @@ final class RabbitMQSource: Source {
         }
         return Message(
             key: key, value: envelope.message.body.array, headers: headers, channel: envelope.routing_key.string,
-            timestamp: timestamp, partition: generation, offset: Int64(bitPattern: envelope.delivery_tag))
+            timestamp: timestamp, partition: generation, offset: Int64(bitPattern: envelope.delivery_tag), session: session)
     }
 }

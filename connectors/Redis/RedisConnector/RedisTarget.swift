@@ -31,6 +31,7 @@ final class RedisTarget: Target {
             OptionField("timeout", .duration, default: "10s", doc: "connect and socket read/write timeout"),
         ]),
         validate: validate,
+        sessionlessPositionKeys: { options in options.template("key")?.readsOffsetWithoutSession == true ? ["key"] : [] },
         make: { setup in try RedisTarget(setup) }
     )
 

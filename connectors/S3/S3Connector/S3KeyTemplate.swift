@@ -13,9 +13,11 @@ struct S3KeyTemplate: Sendable {
     /// Whether the key can differ between two messages of the same channel and partition for
     /// reasons other than their offsets (it reads the timestamp, key, value, JSON or headers).
     let readsMessageContent: Bool
+    /// Whether the key is made from offsets without `{{ session }}` (see ``Message/session``).
+    let readsOffsetWithoutSession: Bool
 
     static let placeholder = "lastOffset"
-    static let offsetVariables: Set<String> = ["channel", "partition", "offset", placeholder]
+    static let offsetVariables: Set<String> = ["channel", "partition", "offset", "session", placeholder]
 
     init(_ text: String) throws(S3KeyTemplateError) {
         source = text
@@ -53,14 +55,18 @@ struct S3KeyTemplate: Sendable {
             }
         }
         self.pieces = pieces
+        readsOffsetWithoutSession = (heads.contains("offset") || heads.contains(Self.placeholder)) && !heads.contains("session")
         readsMessageContent = heads.contains { !Self.offsetVariables.contains($0) }
     }
 
     /// The default key: channel, partition, first and last offsets, and a suffix by format
-    /// and compression.
-    static func defaultSource(format: S3Format, compression: S3Compression) -> String {
+    /// and compression. With `session` (for messages whose positions restart with each
+    /// connection or sender, see ``Message/session``) the session follows the partition, so
+    /// that two processes, or one process before and after a restart, never share a key.
+    static func defaultSource(format: S3Format, compression: S3Compression, session: Bool = false) -> String {
         let suffix = (format == .ndjson ? ".ndjson" : ".txt") + (compression == .gzip ? ".gz" : "")
-        return "{{ channel | default: 'none' }}/{{ partition }}/{{ offset }}-{{ lastOffset }}\(suffix)"
+        let sessionPart = session ? "{{ session }}/" : ""
+        return "{{ channel | default: 'none' }}/{{ partition }}/\(sessionPart){{ offset }}-{{ lastOffset }}\(suffix)"
     }
 
     /// Renders the key for an object whose first message is `first` and whose last offset is

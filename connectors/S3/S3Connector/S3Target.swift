@@ -22,7 +22,7 @@ final class S3Target: Target {
                 OptionField("endpoint", .string, doc: "http(s)://host[:port]; absent for AWS (https://s3.REGION.amazonaws.com)"),
                 OptionField("region", .string, default: "us-east-1", doc: "signing region"),
                 OptionField("bucket", .string, required: true, doc: "bucket name"),
-                OptionField("key", .string, doc: "object key template, rendered with the object's first message; {{ lastOffset }} is the offset of its last message. Default: {{ channel | default: 'none' }}/{{ partition }}/{{ offset }}-{{ lastOffset }}.ndjson (.txt for raw, .gz appended for gzip)"),
+                OptionField("key", .string, doc: "object key template, rendered with the object's first message; {{ lastOffset }} is the offset of its last message. Default: {{ channel | default: 'none' }}/{{ partition }}/{{ offset }}-{{ lastOffset }}.ndjson (.txt for raw, .gz appended for gzip), with {{ session }}/ before the offsets for messages of a source whose positions restart (rabbitmq, link)"),
                 OptionField("format", .choice(["ndjson", "raw"]), default: "ndjson", doc: "ndjson: one JSON object per message with key, value, headers, channel, partition, offset, timestamp; raw: the values joined by separator"),
                 OptionField("separator", .string, doc: "raw format: the bytes between two values; default a newline"),
                 OptionField("compression", .choice(["none", "gzip"]), default: "none", doc: "gzip compresses each object (one gzip member)"),
@@ -41,6 +41,12 @@ final class S3Target: Target {
                 OptionField("timeout", .duration, default: "30s", doc: "a request that moves no data for this long fails (retriable)"),
             ]),
         validate: { options in S3Target.validate(options) },
+        sessionlessPositionKeys: { options in
+            // The default key adds the session where messages carry one; a key of the
+            // document's own must name it when it is made from offsets.
+            guard let text = options.string("key"), let key = try? S3KeyTemplate(text) else { return [] }
+            return key.readsOffsetWithoutSession ? ["key"] : []
+        },
         make: { setup in try S3Target(setup) }
     )
 
@@ -96,6 +102,10 @@ final class S3Target: Target {
     let endpoint: S3Endpoint
     let credentialSettings: S3Credentials.Settings
     let keyTemplate: S3KeyTemplate
+    /// With the default key: the key for messages whose positions belong to a session (a
+    /// RabbitMQ connection, a link sender), which adds the session to the default layout.
+    /// Nil with a key of the document's own.
+    let sessionKeyTemplate: S3KeyTemplate?
     let encoder: S3Encoder
     let compression: S3Compression
     let contentType: String
@@ -125,7 +135,13 @@ final class S3Target: Target {
             sessionToken: options.string("sessionToken"), profile: options.string("profile"))
         let format = S3Format(rawValue: options.string("format") ?? "ndjson") ?? .ndjson
         compression = S3Compression(rawValue: options.string("compression") ?? "none") ?? .none
-        keyTemplate = try S3KeyTemplate(options.string("key") ?? S3KeyTemplate.defaultSource(format: format, compression: compression))
+        if let key = options.string("key") {
+            keyTemplate = try S3KeyTemplate(key)
+            sessionKeyTemplate = nil
+        } else {
+            keyTemplate = try S3KeyTemplate(S3KeyTemplate.defaultSource(format: format, compression: compression))
+            sessionKeyTemplate = try S3KeyTemplate(S3KeyTemplate.defaultSource(format: format, compression: compression, session: true))
+        }
         encoder = S3Encoder(format: format, separator: Array((options.string("separator") ?? "\n").utf8))
         contentType = options.string("contentType")
             ?? (compression == .gzip ? "application/gzip" : format == .ndjson ? "application/x-ndjson" : "application/octet-stream")
@@ -235,21 +251,23 @@ final class S3Target: Target {
     /// Groups, splits and encodes a batch into objects. Messages whose key renders empty or
     /// longer than S3's 1024 bytes are rejected (permanent: they go to the dead-letter target).
     func plan(_ messages: [Message]) -> (objects: [PlannedObject], rejected: [(index: Int, error: ConnectorError)]) {
-        // Group by channel and partition, keeping the order of first appearance.
+        // Group by channel, partition and session, keeping the order of first appearance.
         struct Shard: Hashable {
             var channel: String
             var partition: Int32
+            var session: UInt64
         }
         var order: [Shard] = []
         var groups: [Shard: [Int]] = [:]
         for (index, message) in messages.enumerated() {
-            let shard = Shard(channel: message.channel, partition: message.partition)
+            let shard = Shard(channel: message.channel, partition: message.partition, session: message.session)
             if groups[shard] == nil { order.append(shard) }
             groups[shard, default: []].append(index)
         }
         var objects: [PlannedObject] = []
         var rejected: [(index: Int, error: ConnectorError)] = []
         for shard in order {
+            let keyTemplate = shard.session != 0 ? sessionKeyTemplate ?? keyTemplate : keyTemplate
             var indices: [Int] = []
             var body: [UInt8] = []
             var groupKey: [UInt8] = []
