@@ -1,6 +1,7 @@
 import Metrics
 import Prometheus
 import Synchronization
+import SwitchyardCore
 
 /// Bootstraps swift-metrics with the Prometheus registry that `/metrics` renders.
 public enum MetricsSetup {
@@ -19,6 +20,7 @@ public enum MetricsSetup {
     }
 
     public static func render() -> [UInt8] {
+        ScrapeHooks.shared.run()
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return buffer

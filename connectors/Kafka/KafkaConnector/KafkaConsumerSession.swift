@@ -34,6 +34,25 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     private var lastHealthCheck = ContinuousClock.now
     private var brokersDown = false
     private let rebalances: Counter
+    /// The offset of the first message taken from each shard in this assignment.
+    private var firstTaken: [Int32: Int64] = [:]
+    /// Where each owned partition's consumption started when nothing was taken from it yet:
+    /// the group's committed offset, or the reset position without one.
+    private var startPosition: [Int32: Int64] = [:]
+    private var lastLagRefresh = ContinuousClock.now - .seconds(1)
+    private var lastStartLookup = ContinuousClock.now - .seconds(10)
+    /// What a `/metrics` scrape needs to compute the lag exactly (see ``publishLag()``),
+    /// refreshed by the poll thread.
+    let lagView = Mutex<[TopicPartition: LagEntry]>([:])
+
+    struct LagEntry: Sendable {
+        var shard: Int32
+        /// The partition's high watermark as of the last fetch.
+        var high: Int64
+        /// The first offset not yet acknowledged when nothing was acknowledged in this
+        /// assignment: the first taken, else where consumption starts.
+        var base: Int64?
+    }
 
     /// Bytes of the budget held for librdkafka's prefetch while the session lives.
     let reserved: Int
@@ -70,7 +89,11 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     // MARK: the poll thread
 
     private func main() {
+        let hook = ScrapeHooks.shared.add { [weak self] in self?.publishLag() }
         defer {
+            ScrapeHooks.shared.remove(hook)
+            for partition in lagView.withLock({ Array($0.keys) }) { Self.lagGauge(settings.name, partition).destroy() }
+            lagView.withLock { $0 = [:] }
             source.release(Array(shardOf.values))
             shardOf = [:]
             consumer = nil
@@ -183,6 +206,7 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         // A message fetched again (after a pause, say) is already in flight: never twice, and
         // never out of order, into one shard's ledger.
         if let next = nextOffset[shard], message.offset < next { return false }
+        if firstTaken[shard] == nil { firstTaken[shard] = message.offset }
         nextOffset[shard] = message.offset + 1
         if pending[shard] == nil {
             pending[shard] = []
@@ -217,7 +241,10 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         if now - lastCommit >= settings.commitInterval {
             lastCommit = now
             commit(shards: nil, async: true)
-            updateLag()
+        }
+        if now - lastLagRefresh >= .milliseconds(200) {
+            lastLagRefresh = now
+            refreshLag()
         }
         if brokersDown && now - lastHealthCheck >= .seconds(2) {
             lastHealthCheck = now
@@ -257,18 +284,63 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         }
     }
 
-    private func updateLag() {
+    static func lagGauge(_ source: String, _ partition: TopicPartition) -> Gauge {
+        Gauge(label: "switchyard_source_lag_messages", dimensions: [("source", source), ("topic", partition.topic), ("partition", String(partition.partition))])
+    }
+
+    /// Refreshes, on the poll thread, what the lag is computed from: each owned partition's high
+    /// watermark (cached by librdkafka from fetches: no request) and where consumption started.
+    /// Also the backlog not yet fetched, for the bridge lag.
+    private func refreshLag() {
         guard let consumer else { return }
+        let latest = settings.properties.last { $0.0 == "auto.offset.reset" }?.1 == "latest"
+        var missingStart: [TopicPartition] = []
+        var view: [TopicPartition: LagEntry] = [:]
         var backlog: Int64 = 0
         for (partition, shard) in shardOf {
-            guard let high = consumer.highWatermark(partition) else { continue }
-            let position = committed[shard] ?? 0
-            Gauge(label: "switchyard_source_lag_messages", dimensions: [("source", settings.name), ("topic", partition.topic), ("partition", String(partition.partition))])
-                .record(max(0, high - position))
-            // Not fetched yet: from the next offset to take (or the committed one) to the end.
-            backlog += max(0, high - (nextOffset[shard] ?? position))
+            guard let marks = consumer.watermarks(partition) else { continue }
+            let base = firstTaken[shard] ?? committed[shard] ?? startPosition[shard]
+            if base == nil { missingStart.append(partition) }
+            view[partition] = LagEntry(shard: shard, high: marks.high, base: base)
+            // Not fetched yet: from the next offset to take (or the start) to the end.
+            backlog += max(0, marks.high - (nextOffset[shard] ?? base ?? marks.high))
         }
+        let gone = lagView.withLock { current -> [TopicPartition] in
+            let gone = current.keys.filter { view[$0] == nil }
+            current = view
+            return gone
+        }
+        for partition in gone { Self.lagGauge(settings.name, partition).destroy() }
         source.backlogMessages.store(Int(backlog), ordering: .relaxed)
+        // A partition nothing was taken from yet: ask the group's committed offset (a request,
+        // on this thread, at most every 5 s). Without one, consumption starts at the reset
+        // position.
+        let now = ContinuousClock.now
+        guard !missingStart.isEmpty, now - lastStartLookup >= .seconds(5) else { return }
+        lastStartLookup = now
+        guard let offsets = try? consumer.committed(missingStart, timeoutMs: 2000) else { return }
+        for partition in missingStart {
+            guard let shard = shardOf[partition], let marks = consumer.watermarks(partition) else { continue }
+            if let offset = offsets[partition], offset >= 0 {
+                startPosition[shard] = offset
+            } else {
+                startPosition[shard] = latest ? marks.high : marks.low
+            }
+        }
+    }
+
+    /// Records the lag of every owned partition: its high watermark minus the first offset not
+    /// yet acknowledged (what the group's committed offset will be once the acknowledged prefix
+    /// is committed). Runs at each `/metrics` scrape, so a consumer that has acknowledged
+    /// everything reports 0, not the lag as of its last commit. A partition whose position is
+    /// not known yet has no value rather than a made-up one.
+    func publishLag() {
+        let acknowledged = source.watermarks()
+        let entries = lagView.withLock { $0 }
+        for (partition, entry) in entries {
+            guard let position = acknowledged[entry.shard].map({ $0.1 + 1 }) ?? entry.base else { continue }
+            Self.lagGauge(settings.name, partition).record(max(0, entry.high - position))
+        }
     }
 
     private func finalCommitAndClose() {
@@ -310,6 +382,8 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         for shard in shards {
             committed[shard] = nil
             nextOffset[shard] = nil
+            firstTaken[shard] = nil
+            startPosition[shard] = nil
         }
         logger.info(lost ? "kafka partitions lost (not committed)" : "kafka partitions revoked", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
     }

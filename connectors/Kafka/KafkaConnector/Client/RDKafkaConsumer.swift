@@ -165,10 +165,15 @@ final class RDKafkaConsumer {
 
     /// The last known high watermark of a partition (updated with every fetch), if any.
     func highWatermark(_ partition: TopicPartition) -> Int64? {
+        watermarks(partition)?.high
+    }
+
+    /// The last known low and high watermarks of a partition (from fetches; no request).
+    func watermarks(_ partition: TopicPartition) -> (low: Int64, high: Int64)? {
         var low: Int64 = -1
         var high: Int64 = -1
         let result = rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high)
-        return result == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
+        return result == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? (max(0, low), high) : nil
     }
 
     /// Asks a broker for metadata: whether the cluster answers within `timeoutMs`.
