@@ -150,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "OperatorTests",
             dependencies: [
-                "SwitchyardOperator", "SwitchyardConfig", "SwitchyardCore", "SwitchyardRuntime", "BuiltinConnectors",
+                "SwitchyardOperator", "SwitchyardConfig", "SwitchyardCore", "SwitchyardRuntime", "BuiltinConnectors", "KafkaConnector", "RabbitMQConnector",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

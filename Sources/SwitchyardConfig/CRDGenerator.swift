@@ -108,6 +108,13 @@ public struct CRDGenerator: Sendable {
             spec[path: ["properties", "deployment", "properties", "nodeSelector", "x-kubernetes-preserve-unknown-fields"]] = nil
             spec[path: ["properties", "deployment", "properties", "nodeSelector", "additionalProperties"]] = .object(["type": .string("string")])
         }
+        // The operator renders the scaler from `autoscaling`: literal values only too.
+        if let field = DocumentSchema.spec.field("autoscaling") {
+            spec[path: ["properties", "autoscaling"]] = JSONSchemaGenerator(registry: registry, dialect: .kubernetes, allowsReferences: false).property(field)
+            for name in ["minReplicas", "maxReplicas"] {
+                spec[path: ["properties", "autoscaling", "properties", name, "format"]] = .string("int32")
+            }
+        }
         let limit = JSONValue.int(DocumentSchema.Limits.entries)
         for list in ["sources", "targets", "routes"] {
             spec[path: ["properties", list, "minItems"]] = .int(1)

@@ -233,6 +233,9 @@ public struct DocumentLoader: Sendable {
         if let provenanceValues {
             issues += Self.provenanceIssues(provenanceValues, provenance, sources: sources)
         }
+        if let autoscaling = spec.object("autoscaling") {
+            issues += autoscalingIssues(autoscaling, sources: sources)
+        }
         return ConnectorDocument(
             name: name, generation: nil, sources: sources, targets: targets, routes: routes,
             delivery: .init(deadLetter: deadLetter, retry: retry, memoryLimit: memoryLimit, drainTimeout: deliveryValues?.duration("drainTimeout") ?? .seconds(20)),
@@ -284,6 +287,27 @@ public struct DocumentLoader: Sendable {
         }
         if let node = spec["delivery"]?["deadLetter"], case .scalar(let scalar) = node.content, !scalar.interpolated, !scalar.unresolved, !targets.contains(scalar.text) {
             issues.append(ConfigIssue(path: "spec.delivery.deadLetter", line: node.line, message: "no target is named '\(scalar.raw)' (targets: \(targets.sorted().joined(separator: ", ")))"))
+        }
+        return issues
+    }
+
+    /// `spec.autoscaling` against itself and the sources.
+    func autoscalingIssues(_ values: OptionValues, sources: [ConnectorEntry]) -> [ConfigIssue] {
+        var issues: [ConfigIssue] = []
+        let minimum = values.int("minReplicas") ?? 1
+        if let maximum = values.int("maxReplicas"), minimum > maximum {
+            issues.append(values.issue("minReplicas", "is \(minimum), above maxReplicas (\(maximum))"))
+        }
+        for source in sources where registry.source(source.kind)?.reportsLag != true {
+            issues.append(values.issue("lagPerReplica", "source '\(source.name)' (\(source.kind)) reports no lag to scale on; autoscaling needs sources that do (kafka, rabbitmq)"))
+        }
+        if values.bool("scaleToZero") == true {
+            if values.string("scaler") == "hpa" {
+                issues.append(values.issue("scaleToZero", "needs KEDA: a HorizontalPodAutoscaler keeps at least one pod"))
+            }
+            for source in sources where source.kind != "kafka" {
+                issues.append(values.issue("scaleToZero", "source '\(source.name)' (\(source.kind)): with no pod running nothing reports its lag, so nothing would scale it up again; only kafka sources (whose lag KEDA reads from the brokers) can scale to zero"))
+            }
         }
         return issues
     }

@@ -92,6 +92,16 @@ public enum DocumentSchema {
         OptionField("affinity", .map(.any), doc: "Kubernetes Affinity (nodeAffinity, podAffinity, podAntiAffinity)"),
     ])
 
+    public static let autoscaling = ObjectSchema(doc: "Lag-driven autoscaling (custom resource only): the operator renders a KEDA ScaledObject when the cluster serves keda.sh/v1alpha1, else an autoscaling/v2 HorizontalPodAutoscaler; either scales the Connector through its scale subresource.", [
+        OptionField("minReplicas", .int(min: 1, max: 1000), default: "1", doc: "pods while there is work (and always, without scaleToZero)"),
+        OptionField("maxReplicas", .int(min: 1, max: 1000), required: true, doc: "pods at most; a Kafka source never gets more busy pods than it has partitions"),
+        OptionField("lagPerReplica", .int(min: 1), required: true, doc: "messages of lag one pod is expected to work off: replicas = ceil(total lag / lagPerReplica)"),
+        OptionField("scaleToZero", .bool, default: "false", doc: "no pods while the lag is 0 (KEDA only; Kafka sources with literal brokers, whose lag KEDA reads from the brokers)"),
+        OptionField("cooldown", .duration, default: "5m", doc: "how long the lag must stay low before pods are removed"),
+        OptionField("scaler", .choice(["auto", "keda", "hpa"]), default: "auto", doc: "auto: KEDA when the cluster serves it, else a HorizontalPodAutoscaler"),
+        OptionField("prometheus", .string, doc: "KEDA only: the Prometheus server address (http://host:port) for sources whose lag KEDA cannot read from the broker"),
+    ])
+
     public static let spec = ObjectSchema(doc: "A Switchyard connector: sources, targets, routes and delivery policy.", [
         OptionField("sources", .list(.connector(.source)), required: true, doc: "where messages come from"),
         OptionField("targets", .list(.connector(.target)), required: true, doc: "where messages go"),
@@ -102,6 +112,7 @@ public enum DocumentSchema {
         OptionField("provenance", .object(provenance), doc: "provenance headers and the hop limit of sources that name their cluster (bridges, docs/bridges.md)"),
         OptionField("state", .choice(["running", "paused", "stopped"]), default: "running", doc: "custom resource only: running, paused (scaled to zero) or stopped (workload removed)"),
         OptionField("deployment", .object(deployment), doc: "custom resource only: how the pods run"),
+        OptionField("autoscaling", .object(autoscaling), doc: "custom resource only: scale the pods on the sources' lag (docs/scaling.md)"),
     ])
 
     public static let metadata = ObjectSchema([

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 
 /// An owned object's name is taken by an object this Connector does not control.
@@ -21,6 +22,9 @@ public final class ConnectorReconciler: Sendable {
     let logger: Logger
     let metrics = OperatorMetrics()
     static let conflictRetries = 5
+    /// Whether the cluster serves KEDA's ScaledObject, asked of the API server's discovery at
+    /// most once a minute.
+    let kedaDiscovery = Mutex<(served: Bool, asked: ContinuousClock.Instant?)>((false, nil))
 
     public init(client: KubeClient, renderer: ConnectorRenderer, logger: Logger) {
         self.client = client
@@ -39,7 +43,9 @@ public final class ConnectorReconciler: Sendable {
         let previous = connector["status"] ?? .object([:])
         var status: JSON
 
-        switch renderer.render(connector) {
+        let wantsKEDA = connector[path: ["spec", "autoscaling"]] != nil && connector[path: ["spec", "autoscaling", "scaler"]]?.string ?? "auto" == "auto"
+        let kedaAvailable = wantsKEDA ? try await servesKEDA() : false
+        switch renderer.render(connector, kedaAvailable: kedaAvailable) {
         case .invalid(let messages):
             metrics.invalidSpecs.increment()
             logger.warning("Connector is not valid; its workload is left as it is", metadata: ["connector": "\(namespace)/\(name)", "problems": "\(messages.joined(separator: "; "))"])
@@ -64,6 +70,7 @@ public final class ConnectorReconciler: Sendable {
                 desired[path: ["metadata", "annotations", OperatorLabels.documentGeneration]] = .string(documentGeneration)
                 deployment = try await apply(.deployment, desired, uid: uid)
             }
+            try await applyScaler(rendered, namespace: namespace, name: name, uid: uid)
             status = Self.status(
                 previous: previous, generation: generation, valid: (true, "Valid", "the document passed validation"),
                 state: rendered.state, deployment: deployment, desiredReplicas: rendered.desiredReplicas, selector: rendered.selector)
@@ -133,6 +140,38 @@ public final class ConnectorReconciler: Sendable {
             }
         }
         throw KubeError(code: 409, reason: "Conflict", message: "\(type.kind) \(namespace)/\(name): still conflicting after \(Self.conflictRetries) attempts")
+    }
+
+    /// The scaler of `spec.autoscaling` while the Connector runs; the other kind, and both
+    /// without autoscaling or while paused or stopped, removed (so nothing scales a paused
+    /// Connector back up).
+    func applyScaler(_ rendered: RenderedConnector, namespace: String, name: String, uid: String) async throws {
+        if let scaler = rendered.scaler, let type = rendered.scalerType {
+            _ = try await apply(type, scaler, uid: uid)
+        }
+        for type in [ResourceType.horizontalPodAutoscaler, .scaledObject] where type != rendered.scalerType {
+            try await deleteOwned(type, namespace: namespace, name: name, uid: uid)
+        }
+    }
+
+    /// Whether the API server serves keda.sh/v1alpha1 ScaledObjects (cached for a minute).
+    func servesKEDA() async throws -> Bool {
+        let now = ContinuousClock.now
+        if let cached = kedaDiscovery.withLock({ state -> Bool? in
+            guard let asked = state.asked, now - asked < .seconds(60) else { return nil }
+            return state.served
+        }) {
+            return cached
+        }
+        var served = false
+        do {
+            let list = try await client.request(.GET, "/apis/\(ResourceType.scaledObject.apiVersion)")
+            served = (list["resources"]?.array ?? []).contains { $0["name"]?.string == ResourceType.scaledObject.plural }
+        } catch let error as KubeError where error.isNotFound {
+            served = false
+        }
+        kedaDiscovery.withLock { $0 = (served, now) }
+        return served
     }
 
     func deleteOwned(_ type: ResourceType, namespace: String, name: String, uid: String) async throws {

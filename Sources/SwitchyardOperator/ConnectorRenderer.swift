@@ -34,6 +34,10 @@ public struct RenderedConnector: Sendable {
     /// The pods' label selector, as `status.selector` shows it.
     public var selector: String
     public var desiredReplicas: Int
+    /// The scaler of `spec.autoscaling` (a KEDA ScaledObject or a HorizontalPodAutoscaler) while
+    /// the Connector runs; nil without autoscaling, or when paused or stopped.
+    public var scaler: JSON?
+    public var scalerType: ResourceType?
 }
 
 /// Validates a Connector with the same loader as `switchyard validate` and renders the objects
@@ -57,13 +61,14 @@ public struct ConnectorRenderer: Sendable {
         case invalid([String])
     }
 
-    /// The document the pods mount: the resource without `status`, `spec.state` and
-    /// `spec.deployment` (those are the operator's), with the generation it came from.
+    /// The document the pods mount: the resource without `status`, `spec.state`,
+    /// `spec.deployment` and `spec.autoscaling` (those are the operator's), with the generation it came from.
     /// `includingGeneration: false` gives the text its hash is taken of, so that a change of
     /// only the operator's fields (which bumps the generation too) leaves the hash alone.
     public static func document(of connector: JSON, includingGeneration: Bool = true) -> String {
         var spec = connector["spec"] ?? .object([:])
         spec["deployment"] = nil
+        spec["autoscaling"] = nil
         spec["state"] = nil
         var metadata: JSON = [:]
         metadata["name"] = connector[path: ["metadata", "name"]]
@@ -87,7 +92,9 @@ public struct ConnectorRenderer: Sendable {
         return name.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
     }
 
-    public func render(_ connector: JSON) -> Outcome {
+    /// `kedaAvailable`: whether the cluster serves keda.sh/v1alpha1 (the reconciler asks the API
+    /// server's discovery).
+    public func render(_ connector: JSON, kedaAvailable: Bool = false) -> Outcome {
         let name = connector[path: ["metadata", "name"]]?.string ?? ""
         let namespace = connector[path: ["metadata", "namespace"]]?.string ?? "default"
         let uid = connector[path: ["metadata", "uid"]]?.string ?? ""
@@ -111,13 +118,26 @@ public struct ConnectorRenderer: Sendable {
         if let loaded, loaded.observability.listen.isEmpty {
             messages.append("spec.observability.listen: the operator needs the health endpoints for the pods' probes; set HOST:PORT such as 0.0.0.0:8080")
         }
+        let autoscaling = spec["autoscaling"]
+        var scalerPlan: ScalerPlan?
+        if let autoscaling, let loaded {
+            switch ScalerPlan.make(autoscaling, spec: spec, document: loaded, name: name, namespace: namespace, kedaAvailable: kedaAvailable) {
+            case .success(let plan): scalerPlan = plan
+            case .failure(let problems): messages += problems.messages
+            }
+        }
         guard let document = loaded, messages.isEmpty else { return .invalid(messages) }
 
         let port = ListenAddress(document.observability.listen)?.port ?? 8080
         let hash = DocumentHash.hex(Array(Self.document(of: connector, includingGeneration: false).utf8))
         let generation = connector[path: ["metadata", "generation"]]?.int ?? 0
         let state = document.state
-        let replicas = state == "running" ? (deploymentSpec["replicas"]?.int ?? 1) : 0
+        var replicas = state == "running" ? (deploymentSpec["replicas"]?.int ?? 1) : 0
+        if let scalerPlan, state == "running" {
+            // The scaler writes spec.deployment.replicas through the scale subresource; until it
+            // does, and whatever was written by hand, stay within its bounds.
+            replicas = min(max(deploymentSpec["replicas"]?.int ?? scalerPlan.minReplicas, scalerPlan.lowestReplicas), scalerPlan.maxReplicas)
+        }
         let selectorLabels: JSON = [OperatorLabels.name: "switchyard", OperatorLabels.instance: .string(name), OperatorLabels.component: "connector"]
         var labels = selectorLabels
         labels[OperatorLabels.managedBy] = .string(OperatorLabels.managedByValue)
@@ -197,10 +217,14 @@ public struct ConnectorRenderer: Sendable {
             "spec": ["selector": ["matchLabels": selectorLabels], "maxUnavailable": 1],
         ]
         let selector = selectorLabels.object!.keys.sorted().map { "\($0)=\(selectorLabels[$0]!.string!)" }.joined(separator: ",")
-        return .valid(
-            RenderedConnector(
-                configMap: configMap, deployment: deployment, service: service, podDisruptionBudget: pdb, documentHash: hash, state: state,
-                selector: selector, desiredReplicas: replicas))
+        var rendered = RenderedConnector(
+            configMap: configMap, deployment: deployment, service: service, podDisruptionBudget: pdb, documentHash: hash, state: state,
+            selector: selector, desiredReplicas: replicas)
+        if let scalerPlan, state == "running" {
+            rendered.scaler = scalerPlan.object(metadata: metadata())
+            rendered.scalerType = scalerPlan.type
+        }
+        return .valid(rendered)
     }
 
     /// What is validated: the resource without its status and without the metadata the API

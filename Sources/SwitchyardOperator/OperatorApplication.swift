@@ -105,7 +105,7 @@ public enum OperatorApplication {
     /// `switchyard operator render`: the objects the operator would write for a Connector file,
     /// as YAML documents. A resource without a uid gets a fixed placeholder one in its owner
     /// references; the namespace defaults to `default`.
-    public static func render(text: String, registry: ConnectorRegistry, image: String) -> Result<[(kind: String, name: String, yaml: String)], RenderFailure> {
+    public static func render(text: String, registry: ConnectorRegistry, image: String, kedaAvailable: Bool = false) -> Result<[(kind: String, name: String, yaml: String)], RenderFailure> {
         let loaded: Any?
         do {
             loaded = try Yams.load(yaml: text)
@@ -116,13 +116,14 @@ public enum OperatorApplication {
         if connector[path: ["metadata", "namespace"]] == nil { connector[path: ["metadata", "namespace"]] = "default" }
         if connector[path: ["metadata", "uid"]] == nil { connector[path: ["metadata", "uid"]] = "00000000-0000-0000-0000-000000000000" }
         if connector[path: ["metadata", "generation"]] == nil { connector[path: ["metadata", "generation"]] = 1 }
-        switch ConnectorRenderer(registry: registry, defaultImage: image).render(connector) {
+        switch ConnectorRenderer(registry: registry, defaultImage: image).render(connector, kedaAvailable: kedaAvailable) {
         case .invalid(let messages):
             return .failure(RenderFailure(messages: messages))
         case .valid(let rendered):
             var objects = [rendered.configMap]
             if rendered.state != "stopped" { objects.append(rendered.deployment) }
             objects += [rendered.service, rendered.podDisruptionBudget]
+            if let scaler = rendered.scaler { objects.append(scaler) }
             return .success(
                 objects.map { object in
                     (

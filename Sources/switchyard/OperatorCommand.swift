@@ -76,12 +76,15 @@ struct OperatorRender: ParsableCommand {
     @Option(help: "Write one file per object (KIND-NAME.yaml) into this directory instead of printing.")
     var outputDirectory: String?
 
+    @Flag(help: "Render for a cluster that serves KEDA (a ScaledObject instead of a HorizontalPodAutoscaler for spec.autoscaling).")
+    var keda = false
+
     func run() throws {
         guard let data = FileManager.default.contents(atPath: file) else {
             printError("\(file): cannot read the file")
             throw ExitCode(2)
         }
-        switch OperatorApplication.render(text: String(decoding: data, as: UTF8.self), registry: Families.registry(), image: image) {
+        switch OperatorApplication.render(text: String(decoding: data, as: UTF8.self), registry: Families.registry(), image: image, kedaAvailable: keda) {
         case .failure(let failure):
             printError("\(file): not valid:")
             for message in failure.messages { printError("  \(message)") }

@@ -39,6 +39,8 @@ final class FakeKubernetes: Sendable {
         "/configmaps": Kind(apiVersion: "v1", kind: "ConfigMap", hasStatus: false, hasGeneration: false),
         "/services": Kind(apiVersion: "v1", kind: "Service", hasStatus: true, hasGeneration: false),
         "coordination.k8s.io/leases": Kind(apiVersion: "coordination.k8s.io/v1", kind: "Lease", hasStatus: false, hasGeneration: false),
+        "autoscaling/horizontalpodautoscalers": Kind(apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", hasStatus: true, hasGeneration: true),
+        "keda.sh/scaledobjects": Kind(apiVersion: "keda.sh/v1alpha1", kind: "ScaledObject", hasStatus: true, hasGeneration: true),
     ]
 
     struct Key: Hashable, Sendable {
@@ -80,6 +82,8 @@ final class FakeKubernetes: Sendable {
         var requests: [Request] = []
         var goneInStream = true
         var gone = 0
+        /// Whether KEDA's CRDs are installed: keda.sh/v1alpha1 is discoverable and served.
+        var servesKEDA = false
     }
 
     let state = Mutex(State())
@@ -417,7 +421,15 @@ final class FakeKubernetes: Sendable {
         if let tokens, !tokens.contains(token ?? "") {
             return .full(401, Self.status(401, "Unauthorized", "Unauthorized"))
         }
-        guard let route = Self.route(path), Self.kinds[route.resource] != nil else {
+        let servesKEDA = state.withLock { $0.servesKEDA }
+        if path == "/apis/keda.sh/v1alpha1" {
+            guard servesKEDA else { return .full(404, Self.status(404, "NotFound", "the server could not find the requested resource")) }
+            return .full(200, [
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "keda.sh/v1alpha1",
+                "resources": [["name": "scaledobjects", "namespaced": true, "kind": "ScaledObject", "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]]],
+            ])
+        }
+        guard let route = Self.route(path), Self.kinds[route.resource] != nil, servesKEDA || route.resource != "keda.sh/scaledobjects" else {
             return .full(404, Self.status(404, "NotFound", "the server could not find the requested resource"))
         }
         let parsed: JSON? = body.isEmpty ? nil : try? JSON.parse(body)
@@ -573,5 +585,12 @@ final class FakeKubernetesHandler: ChannelInboundHandler, @unchecked Sendable {
         let channel = context.channel
         context.eventLoop.execute { server.channelClosed(channel) }
         context.fireChannelInactive()
+    }
+}
+
+extension FakeKubernetes {
+    /// Installs (or removes) KEDA's API: discovery and the ScaledObject resource.
+    func setServesKEDA(_ served: Bool) {
+        state.withLock { $0.servesKEDA = served }
     }
 }

@@ -1,4 +1,6 @@
 import BuiltinConnectors
+import KafkaConnector
+import RabbitMQConnector
 import Foundation
 import Logging
 import NIOSSL
@@ -7,7 +9,7 @@ import SwitchyardOperator
 import SwitchyardRuntime
 import Testing
 
-let registry = ConnectorRegistry([BuiltinConnectors.family])
+let registry = ConnectorRegistry([BuiltinConnectors.family, KafkaConnectors.family, RabbitMQConnectors.family])
 let testLogger: Logger = {
     var logger = Logger(label: "operator-test")
     logger.logLevel = ProcessInfo.processInfo.environment["OPERATOR_TEST_LOG"] == nil ? .critical : .debug

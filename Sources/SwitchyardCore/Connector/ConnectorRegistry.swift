@@ -9,9 +9,13 @@ public struct SourceKind: Sendable {
     public var make: @Sendable (ConnectorSetup) throws -> any Source
     /// Whether the same position always names the same message (see ``Message/session``).
     public var positions: PositionNumbering
+    /// Whether the source reports a lag a scaler can act on (`switchyard_source_lag_messages`
+    /// or a queue depth): required by `spec.autoscaling`.
+    public var reportsLag: Bool
 
-    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, positions: PositionNumbering = .durable, make: @escaping @Sendable (ConnectorSetup) throws -> any Source) {
+    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, positions: PositionNumbering = .durable, reportsLag: Bool = false, make: @escaping @Sendable (ConnectorSetup) throws -> any Source) {
         self.positions = positions
+        self.reportsLag = reportsLag
         self.kind = kind
         self.summary = summary
         self.options = options

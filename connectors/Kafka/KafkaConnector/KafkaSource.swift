@@ -42,6 +42,7 @@ final class KafkaSource: Source {
             issues += KafkaClientOptions.validate(options, reserved: reserved, derived: [("group.id", options.string("group") ?? "x")])
             return issues
         },
+        reportsLag: true,
         make: { setup in KafkaSource(setup) }
     )
 

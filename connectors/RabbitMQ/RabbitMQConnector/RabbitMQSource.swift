@@ -38,6 +38,7 @@ final class RabbitMQSource: Source {
             return issues
         },
         positions: .perSession,
+        reportsLag: true,
         make: { setup in try RabbitMQSource(setup) }
     )
 
