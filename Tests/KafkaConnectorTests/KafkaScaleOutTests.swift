@@ -83,4 +83,43 @@ struct KafkaScaleOutTests {
         #expect(duplicates <= 4 * 20_000, "duplicates: \(duplicates)")
         print("scale-out 1 -> 3 -> 1 with a kill -9 over \(partitions) partitions: a wrote \(replicas[0].values().count), b \(replicas[1].values().count) (killed), c \(replicas[2].values().count); \(duplicates) of \(count) duplicated")
     }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aMemberBeyondThePartitionCountIsReadyAndSaysItIsIdle() async throws {
+        let cluster = try MockCluster(topics: ["single": 1])
+        defer { cluster.stop() }
+        func replica(_ name: String) throws -> RuntimeProcess {
+            try RuntimeProcess("kafka-idle-\(name)") { output, port in
+                """
+                sources:
+                  - name: in
+                    kafka:
+                      brokers: ["\(cluster.brokers)"]
+                      topics: [single]
+                      group: idle-group
+                      options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
+                targets:
+                  - name: out
+                    file: {path: "\(output)", fsync: false}
+                routes:
+                  - {from: [in], to: [out]}
+                observability: {listen: "127.0.0.1:\(port)"}
+                """
+            }
+        }
+        let replicas = try [replica("a"), replica("b")]
+        let processes = try replicas.map { try $0.start() }
+        defer { for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func readyz(_ replica: RuntimeProcess) -> String {
+            (try? run(["curl", "-s", "-m", "2", "http://127.0.0.1:\(replica.port)/readyz"], recordFailure: false)) ?? ""
+        }
+        // One partition, two members: both ready, exactly one says it holds nothing.
+        let settled = await eventually("both ready, one idle", within: .seconds(60)) {
+            let bodies = replicas.map(readyz)
+            return replicas.allSatisfy { $0.status("/readyz") == 200 }
+                && bodies.filter { $0.contains("note: source in holds no partition") }.count == 1
+        }
+        #expect(settled, "\(replicas.map(readyz))")
+        #expect(replicas.map(readyz).allSatisfy { $0.hasPrefix("ready\n") })
+    }
 }

@@ -27,12 +27,16 @@ public protocol Source: AcknowledgementReceiver {
     /// high watermark minus the next offset, over the owned partitions; RabbitMQ: the queue's
     /// ready messages); nil when the system does not say. Sampled for the lag metrics.
     var backlog: Int? { get }
+    /// Facts `/readyz` shows without making the process unready (a group member that holds no
+    /// partition, for example).
+    var notes: [String] { get }
 }
 
 extension Source {
     public func close() async {}
     public var health: ConnectorHealth { .up }
     public var backlog: Int? { nil }
+    public var notes: [String] { [] }
 }
 
 /// The per-message result of a target write that did not fully succeed.

@@ -91,7 +91,7 @@ final class HealthHandler: ChannelInboundHandler, @unchecked Sendable {
             case "/readyz":
                 let readiness = endpoints.readiness()
                 status = readiness.ready ? .ok : .serviceUnavailable
-                body = Array((readiness.ready ? "ready\n" : "not ready\n" + readiness.reasons.map { "- \($0)\n" }.joined()).utf8)
+                body = Array(((readiness.ready ? "ready\n" : "not ready\n") + readiness.reasons.map { "- \($0)\n" }.joined()).utf8)
             case "/metrics":
                 body = endpoints.metrics()
                 contentType = "text/plain; version=0.0.4; charset=utf-8"

@@ -350,6 +350,7 @@ public final class Pipeline: Sendable {
     public var isDraining: Bool { state.withLock { $0.draining } }
 
     /// Ready when not draining, every connector is connected and no target is paused or stopped.
+    /// The reasons also carry the sources' notes (`note: ...`), which do not make it unready.
     public func readiness() -> (ready: Bool, reasons: [String]) {
         let (sources, targets, draining) = state.withLock { (Array($0.sources.values), Array($0.targets.values), $0.draining) }
         var reasons: [String] = []
@@ -369,7 +370,8 @@ public final class Pipeline: Sendable {
             case .down(let why): reasons.append("source \(source.entry.name) is down: \(why)")
             }
         }
-        return (reasons.isEmpty, reasons)
+        let notes = sources.sorted(by: { $0.entry.name < $1.entry.name }).flatMap { $0.source.notes.map { "note: \($0)" } }
+        return (reasons.isEmpty, reasons + notes)
     }
 
     /// Records the sampled gauges (called before each metrics scrape).

@@ -125,6 +125,13 @@ final class KafkaSource: Source {
 
     var health: ConnectorHealth { healthState.withLock { $0 } }
 
+    /// A member that joined and holds no partition works on nothing: the group has more members
+    /// than the topics have partitions (docs/scaling.md).
+    var notes: [String] {
+        guard health == .up, ownership.withLock({ $0.partitionOf.isEmpty }) else { return [] }
+        return ["source \(settings.name) holds no partition: the group has at least as many busy members as the topics have partitions; this pod is idle"]
+    }
+
     func run(context: SourceContext) async throws {
         let previous = session.withLock { $0 }
         if let previous { await previous.close() }
