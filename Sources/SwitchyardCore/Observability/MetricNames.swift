@@ -31,4 +31,6 @@ public enum MetricNames {
     public static let configGeneration = "switchyard_config_generation"
     public static let configReloads = "switchyard_config_reloads_total"
     public static let draining = "switchyard_draining"
+    /// 1 when `/readyz` answers 200, else 0 (sampled at each scrape).
+    public static let ready = "switchyard_ready"
 }

@@ -379,6 +379,7 @@ public final class Pipeline: Sendable {
         let (sources, targets, draining, generation) = state.withLock {
             (Array($0.sources.values), Array($0.targets.values), $0.draining, $0.generation)
         }
+        Gauge(label: MetricNames.ready).record(readiness().ready ? 1 : 0)
         Gauge(label: MetricNames.inflightMessages).record(router.stats.inflightMessages)
         Gauge(label: MetricNames.inflightBytes).record(router.stats.inflightBytes)
         Gauge(label: MetricNames.memoryLimitBytes).record(budget.limit)
