@@ -103,7 +103,7 @@ struct Switchyard: AsyncParsableCommand {
         commandName: "switchyard",
         abstract: "A connector runtime: sources, targets and routes from one YAML document.",
         version: version,
-        subcommands: [Run.self, Validate.self, Connectors.self, Schema.self, CRD.self, OperatorCommand.self]
+        subcommands: [Run.self, Validate.self, Graph.self, Connectors.self, Schema.self, CRD.self, OperatorCommand.self]
     )
 }
 
@@ -145,6 +145,38 @@ struct Validate: ParsableCommand {
             }
         }
         if failed { throw ExitCode(1) }
+    }
+}
+
+struct Graph: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a document's pipeline (sources, routes, targets, dead letters) as Graphviz DOT or Mermaid, from the document alone.")
+
+    @Option(name: [.short, .customLong("config")], help: "The document.")
+    var config: String
+
+    @Option(help: "dot (Graphviz: `| dot -Tsvg > pipeline.svg`) or mermaid.")
+    var format = "dot"
+
+    func run() throws {
+        guard format == "dot" || format == "mermaid" else {
+            printError("--format: expected dot or mermaid, got '\(format)'")
+            throw ExitCode(2)
+        }
+        guard let text = Interpolator.readFileContents(config) else {
+            printError("\(config): cannot read the file")
+            throw ExitCode(2)
+        }
+        let loader = DocumentLoader(registry: Families.registry(), interpolator: Interpolator(environment: environment()))
+        switch loader.load(text) {
+        case .success(let document):
+            let graph = PipelineGraph(document)
+            print(format == "dot" ? graph.dot : graph.mermaid, terminator: "")
+        case .failure(let errors):
+            printError("\(config): \(errors.issues.count) problem\(errors.issues.count == 1 ? "" : "s")")
+            for issue in errors.issues { printError("  \(config):\(issue.line.map(String.init) ?? "-"): \(issue.path): \(issue.message)") }
+            throw ExitCode(2)
+        }
     }
 }
 

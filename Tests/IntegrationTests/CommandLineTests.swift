@@ -145,3 +145,88 @@ import Glibc
         #expect(!version.output.isEmpty)
     }
 }
+
+@Suite struct GraphCommandTests {
+    static let document = """
+    apiVersion: switchyard.dev/v1alpha1
+    kind: Connector
+    metadata: {name: "orders \\"eu\\""}
+    spec:
+      sources:
+        - name: orders
+          generate: {count: 10, channel: "orders.eu"}
+        - name: returns
+          generate: {count: 10}
+      targets:
+        - name: archive
+          file: {path: /tmp/archive.ndjson}
+        - name: audit
+          drop: {}
+        - name: dead-letters
+          file: {path: /tmp/dead.ndjson}
+      routes:
+        - {name: eu, from: [orders, returns], to: [archive, audit], where: {channel: "orders.*"}}
+        - {from: [returns], to: [audit], ordering: key}
+      delivery: {deadLetter: dead-letters}
+    """
+
+    func graph(_ format: String) throws -> (status: Int32?, output: String, log: String) {
+        let directory = Paths.temporaryDirectory()
+        let config = directory.appendingPathComponent("graph.yaml")
+        try Self.document.write(to: config, atomically: true, encoding: .utf8)
+        let process = try SwitchyardProcess(arguments: ["graph", "-c", config.path, "--format", format], directory: directory)
+        let status = process.waitForExit(timeout: 30)
+        return (status, process.output, process.log)
+    }
+
+    @Test func dotOutputIsAGraphvizGraphOfSourcesRoutesTargetsAndDeadLetters() throws {
+        let (status, dot, log) = try graph("dot")
+        #expect(status == 0, "\(log)")
+        #expect(dot.hasPrefix("digraph \"orders \\\"eu\\\"\" {"), "\(dot)")
+        for line in [
+            "s0 [label=\"orders\\ngenerate\"", "s1 [label=\"returns\\ngenerate\"", "r0 [label=\"eu\\nchannel orders.*\"",
+            "r1 [label=\"routes[1]\\nordering key\"", "t2 [label=\"dead-letters\\nfile\"",
+            "s0 -> r0;", "s1 -> r0;", "s1 -> r1;", "r0 -> t0;", "r0 -> t1;", "r1 -> t1;",
+            "t0 -> t2 [label=\"dead letters\", style=dashed];", "t1 -> t2 [label=\"dead letters\", style=dashed];",
+        ] {
+            #expect(dot.contains(line), "missing \(line) in \(dot)")
+        }
+        #expect(!dot.contains("t2 -> t2"))
+        // Graphviz itself accepts it and lays it out.
+        let directory = Paths.temporaryDirectory()
+        let file = directory.appendingPathComponent("pipeline.dot")
+        try dot.write(to: file, atomically: true, encoding: .utf8)
+        let dotProcess = Process()
+        dotProcess.executableURL = URL(fileURLWithPath: "/usr/bin/dot")
+        dotProcess.arguments = ["-Tsvg", "-o", directory.appendingPathComponent("pipeline.svg").path, file.path]
+        try dotProcess.run()
+        dotProcess.waitUntilExit()
+        #expect(dotProcess.terminationStatus == 0)
+        let svg = try String(contentsOf: directory.appendingPathComponent("pipeline.svg"), encoding: .utf8)
+        #expect(svg.contains("<svg") && svg.contains("dead&#45;letters"), "\(svg.prefix(400))")
+    }
+
+    @Test func mermaidOutputIsAFlowchart() throws {
+        let (status, mermaid, log) = try graph("mermaid")
+        #expect(status == 0, "\(log)")
+        let lines = mermaid.split(separator: "\n").map(String.init)
+        #expect(lines.first == "flowchart LR")
+        #expect(lines.contains("  s0([\"orders<br/>generate\"])"), "\(mermaid)")
+        #expect(lines.contains("  r0{\"eu<br/>channel orders.*\"}"), "\(mermaid)")
+        #expect(lines.contains("  t0[\"archive<br/>file\"]"), "\(mermaid)")
+        #expect(lines.contains("  s1 --> r0"))
+        #expect(lines.contains("  t0 -. \"dead letters\" .-> t2"))
+    }
+
+    @Test func anInvalidDocumentOrFormatIsRefused() throws {
+        let directory = Paths.temporaryDirectory()
+        let config = directory.appendingPathComponent("bad.yaml")
+        try "sources: []\n".write(to: config, atomically: true, encoding: .utf8)
+        let bad = try SwitchyardProcess(arguments: ["graph", "-c", config.path], directory: directory)
+        #expect(bad.waitForExit(timeout: 30) == 2)
+        #expect(bad.log.contains("spec.targets: required field is missing"), "\(bad.log)")
+        let format = try SwitchyardProcess(arguments: ["graph", "-c", config.path, "--format", "png"], directory: directory)
+        #expect(format.waitForExit(timeout: 30) == 2)
+        #expect(format.log.contains("expected dot or mermaid"), "\(format.log)")
+    }
+}
