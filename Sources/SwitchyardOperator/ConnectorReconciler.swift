@@ -26,10 +26,13 @@ public final class ConnectorReconciler: Sendable {
     /// most once a minute.
     let kedaDiscovery = Mutex<(served: Bool, asked: ContinuousClock.Instant?)>((false, nil))
 
-    public init(client: KubeClient, renderer: ConnectorRenderer, logger: Logger) {
+    let events: EventRecorder
+
+    public init(client: KubeClient, renderer: ConnectorRenderer, logger: Logger, instance: String = ProcessInfo.processInfo.hostName) {
         self.client = client
         self.renderer = renderer
         self.logger = logger
+        self.events = EventRecorder(client: client, logger: logger, instance: instance)
     }
 
     public func reconcile(namespace: String, name: String) async throws {
@@ -59,23 +62,45 @@ public final class ConnectorReconciler: Sendable {
                 state: owned == nil && state != "stopped" ? "undeployed" : state, deployment: owned, desiredReplicas: desired,
                 selector: previous["selector"]?.string)
         case .valid(let rendered):
-            let documentGeneration = try await applyConfigMap(rendered.configMap, hash: rendered.documentHash, uid: uid)
-            _ = try await apply(.service, rendered.service, uid: uid)
-            _ = try await apply(.podDisruptionBudget, rendered.podDisruptionBudget, uid: uid)
-            var deployment: JSON?
-            if rendered.state == "stopped" {
-                try await deleteOwned(.deployment, namespace: namespace, name: name, uid: uid)
-            } else {
-                var desired = rendered.deployment
-                desired[path: ["metadata", "annotations", OperatorLabels.documentGeneration]] = .string(documentGeneration)
-                deployment = try await apply(.deployment, desired, uid: uid)
+            do {
+                status = try await applyRendered(rendered, connector: connector, previous: previous, generation: generation, uid: uid)
+            } catch let error as NotOwnedError {
+                await events.conflict(error, about: connector)
+                throw error
             }
-            try await applyScaler(rendered, namespace: namespace, name: name, uid: uid)
-            status = Self.status(
-                previous: previous, generation: generation, valid: (true, "Valid", "the document passed validation"),
-                state: rendered.state, deployment: deployment, desiredReplicas: rendered.desiredReplicas, selector: rendered.selector)
+            events.conflictResolved(about: connector)
+        }
+        for event in ConnectorEvent.transitions(previous: previous, current: status) {
+            await events.record(event, about: connector)
         }
         try await writeStatus(namespace: namespace, name: name, previous: previous, status: status)
+    }
+
+    /// Writes the objects of a valid Connector; returns its status.
+    func applyRendered(_ rendered: RenderedConnector, connector: JSON, previous: JSON, generation: Int, uid: String) async throws -> JSON {
+        let namespace = connector[path: ["metadata", "namespace"]]?.string ?? "default"
+        let name = connector[path: ["metadata", "name"]]?.string ?? ""
+        let documentGeneration = try await applyConfigMap(rendered.configMap, hash: rendered.documentHash, uid: uid)
+        _ = try await apply(.service, rendered.service, uid: uid)
+        _ = try await apply(.podDisruptionBudget, rendered.podDisruptionBudget, uid: uid)
+        var deployment: JSON?
+        if rendered.state == "stopped" {
+            try await deleteOwned(.deployment, namespace: namespace, name: name, uid: uid)
+        } else {
+            var desired = rendered.deployment
+            desired[path: ["metadata", "annotations", OperatorLabels.documentGeneration]] = .string(documentGeneration)
+            let before = try await client.getIfExists(.deployment, namespace: namespace, name: name)
+            deployment = try await apply(.deployment, desired, uid: uid)
+            if rendered.state == "running", let before, Self.isControlled(before, by: uid),
+                let from = before[path: ["spec", "replicas"]]?.int, from != rendered.desiredReplicas
+            {
+                await events.record(ConnectorEvent(.normal, "Scaled", "from \(from) to \(rendered.desiredReplicas) pods"), about: connector)
+            }
+        }
+        try await applyScaler(rendered, namespace: namespace, name: name, uid: uid)
+        return Self.status(
+            previous: previous, generation: generation, valid: (true, "Valid", "the document passed validation"),
+            state: rendered.state, deployment: deployment, desiredReplicas: rendered.desiredReplicas, selector: rendered.selector)
     }
 
     // MARK: Owned objects

@@ -38,6 +38,7 @@ final class FakeKubernetes: Sendable {
         "policy/poddisruptionbudgets": Kind(apiVersion: "policy/v1", kind: "PodDisruptionBudget", hasStatus: true, hasGeneration: true),
         "/configmaps": Kind(apiVersion: "v1", kind: "ConfigMap", hasStatus: false, hasGeneration: false),
         "/services": Kind(apiVersion: "v1", kind: "Service", hasStatus: true, hasGeneration: false),
+        "/events": Kind(apiVersion: "v1", kind: "Event", hasStatus: false, hasGeneration: false),
         "coordination.k8s.io/leases": Kind(apiVersion: "coordination.k8s.io/v1", kind: "Lease", hasStatus: false, hasGeneration: false),
         "autoscaling/horizontalpodautoscalers": Kind(apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", hasStatus: true, hasGeneration: true),
         "keda.sh/scaledobjects": Kind(apiVersion: "keda.sh/v1alpha1", kind: "ScaledObject", hasStatus: true, hasGeneration: true),
@@ -592,5 +593,14 @@ extension FakeKubernetes {
     /// Installs (or removes) KEDA's API: discovery and the ScaledObject resource.
     func setServesKEDA(_ served: Bool) {
         state.withLock { $0.servesKEDA = served }
+    }
+}
+
+extension FakeKubernetes {
+    /// The last events (revision, type, resource, name), for failure messages.
+    func recentHistory(_ count: Int = 8) -> [String] {
+        state.withLock { state in
+            state.history.suffix(count).map { "\($0.revision) \($0.type) \($0.resource) \($0.object[path: ["metadata", "name"]]?.string ?? "")" }
+        }
     }
 }

@@ -250,7 +250,15 @@ struct ReconcileTests {
             _ = try harness.startOperator(identity: "a")
             try await eventually("the first Deployment") { fake.object(.deployment, "shop", "first") != nil }
             try await eventually("both watches open") { fake.openWatches == 2 }
-            try await Task.sleep(for: .milliseconds(200))
+            // The operator is done with the Connector: no write but Lease renewals for 500 ms (a
+            // status write after the bookmark would move the Connector watch past it).
+            func writes() -> Int { fake.requests.filter { $0.method != "GET" && !$0.path.contains("/leases") }.count }
+            var quiet = (count: writes(), since: ContinuousClock.now)
+            try await eventually("the operator is idle") {
+                let now = writes()
+                if now != quiet.count { quiet = (now, ContinuousClock.now) }
+                return ContinuousClock.now - quiet.since >= .milliseconds(500)
+            }
             fake.create(.configMap, "shop", ["metadata": ["name": "unrelated"], "data": ["a": "b"]])
             // Compacted exactly to the bookmark (Lease renewals move the server's version on).
             let bookmark = fake.sendBookmarks()
@@ -264,7 +272,8 @@ struct ReconcileTests {
             #expect(fake.listCount(.connector) == lists)
             #expect(fake.goneCount == 0)
             // The new watches started from the bookmark's version.
-            #expect(fake.requests.filter { $0.query.contains("watch=true") && $0.query.contains("resourceVersion=\(bookmark)&") }.count == 2)
+            #expect(fake.requests.filter { $0.query.contains("watch=true") && $0.query.contains("resourceVersion=\(bookmark)&") }.count == 2,
+                    "bookmark \(bookmark); history \(fake.recentHistory()); watches: \(fake.requests.filter { $0.query.contains("watch=true") }.map { "\($0.path)?\($0.query)" })")
         }
     }
 
