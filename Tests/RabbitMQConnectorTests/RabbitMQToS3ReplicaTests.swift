@@ -6,14 +6,15 @@ import Glibc
 #endif
 
 /// Three `switchyard run` processes as competing consumers of one RabbitMQ queue, writing to S3
-/// (moto) with the default object key, each stopped and started again between rounds.
+/// (moto) with the default object key and to PostgreSQL (upsert on a key made from the session
+/// and the position), each stopped and started again between rounds.
 ///
 /// Delivery tags start again at 1 on every connection, and the connection generation (the
 /// message's partition) at 1 in every process: keys made from partition and offsets alone are
 /// the same for different messages in different processes, or in one process before and after
 /// a restart, and S3 silently replaces the earlier object. Every message was acknowledged, so
 /// those messages are gone. The test counts what is in the bucket.
-@Suite("RabbitMQ to S3 with replicas and restarts", .serialized, .rabbitMQBroker(.shared))
+@Suite("RabbitMQ to S3 and PostgreSQL with replicas and restarts", .serialized, .rabbitMQBroker(.shared))
 struct RabbitMQToS3ReplicaTests {
     static var binary: String { TestBed.root.appendingPathComponent(".build/debug/switchyard").path }
 
@@ -52,6 +53,9 @@ struct RabbitMQToS3ReplicaTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = directory.appendingPathComponent("replica.yaml")
+        let table = "replicas_\(UInt32.random(in: 0...UInt32.max))"
+        let postgres = try ServicesFile.value("SWITCHYARD_POSTGRES_URL")
+        defer { _ = try? TestBed.run("/usr/bin/psql", [postgres, "-X", "-q", "-c", "DROP TABLE IF EXISTS \(table)"]) }
         // Small batches: many objects per process, each keyed by its delivery tags.
         try """
         sources:
@@ -61,8 +65,17 @@ struct RabbitMQToS3ReplicaTests {
           - name: archive
             s3: {endpoint: "${env:S3_ENDPOINT}", region: "${env:S3_REGION}", bucket: "\(bucket)"}
             batching: {maxMessages: 25, maxDelay: 5ms}
+          - name: rows
+            postgres:
+              url: "\(postgres)"
+              table: \(table)
+              mode: upsert
+              conflictColumns: [id]
+              columns: {id: "{{ session }}-{{ partition }}-{{ offset }}", doc: "{{ value }}"}
+              createTable: true
+            batching: {maxMessages: 40, maxDelay: 5ms}
         routes:
-          - {from: [orders], to: [archive]}
+          - {from: [orders], to: [archive, rows]}
         observability: {listen: ""}
         """.write(to: config, atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
@@ -113,5 +126,10 @@ struct RabbitMQToS3ReplicaTests {
         // Every replica stopped gracefully with the queue drained: nothing was redelivered.
         #expect(stored.count == expected.count, "\(stored.count - distinct.count) duplicates")
         #expect(try Admin().messageCount(queue) == 0)
+
+        // PostgreSQL: one row per message, none replaced by another message's content.
+        let counts = try TestBed.run("/usr/bin/psql", [postgres, "-X", "-q", "-t", "-A", "-c", "SELECT count(*), count(DISTINCT doc) FROM \(table)"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(counts == "\(expected.count)|\(expected.count)", "rows | distinct messages: \(counts)")
     }
 }
