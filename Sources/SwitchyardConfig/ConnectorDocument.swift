@@ -78,9 +78,9 @@ public struct DocumentLoader: Sendable {
     /// Loads `text`; on failure returns every issue found, sorted by line.
     public func load(_ text: String) -> Result<ConnectorDocument, DocumentErrors> {
         var root: ConfigNode
-        switch YAMLLoader.parse(text) {
+        switch YAMLLoader.parseAll(text) {
         case .success(let node): root = node
-        case .failure(let issue): return .failure(DocumentErrors([issue]))
+        case .failure(let errors): return .failure(errors)
         }
         guard case .mapping(let entries) = root.content else {
             return .failure(DocumentErrors([ConfigIssue(path: "document", line: root.line, message: "expected an object (a Connector resource or its spec), found a \(root.kindName)")]))
@@ -94,11 +94,18 @@ public struct DocumentLoader: Sendable {
         var name: String?
         var generation: Int?
         var spec: OptionValues?
+        /// A valid spec inside a resource whose own fields (apiVersion, kind, metadata) are not.
+        var specAlone: OptionValues?
         if isResource {
             if let resource = decoder.decodeObject(root, DocumentSchema.resource, path: "") {
                 spec = resource.object("spec")
                 name = resource.object("metadata")?.string("name")
                 generation = resource.object("metadata")?.int("generation")
+            } else if let specNode = root["spec"] {
+                var specDecoder = OptionDecoder(connectorKinds: decoder.connectorKinds, commonFields: decoder.commonFields)
+                if let values = specDecoder.decodeObject(specNode, DocumentSchema.spec, path: "spec"), specDecoder.issues.isEmpty {
+                    specAlone = values
+                }
             }
         } else {
             spec = decoder.decodeObject(root, DocumentSchema.spec, path: "spec")
@@ -108,6 +115,9 @@ public struct DocumentLoader: Sendable {
         if let spec, issues.isEmpty {
             document = build(spec, name: name, isResource: isResource, issues: &issues)
             document?.generation = generation
+        } else if let specAlone {
+            // A missing apiVersion or kind hides none of the spec's own problems.
+            _ = build(specAlone, name: nil, isResource: true, issues: &issues)
         } else if let specNode = isResource ? root["spec"] : root {
             // The schema found problems; still report dangling names, so that every problem
             // is reported at once.
@@ -340,15 +350,30 @@ public struct DocumentLoader: Sendable {
     }
 }
 
-/// Every problem found in a document.
+/// The problems found in a document: the first ``limit`` by line, and how many more there are.
 public struct DocumentErrors: Error, Sendable, CustomStringConvertible {
+    /// Problems kept and shown; a document of a megabyte could hold a hundred thousand.
+    public static let limit = 100
+
     public var issues: [ConfigIssue]
+    /// Problems found beyond ``limit``, not kept.
+    public var omitted: Int
 
     public init(_ issues: [ConfigIssue]) {
-        self.issues = issues.sorted { ($0.line ?? 0, $0.path) < ($1.line ?? 0, $1.path) }
+        let sorted = issues.sorted { ($0.line ?? 0, $0.path) < ($1.line ?? 0, $1.path) }
+        self.issues = Array(sorted.prefix(Self.limit))
+        self.omitted = sorted.count - self.issues.count
     }
 
-    public var description: String { issues.map(\.description).joined(separator: "\n") }
+    /// Problems found, shown or not.
+    public var count: Int { issues.count + omitted }
+
+    /// `and N more problems`, when some were not kept.
+    public var omittedLine: String? {
+        omitted > 0 ? "and \(omitted) more problem\(omitted == 1 ? "" : "s") (only the first \(Self.limit) are shown)" : nil
+    }
+
+    public var description: String { (issues.map(\.description) + [omittedLine].compactMap { $0 }).joined(separator: "\n") }
 }
 
 /// A `HOST:PORT` listen address.

@@ -81,7 +81,7 @@ public enum DocumentSchema {
     ])
 
     public static let deployment = ObjectSchema(doc: "How the operator runs the connector (custom resource only).", [
-        OptionField("replicas", .int(min: 0), default: "1", doc: "pods"),
+        OptionField("replicas", .int(min: 0), default: "1", literal: true, doc: "pods"),
         OptionField("image", .string, doc: "container image"),
         OptionField("resources", .map(.any), doc: "the container's resource requests and limits (a Kubernetes ResourceRequirements)"),
         OptionField("env", .list(.map(.any)), doc: "environment variables of the container (Kubernetes EnvVar list; secrets by secretKeyRef), read by ${env:...} references"),
@@ -110,7 +110,7 @@ public enum DocumentSchema {
         OptionField("batching", .object(batching), doc: "default batching of every target"),
         OptionField("observability", .object(observability), doc: "logs, metrics, health"),
         OptionField("provenance", .object(provenance), doc: "provenance headers and the hop limit of sources that name their cluster (bridges, docs/bridges.md)"),
-        OptionField("state", .choice(["running", "paused", "stopped"]), default: "running", doc: "custom resource only: running, paused (scaled to zero) or stopped (workload removed)"),
+        OptionField("state", .choice(["running", "paused", "stopped"]), default: "running", literal: true, doc: "custom resource only: running, paused (scaled to zero) or stopped (workload removed)"),
         OptionField("deployment", .object(deployment), doc: "custom resource only: how the pods run"),
         OptionField("autoscaling", .object(autoscaling), doc: "custom resource only: scale the pods on the sources' lag (docs/scaling.md)"),
     ])

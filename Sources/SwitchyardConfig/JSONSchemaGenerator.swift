@@ -2,8 +2,10 @@ import SwitchyardCore
 
 /// Generates the JSON Schema of documents from the same model the validator uses.
 ///
-/// Non-string options also accept a string holding a `${...}` reference, since references are
-/// resolved after parsing.
+/// Integers, durations, sizes and choices among words also accept a string holding a
+/// `${env:...}` or `${file:...}` reference, since references are resolved after parsing;
+/// booleans and numbers do not, since a Kubernetes structural schema cannot say "a boolean or a
+/// reference", and the validator refuses references there too (one document, two homes).
 ///
 /// The same walk over the model has two dialects: plain JSON Schema (`switchyard schema`), and
 /// the structural OpenAPI subset that a Kubernetes CustomResourceDefinition accepts (used by
@@ -76,6 +78,11 @@ public struct JSONSchemaGenerator: Sendable {
     }
 
     func property(_ field: OptionField) -> JSONValue {
+        if field.literal && allowsReferences {
+            var literal = self
+            literal.allowsReferences = false
+            return literal.property(field)
+        }
         guard case .object(var members) = type(field.type) else { return type(field.type) }
         if kubernetes {
             // Kubernetes would store a default in every resource; the runtime applies its own.
@@ -98,11 +105,12 @@ public struct JSONSchemaGenerator: Sendable {
         }
     }
 
-    static let referencePattern = "\\$\\{(env|file):"
+    /// Text holding a `${env:...}` or `${file:...}` reference (not escaped as `$${`).
+    static let referencePattern = "(^|[^$])\\$\\{(env|file):[^}]*\\}"
     static let reference: JSONValue = .object(["type": .string("string"), "pattern": .string(referencePattern)])
     static let namePattern = "^[A-Za-z0-9._-]+$"
-    static let durationPattern = "^(0|([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h|d))+|\\$\\{.*\\})$"
-    static let sizePattern = "^([0-9]+(\\.[0-9]+)?\\s*(B|KB|kB|MB|GB|KiB|MiB|GiB)?|\\$\\{.*\\})$"
+    static let durationPattern = "^(0|([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h|d))+)$|" + referencePattern
+    static let sizePattern = "^([0-9]+(\\.[0-9]+)?\\s*(B|KB|kB|MB|GB|KiB|MiB|GiB)?)$|" + referencePattern
 
     /// A Kubernetes node that holds an integer or a string (`x-kubernetes-int-or-string`);
     /// `minimum`/`maximum` constrain the integers and `pattern` the strings.
@@ -129,9 +137,8 @@ public struct JSONSchemaGenerator: Sendable {
             if kubernetes { return .object(["type": .string("string")]) }
             return .object(["type": .string("string"), "x-switchyard-template": .bool(true)])
         case .bool:
-            // Kubernetes has no boolean-or-string: a custom resource writes booleans literally.
-            if kubernetes || !allowsReferences { return .object(["type": .string("boolean")]) }
-            return .object(["anyOf": .array([.object(["type": .string("boolean")]), Self.reference])])
+            // Kubernetes has no boolean-or-string: booleans are written literally everywhere.
+            return .object(["type": .string("boolean")])
         case .int(let minimum, let maximum):
             var integer: [String: JSONValue] = ["type": .string("integer")]
             if let minimum { integer["minimum"] = .int(minimum) }
@@ -140,8 +147,8 @@ public struct JSONSchemaGenerator: Sendable {
             if kubernetes { return .object(Self.intOrString(minimum: minimum, maximum: maximum, pattern: Self.referencePattern)) }
             return .object(["anyOf": .array([.object(integer), Self.reference])])
         case .number:
-            if kubernetes || !allowsReferences { return .object(["type": .string("number")]) }
-            return .object(["anyOf": .array([.object(["type": .string("number")]), Self.reference])])
+            // Nor number-or-string (int-or-string refuses fractions): numbers are literal too.
+            return .object(["type": .string("number")])
         case .duration:
             // A bare 0 is a duration too; in Kubernetes it arrives as the integer 0.
             if kubernetes { return .object(Self.intOrString(minimum: 0, maximum: 0, pattern: Self.durationPattern)) }
@@ -160,7 +167,13 @@ public struct JSONSchemaGenerator: Sendable {
                 node["enum"] = .array(options.map(JSONValue.string) + numeric.map(JSONValue.int))
                 return .object(node)
             }
-            return .object(["type": .string("string"), "enum": .array(options.map(JSONValue.string))])
+            let words: JSONValue = .array(options.map(JSONValue.string))
+            if !allowsReferences || !numeric.isEmpty { return .object(["type": .string("string"), "enum": words]) }
+            // One of the words, or a reference resolved to one of them when the document loads.
+            return .object([
+                "type": .string("string"),
+                "anyOf": .array([.object(["enum": words]), .object(["pattern": .string(Self.referencePattern)])]),
+            ])
         case .list(let element):
             var node: [String: JSONValue] = ["type": .string("array"), "items": self.type(element)]
             if kubernetes {

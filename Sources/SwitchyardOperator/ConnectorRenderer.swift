@@ -110,7 +110,7 @@ public struct ConnectorRenderer: Sendable {
         var loaded: ConnectorDocument?
         switch loader.load(whole) {
         case .success(let document): loaded = document
-        case .failure(let errors): messages = errors.issues.map { "\($0.path): \($0.message)" }
+        case .failure(let errors): messages = errors.issues.map { "\($0.path): \($0.message)" } + [errors.omittedLine].compactMap { $0 }
         }
         if !Self.isServiceName(name) {
             messages.append("metadata.name: '\(name)' must be a DNS label (lower-case letters, digits and '-', starting with a letter, at most 63 characters): it names the Service")

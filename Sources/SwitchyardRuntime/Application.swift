@@ -30,15 +30,18 @@ public enum Application {
     /// Exit codes: 0 after a clean shutdown, 2 for an invalid document, 1 for other failures.
     public static func run(configPath: String, registry: ConnectorRegistry, environment: [String: String]) async -> Int32 {
         let loader = DocumentLoader(registry: registry, interpolator: Interpolator(environment: environment))
-        guard let text = Interpolator.readFileContents(configPath) else {
-            writeStandardError(Array("switchyard: cannot read \(configPath)\n".utf8))
+        let text: String
+        switch Interpolator.readDocument(configPath) {
+        case .success(let read): text = read
+        case .failure(let failure):
+            writeStandardError(Array("switchyard: \(failure)\n".utf8))
             return 2
         }
         let document: ConnectorDocument
         switch loader.load(text) {
         case .success(let loaded): document = loaded
         case .failure(let errors):
-            writeStandardError(Array("switchyard: \(configPath) is not valid:\n\(errors.issues.map { "  \($0)" }.joined(separator: "\n"))\n".utf8))
+            writeStandardError(Array("switchyard: \(configPath) is not valid:\n\(errors.description.split(separator: "\n").map { "  \($0)" }.joined(separator: "\n"))\n".utf8))
             return 2
         }
         LogSetup.bootstrap(format: document.observability.logFormat, level: LogSetup.level(document.observability.logLevel))

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import ServiceLifecycle
 import SwitchyardConfig
+import SwitchyardCore
 
 /// Polls the document file and applies a changed document (hot reload).
 ///
@@ -25,6 +26,9 @@ public final class ConfigWatcher: Service {
     let interval: Duration
     let logger: Logger
     let initial: String
+    /// Reading the file and validating it block (disk, `${file:...}` reads, parsing up to the
+    /// document limits): they run here, not on Swift's cooperative pool.
+    let io = BlockingQueue(label: "switchyard.config-watcher")
 
     public init(path: String, loader: DocumentLoader, pipeline: Pipeline, initialText: String, interval: Duration = .seconds(1), logger: Logger) {
         self.path = path
@@ -41,11 +45,13 @@ public final class ConfigWatcher: Service {
             var unreadable = false
             while !Task.isCancelled {
                 do { try await Task.sleep(for: self.interval) } catch { return }
-                guard let text = Interpolator.readFileContents(self.path) else {
+                let path = self.path
+                let read = await self.io.run { Interpolator.readDocument(path) }
+                guard case .success(let text) = read else {
                     // Logged once per state change; the running document stays.
-                    if !unreadable {
+                    if !unreadable, case .failure(let failure) = read {
                         unreadable = true
-                        self.logger.warning("document cannot be read; the running document stays in force", metadata: ["file": "\(self.path)"])
+                        self.logger.warning("document cannot be read; the running document stays in force", metadata: ["file": "\(self.path)", "error": "\(failure)"])
                     }
                     continue
                 }
@@ -56,7 +62,8 @@ public final class ConfigWatcher: Service {
                 guard text != last else { continue }
                 last = text
                 self.logger.info("document changed; validating", metadata: ["file": "\(self.path)", "resolved": "\(Self.resolve(self.path))"])
-                switch self.loader.load(text) {
+                let loader = self.loader
+                switch await self.io.run({ loader.load(text) }) {
                 case .success(let document):
                     do {
                         try await self.pipeline.apply(document)

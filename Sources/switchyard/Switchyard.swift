@@ -130,8 +130,11 @@ struct Validate: ParsableCommand {
         let loader = DocumentLoader(registry: Families.registry(), interpolator: Interpolator(environment: environment()))
         var failed = false
         for file in files {
-            guard let text = Interpolator.readFileContents(file) else {
-                printError("\(file): cannot read the file")
+            let text: String
+            switch Interpolator.readDocument(file) {
+            case .success(let read): text = read
+            case .failure(let failure):
+                printError("\(file): \(failure)")
                 failed = true
                 continue
             }
@@ -140,8 +143,9 @@ struct Validate: ParsableCommand {
                 print("\(file): valid (\(document.sources.count) sources, \(document.targets.count) targets, \(document.routes.count) routes)")
             case .failure(let errors):
                 failed = true
-                printError("\(file): \(errors.issues.count) problem\(errors.issues.count == 1 ? "" : "s")")
+                printError("\(file): \(errors.count) problem\(errors.count == 1 ? "" : "s")")
                 for issue in errors.issues { printError("  \(file):\(issue.line.map(String.init) ?? "-"): \(issue.path): \(issue.message)") }
+                if let more = errors.omittedLine { printError("  \(file): \(more)") }
             }
         }
         if failed { throw ExitCode(1) }

@@ -606,7 +606,7 @@ struct InvalidDocumentTests {
             routes:
               - {from: [gen], to: [out]}
             batching: {maxMessages: 10, maxMessages: 20}
-            """, path: "document", line: 9, mentions: "set twice"),
+            """, path: "spec.batching.maxMessages", line: 9, mentions: "set twice"),
     ]
 
     @Test(arguments: cases)

@@ -93,10 +93,12 @@ public struct ConfigIssue: Error, Sendable, Equatable, CustomStringConvertible {
     public var line: Int?
     public var message: String
 
+    /// Control, direction and line-separator characters in `path` and `message` (which may
+    /// quote the document) are escaped, so an issue is always one line that reads as written.
     public init(path: String, line: Int?, message: String) {
-        self.path = path
+        self.path = ConfigText.isPlain(path) ? path : ConfigText.escaped(path, limit: 1000)
         self.line = line
-        self.message = message
+        self.message = ConfigText.isPlain(message) ? message : ConfigText.escaped(message, limit: 4000)
     }
 
     public var description: String {

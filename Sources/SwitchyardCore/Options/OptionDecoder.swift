@@ -48,12 +48,18 @@ public struct OptionDecoder {
             }
             guard let field = schema.field(entry.key) else {
                 let known = schema.fields.map(\.name).joined(separator: ", ")
-                report(fieldPath, entry.keyLine, "unknown field '\(entry.key)'" + (known.isEmpty ? "" : " (known: \(known))"))
+                let hint = Self.suggestion(for: entry.key, among: schema.fields.map(\.name)).map { "; did you mean '\($0)'?" } ?? ""
+                report(fieldPath, entry.keyLine, "unknown field \(ConfigText.quoted(entry.key))" + hint + (known.isEmpty ? "" : " (known: \(known))"))
                 valid = false
                 continue
             }
             values.lines[entry.key] = entry.value.line > 0 ? entry.value.line : entry.keyLine
             if case .null = entry.value.content, !field.required, !isContainer(field.type) {
+                continue
+            }
+            if field.literal, case .scalar(let scalar) = entry.value.content, scalar.interpolated || scalar.unresolved || scalar.raw != scalar.text {
+                report(fieldPath, entry.value.line, "is written literally: the operator reads it from the Connector resource, where no ${...} reference is resolved")
+                valid = false
                 continue
             }
             if let value = decode(entry.value, as: field.type, path: fieldPath) {
@@ -156,8 +162,15 @@ public struct OptionDecoder {
         let text = scalar.text
         let shown: String = {
             if case .secret = type { return "the value" }
-            return "'\(scalar.raw)'"
+            return ConfigText.quoted(scalar.raw)
         }()
+        // A Connector resource holds booleans and numbers as JSON booleans and numbers, so a
+        // `${...}` reference, which is text, can stand only where its schema takes text too.
+        let referenced = scalar.interpolated || scalar.raw != scalar.text
+        if referenced, let kind = Self.literalKind(type) {
+            report(path, node.line, "\(kind) is written literally here; ${...} references are not allowed, since a Connector resource holds this value as JSON, not as text")
+            return nil
+        }
         switch type {
         case .string, .secret:
             return .string(text)
@@ -178,12 +191,12 @@ public struct OptionDecoder {
                 return nil
             }
             guard Self.isValidName(text) else {
-                report(path, node.line, "name '\(scalar.raw)' may hold only letters, digits, '-', '_' and '.'")
+                report(path, node.line, "name \(ConfigText.quoted(scalar.raw)) may hold only letters, digits, '-', '_' and '.'")
                 return nil
             }
             return .string(text)
         case .bool:
-            guard !scalar.quoted || scalar.interpolated else {
+            guard !scalar.quoted else {
                 report(path, node.line, "expected a boolean (true or false), found the string \(shown)")
                 return nil
             }
@@ -199,6 +212,10 @@ public struct OptionDecoder {
                 report(path, node.line, "expected an integer, found \(shown)")
                 return nil
             }
+            guard !scalar.quoted || referenced else {
+                report(path, node.line, "expected an integer, found the string \(shown); write it without quotes")
+                return nil
+            }
             if let minimum, value < minimum {
                 report(path, node.line, "must be at least \(minimum), found \(value)")
                 return nil
@@ -211,6 +228,10 @@ public struct OptionDecoder {
         case .number:
             guard let value = Double(text), value.isFinite else {
                 report(path, node.line, "expected a number, found \(shown)")
+                return nil
+            }
+            guard !scalar.quoted else {
+                report(path, node.line, "expected a number, found the string \(shown); write it without quotes")
                 return nil
             }
             return .number(value)
@@ -228,7 +249,8 @@ public struct OptionDecoder {
             return .size(value)
         case .choice(let options):
             guard options.contains(text) else {
-                report(path, node.line, "expected one of \(options.joined(separator: ", ")), found \(shown)")
+                let hint = scalar.interpolated ? "" : Self.suggestion(for: text, among: options).map { "; did you mean '\($0)'?" } ?? ""
+                report(path, node.line, "expected one of \(options.joined(separator: ", ")), found \(shown)\(hint)")
                 return nil
             }
             return .string(text)
@@ -259,7 +281,7 @@ public struct OptionDecoder {
                         report("\(path).name", entry.keyLine, "names are written literally; ${...} references are not allowed here")
                         valid = false
                     } else if !Self.isValidName(scalar.text) {
-                        report("\(path).name", entry.keyLine, "name '\(scalar.raw)' may hold only letters, digits, '-', '_' and '.'")
+                        report("\(path).name", entry.keyLine, "name \(ConfigText.quoted(scalar.raw)) may hold only letters, digits, '-', '_' and '.'")
                         valid = false
                     }
                 } else {
@@ -270,7 +292,8 @@ public struct OptionDecoder {
                 kindEntries.append(entry)
             } else {
                 let fields = (["name"] + common.fields.map(\.name)).joined(separator: ", ")
-                report("\(path).\(entry.key)", entry.keyLine, "unknown \(role.rawValue) kind or field '\(entry.key)' (fields: \(fields); kinds in this build: \(knownKinds))")
+                let hint = Self.suggestion(for: entry.key, among: kinds.map(\.kind) + ["name"] + common.fields.map(\.name)).map { "; did you mean '\($0)'?" } ?? ""
+                report("\(path).\(entry.key)", entry.keyLine, "unknown \(role.rawValue) kind or field \(ConfigText.quoted(entry.key))\(hint) (fields: \(fields); kinds in this build: \(knownKinds))")
                 valid = false
             }
         }
@@ -300,6 +323,54 @@ public struct OptionDecoder {
         return .connector(ConnectorEntry(
             name: name, kind: kindEntry.key, role: role, options: options, common: commonValues,
             fingerprint: node.canonical, path: path, line: node.line))
+    }
+
+    /// The name of a type whose values must be literal (no `${...}`), or nil when a reference
+    /// may stand for it: booleans, numbers and choices among numbers.
+    static func literalKind(_ type: OptionType) -> String? {
+        switch type {
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .choice(let options) where options.contains(where: { Int($0) != nil }): "a choice among numbers"
+        default: nil
+        }
+    }
+
+    /// The known word closest to `word` (case-insensitive edit distance, a swap of neighbours
+    /// counting as one edit), when it is close enough to be a slip: at most one edit for words
+    /// of up to four letters, two for longer ones.
+    public static func suggestion(for word: String, among known: [String]) -> String? {
+        let typed = Array(word.lowercased().unicodeScalars.prefix(64))
+        guard !typed.isEmpty else { return nil }
+        let allowed = typed.count <= 4 ? 1 : 2
+        var best: (word: String, distance: Int)?
+        for candidate in known where candidate != word {
+            let distance = editDistance(typed, Array(candidate.lowercased().unicodeScalars))
+            if distance <= allowed, distance < (best?.distance ?? Int.max) { best = (candidate, distance) }
+        }
+        return best?.word
+    }
+
+    /// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+    /// neighbouring characters.
+    static func editDistance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous2 = [Int](repeating: 0, count: b.count + 1)
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    current[j] = min(current[j], previous2[j - 2] + 1)
+                }
+            }
+            (previous2, previous, current) = (previous, current, previous2)
+        }
+        return previous[b.count]
     }
 
     static func join(_ path: String, _ key: String) -> String {

@@ -65,12 +65,17 @@ public struct OptionField: Sendable {
     /// The default, written as a user would write it; parsed by the same code as user input.
     public var defaultValue: String?
     public var doc: String
+    /// Whether the value is written literally, without `${...}` references: fields that the
+    /// operator reads from the custom resource itself (`state`, `deployment.replicas`), where no
+    /// pod environment resolves them.
+    public var literal: Bool
 
-    public init(_ name: String, _ type: OptionType, required: Bool = false, default defaultValue: String? = nil, doc: String) {
+    public init(_ name: String, _ type: OptionType, required: Bool = false, default defaultValue: String? = nil, literal: Bool = false, doc: String) {
         self.name = name
         self.type = type
         self.required = required
         self.defaultValue = defaultValue
+        self.literal = literal
         self.doc = doc
     }
 }

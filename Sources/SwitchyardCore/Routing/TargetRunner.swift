@@ -102,15 +102,21 @@ public final class TargetRunner: Sendable {
     /// queues are closed and empty, then closes the target.
     public func run() async {
         var attempt = 0
+        // Logged once per state change: the first failure, a change of error, and the recovery.
+        var logged: String?
         while !Task.isCancelled {
             do {
                 try await target.open()
                 status.withLock { $0.opened = true }
+                if logged != nil {
+                    logger.notice("target connected", metadata: ["target": "\(name)", "attempts": "\(attempt + 1)"])
+                }
                 break
             } catch {
-                let kind = (error as? ConnectorError)?.kind ?? .retriable
-                if attempt == 0 || kind == .targetDown {
-                    logger.error("target could not connect; retrying", metadata: ["target": "\(name)", "error": "\(error)"])
+                let description = "\(error)"
+                if description != logged {
+                    logged = description
+                    logger.error("target could not connect; retrying", metadata: ["target": "\(name)", "error": "\(description)"])
                 }
                 try? await Task.sleep(for: settings.retry.delay(attempt: attempt))
                 attempt += 1
