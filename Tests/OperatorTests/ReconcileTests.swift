@@ -38,7 +38,7 @@ struct ReconcileTests {
             let document = try #require(configMap[path: ["data", "connector.yaml"]]?.string)
             #expect(!document.contains("deployment"))
             #expect(!document.contains("connector-secrets"))
-            #expect(document.contains("${env:RATE:-100}"))
+            #expect(document.contains("${env:BATCH:-100}"))
             let loader = DocumentLoader(registry: registry, interpolator: Interpolator(environment: [:]))
             guard case .success(let loaded) = loader.load(document) else {
                 Issue.record("the mounted document does not load")

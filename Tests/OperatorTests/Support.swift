@@ -97,7 +97,7 @@ func connector(_ name: String, namespace: String = "shop", count: Int = 10, stat
         "apiVersion": "switchyard.dev/v1alpha1", "kind": "Connector",
         "metadata": ["name": .string(name), "namespace": .string(namespace)],
         "spec": [
-            "sources": [["name": "gen", "generate": ["count": .int(count), "rate": "${env:RATE:-100}"]]],
+            "sources": [["name": "gen", "generate": ["count": .int(count), "batchSize": "${env:BATCH:-100}"]]],
             "targets": [["name": "out", "file": ["path": "/tmp/out.ndjson"]]],
             "routes": [["from": ["gen"], "to": ["out"]]],
             "delivery": ["drainTimeout": "30s"],
@@ -108,7 +108,7 @@ func connector(_ name: String, namespace: String = "shop", count: Int = 10, stat
                 "image": "example.com/switchyard:1.2.3",
                 "resources": ["requests": ["cpu": "100m", "memory": "128Mi"], "limits": ["memory": "256Mi"]],
                 "env": [
-                    ["name": "RATE", "value": "500"],
+                    ["name": "BATCH", "value": "500"],
                     ["name": "TOKEN", "valueFrom": ["secretKeyRef": ["name": "connector-secrets", "key": "token"]]],
                 ],
                 "envFrom": [["configMapRef": ["name": "shared-settings"]]],
