@@ -49,6 +49,33 @@ struct ReloadAndReadinessTests {
         #expect(process.waitForExit(timeout: 30) == 0)
     }
 
+    /// A reload of a "billion laughs" document (nine levels of nine aliases) is refused with
+    /// the line of its first alias; the running pipeline neither grows nor stops.
+    @Test func anAliasBombReloadIsRejectedAndTheRunningDocumentStays() throws {
+        let directory = Paths.temporaryDirectory()
+        let output = directory.appendingPathComponent("out.ndjson")
+        let port = HTTP.freePort()
+        let config = directory.appendingPathComponent("connector.yaml")
+        try document(output: output, port: port, channel: "first").write(to: config, atomically: true, encoding: .utf8)
+        let process = try SwitchyardProcess(arguments: ["run", "-c", config.path], directory: directory)
+        defer { process.signal(SIGKILL) }
+        #expect(eventually(timeout: 20) { !readNDJSON(output).isEmpty }, "\(process.log)")
+        var bomb = document(output: output, port: port, channel: "bomb") + "\ndeployment:\n  resources:\n    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        for (level, name) in "bcdefghi".enumerated() {
+            let previous = "abcdefghi"[String.Index(utf16Offset: level, in: "abcdefghi")]
+            bomb += "    \(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]\n"
+        }
+        try bomb.write(to: config, atomically: true, encoding: .utf8)
+        #expect(eventually(timeout: 20) { !process.logEntries(message: "new document rejected; the running document stays in force").isEmpty }, "\(process.log)")
+        let rejected = try #require(process.logEntries(message: "new document rejected; the running document stays in force").first)
+        #expect((rejected["errors"] as? String)?.contains("line 13): the document holds more than 100000 values through its aliases") == true, "\(rejected)")
+        let before = readNDJSON(output).count
+        #expect(eventually(timeout: 20) { readNDJSON(output).count > before + 50 }, "still running the old document")
+        #expect(!readNDJSON(output).contains { $0["channel"] as? String == "bomb" })
+        process.signal(SIGTERM)
+        #expect(process.waitForExit(timeout: 30) == 0)
+    }
+
     @Test func readinessIsOffWhileATargetIsDownAndTheRouteIsPaused() throws {
         let directory = Paths.temporaryDirectory()
         let port = HTTP.freePort()
