@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import SwitchyardCore
 
@@ -23,7 +23,8 @@ public enum BoundedFile {
             switch self {
             case .cannotOpen(let path, let reason): "cannot open \(ConfigText.quoted(path)): \(reason)"
             case .notRegular(let path, let kind): "\(ConfigText.quoted(path)) is \(kind), not a regular file; only regular files are read"
-            case .tooLarge(let path, let limit): "\(ConfigText.quoted(path)) is larger than \(BoundedFile.describe(bytes: limit)); at most that much is read"
+            case .tooLarge(let path, let limit):
+                "\(ConfigText.quoted(path)) is larger than \(BoundedFile.describe(bytes: limit)); at most that much is read"
             case .cannotRead(let path, let reason): "cannot read \(ConfigText.quoted(path)): \(reason)"
             }
         }

@@ -47,10 +47,22 @@ public enum YAMLLoader {
                 // (each round removes one), so that all of them are reported with their paths.
                 // Each round parses the whole document again: at most `duplicateRounds` of them.
                 guard duplicates.count < duplicateRounds, let key = keys.first,
-                    let renamed = rename(in: text, line: context.mark.line, column: context.mark.column, key: key, to: Duplicate.placeholder(duplicates.count))
+                    let renamed = rename(
+                        in: text, line: context.mark.line, column: context.mark.column, key: key,
+                        to: Duplicate.placeholder(duplicates.count))
                 else {
-                    let found = duplicates.map { ConfigIssue(path: "document", line: $0.firstLine, message: "\(ConfigText.quoted($0.key)) is set twice in one object") }
-                    return .failure(DocumentErrors(found + [ConfigIssue(path: "document", line: context.mark.line, message: "a key is set twice in one object: \(keys.map { ConfigText.quoted($0) }.joined(separator: ", "))")]))
+                    let found = duplicates.map {
+                        ConfigIssue(
+                            path: "document", line: $0.firstLine, message: "\(ConfigText.quoted($0.key)) is set twice in one object")
+                    }
+                    return .failure(
+                        DocumentErrors(
+                            found + [
+                                ConfigIssue(
+                                    path: "document", line: context.mark.line,
+                                    message:
+                                        "a key is set twice in one object: \(keys.map { ConfigText.quoted($0) }.joined(separator: ", "))")
+                            ]))
                 }
                 duplicates.append(Duplicate(key: key, firstLine: context.mark.line))
                 text = renamed
@@ -103,12 +115,18 @@ public enum YAMLLoader {
             case .mapping(let entries):
                 for entry in entries {
                     let entryPath = path.isEmpty ? entry.key : "\(path).\(entry.key)"
-                    if entry.key.hasPrefix("__switchyard_duplicate_"), let index = Int(entry.key.dropFirst(23).dropLast(2)), index < duplicates.count {
+                    if entry.key.hasPrefix("__switchyard_duplicate_"), let index = Int(entry.key.dropFirst(23).dropLast(2)),
+                        index < duplicates.count
+                    {
                         let duplicate = duplicates[index]
                         let later = entries.last { $0.key == duplicate.key }
-                        issues.append(ConfigIssue(
-                            path: path.isEmpty ? duplicate.key : "\(path).\(duplicate.key)", line: later?.keyLine ?? duplicate.firstLine,
-                            message: "\(ConfigText.quoted(duplicate.key)) is set twice in this object (first at line \(duplicate.firstLine))"))
+                        issues.append(
+                            ConfigIssue(
+                                path: path.isEmpty ? duplicate.key : "\(path).\(duplicate.key)",
+                                line: later?.keyLine ?? duplicate.firstLine,
+                                message:
+                                    "\(ConfigText.quoted(duplicate.key)) is set twice in this object (first at line \(duplicate.firstLine))"
+                            ))
                         continue
                     }
                     walk(entry.value, entryPath)
@@ -120,7 +138,12 @@ public enum YAMLLoader {
             }
         }
         walk(root, isResource ? "" : "spec")
-        return issues.isEmpty ? [ConfigIssue(path: "document", line: duplicates[0].firstLine, message: "a key is set twice in one object: \(ConfigText.quoted(duplicates[0].key))")] : issues
+        return issues.isEmpty
+            ? [
+                ConfigIssue(
+                    path: "document", line: duplicates[0].firstLine,
+                    message: "a key is set twice in one object: \(ConfigText.quoted(duplicates[0].key))")
+            ] : issues
     }
 
     static func issue(for error: YamlError) -> ConfigIssue {
@@ -128,7 +151,9 @@ public enum YAMLLoader {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             return ConfigIssue(path: "document", line: mark.line, message: "not valid YAML: \(problem) (column \(mark.column))")
         case .duplicatedKeysInMapping(let duplicates, let context):
-            return ConfigIssue(path: "document", line: context.mark.line, message: "a key is set twice in one object: \(duplicates.map { ConfigText.quoted($0) }.joined(separator: ", "))")
+            return ConfigIssue(
+                path: "document", line: context.mark.line,
+                message: "a key is set twice in one object: \(duplicates.map { ConfigText.quoted($0) }.joined(separator: ", "))")
         default:
             return ConfigIssue(path: "document", line: nil, message: "not valid YAML: \(error)")
         }
@@ -150,17 +175,26 @@ public enum YAMLLoader {
             guard issue == nil else { return ConfigNode(.null, line: line) }
             count += 1
             if count > Limits.nodes {
-                let through = aliasLine.map { " through its aliases (the first is used at line \($0)); each use of an alias counts as a copy of what it names" } ?? ""
-                issue = ConfigIssue(path: "document", line: aliasLine ?? line, message: "the document holds more than \(Limits.nodes) values\(through); refused")
+                let through =
+                    aliasLine.map {
+                        " through its aliases (the first is used at line \($0)); each use of an alias counts as a copy of what it names"
+                    } ?? ""
+                issue = ConfigIssue(
+                    path: "document", line: aliasLine ?? line,
+                    message: "the document holds more than \(Limits.nodes) values\(through); refused")
                 return ConfigNode(.null, line: line)
             }
             if depth > Limits.depth {
-                issue = ConfigIssue(path: "document", line: line, message: "objects and lists are nested more than \(Limits.depth) levels deep; refused")
+                issue = ConfigIssue(
+                    path: "document", line: line, message: "objects and lists are nested more than \(Limits.depth) levels deep; refused")
                 return ConfigNode(.null, line: line)
             }
             switch node {
             case .scalar(let scalar):
-                if scalar.style == .plain && (scalar.string == "" || scalar.string == "~" || scalar.string == "null" || scalar.string == "Null" || scalar.string == "NULL") {
+                if scalar.style == .plain
+                    && (scalar.string == "" || scalar.string == "~" || scalar.string == "null" || scalar.string == "Null"
+                        || scalar.string == "NULL")
+                {
                     return ConfigNode(.null, line: line)
                 }
                 return ConfigNode(.scalar(.init(text: scalar.string, quoted: scalar.style != .plain)), line: line)
@@ -175,7 +209,8 @@ public enum YAMLLoader {
                 var entries: [ConfigNode.Entry] = []
                 for pair in mapping {
                     let key = pair.key.string ?? "\(pair.key)"
-                    entries.append(ConfigNode.Entry(key: key, keyLine: pair.key.mark?.line ?? line, value: convert(pair.value, depth: depth + 1)))
+                    entries.append(
+                        ConfigNode.Entry(key: key, keyLine: pair.key.mark?.line ?? line, value: convert(pair.value, depth: depth + 1)))
                     if issue != nil { break }
                 }
                 return ConfigNode(.mapping(entries), line: line)
@@ -201,16 +236,22 @@ enum YAMLPrecheck {
             }
             return ConfigIssue(
                 path: "document", line: line,
-                message: "the document is \(bytes.count) bytes; at most \(YAMLLoader.Limits.documentBytes) (1 MiB) are accepted, and this line is past that")
+                message:
+                    "the document is \(bytes.count) bytes; at most \(YAMLLoader.Limits.documentBytes) (1 MiB) are accepted, and this line is past that"
+            )
         }
         var found: ConfigIssue?
         scan(text) { token, line in
             switch token {
             case .complexKey:
-                found = ConfigIssue(path: "document", line: line, message: "a mapping key must be plain text; '?' keys, aliases and lists or objects as keys are not accepted")
+                found = ConfigIssue(
+                    path: "document", line: line,
+                    message: "a mapping key must be plain text; '?' keys, aliases and lists or objects as keys are not accepted")
                 return false
             case .tooDeep:
-                found = ConfigIssue(path: "document", line: line, message: "objects and lists are nested more than \(YAMLLoader.Limits.depth) levels deep; refused")
+                found = ConfigIssue(
+                    path: "document", line: line,
+                    message: "objects and lists are nested more than \(YAMLLoader.Limits.depth) levels deep; refused")
                 return false
             case .alias:
                 return true
@@ -352,7 +393,9 @@ enum YAMLPrecheck {
                 }
             case UInt8(ascii: "*") where tokenStart(previous):
                 var end = index + 1
-                while end < bytes.count, !isBlank(bytes[end]), bytes[end] != UInt8(ascii: ","), bytes[end] != UInt8(ascii: "]"), bytes[end] != UInt8(ascii: "}") { end += 1 }
+                while end < bytes.count, !isBlank(bytes[end]), bytes[end] != UInt8(ascii: ","), bytes[end] != UInt8(ascii: "]"),
+                    bytes[end] != UInt8(ascii: "}")
+                { end += 1 }
                 if end > index + 1 {
                     if !visit(.alias, line) { return }
                     if followedByColon(end), !visit(.complexKey, line) { return }
@@ -360,7 +403,8 @@ enum YAMLPrecheck {
                 previous = bytes[end - 1]
                 index = end
                 continue
-            case UInt8(ascii: "[") where tokenStart(previous) || flowDepth > 0, UInt8(ascii: "{") where tokenStart(previous) || flowDepth > 0:
+            case UInt8(ascii: "[") where tokenStart(previous) || flowDepth > 0,
+                UInt8(ascii: "{") where tokenStart(previous) || flowDepth > 0:
                 flowDepth += 1
                 if flowDepth > YAMLLoader.Limits.depth, !visit(.tooDeep, line) { return }
             case UInt8(ascii: "]") where flowDepth > 0, UInt8(ascii: "}") where flowDepth > 0:
@@ -369,7 +413,10 @@ enum YAMLPrecheck {
             case UInt8(ascii: "|") where tokenStart(previous), UInt8(ascii: ">") where tokenStart(previous):
                 // A block scalar when only indicators, blanks or a comment follow on the line.
                 var i = index + 1
-                while i < bytes.count, bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: "+") || (bytes[i] >= UInt8(ascii: "0") && bytes[i] <= UInt8(ascii: "9")) { i += 1 }
+                while i < bytes.count,
+                    bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: "+")
+                        || (bytes[i] >= UInt8(ascii: "0") && bytes[i] <= UInt8(ascii: "9"))
+                { i += 1 }
                 while i < bytes.count, bytes[i] == space || bytes[i] == tab { i += 1 }
                 if i >= bytes.count || bytes[i] == newline || bytes[i] == cr || bytes[i] == UInt8(ascii: "#") {
                     blockIndent = lineIndent

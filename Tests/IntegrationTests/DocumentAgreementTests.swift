@@ -79,7 +79,8 @@ import Testing
 
     @Test func theValidatorAndTheCRDSchemaGiveTheSameVerdict() throws {
         let python = Paths.repository.appendingPathComponent(".state/venv/bin/python").path
-        try #require(FileManager.default.isExecutableFile(atPath: python), "the Python environment of scripts/setup is missing (.state/venv)")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: python), "the Python environment of scripts/setup is missing (.state/venv)")
         let directory = Paths.temporaryDirectory()
 
         let crdProcess = try SwitchyardProcess(arguments: ["crd"], directory: directory)
@@ -112,7 +113,8 @@ import Testing
         _ = validate.waitForExit(timeout: 60)
         let checker = Process()
         checker.executableURL = URL(fileURLWithPath: python)
-        checker.arguments = [Paths.repository.appendingPathComponent("scripts/lib/check_connector_samples.py").path, crd.path] + files.map(\.file.path)
+        checker.arguments =
+            [Paths.repository.appendingPathComponent("scripts/lib/check_connector_samples.py").path, crd.path] + files.map(\.file.path)
         let out = Pipe(), err = Pipe()
         checker.standardOutput = out
         checker.standardError = err
@@ -131,13 +133,18 @@ import Testing
             #expect(validator != validatorRefused, "\(file.lastPathComponent): the validator gave no verdict\n\(validate.log)")
             #expect(schema != schemaRefused, "\(file.lastPathComponent): the schema check gave no verdict\n\(schemaErr)")
             if validator != schema {
-                disagreements.append("\(file.lastPathComponent): validator \(validator ? "accepts" : "refuses"), CRD schema \(schema ? "accepts" : "refuses")")
+                disagreements.append(
+                    "\(file.lastPathComponent): validator \(validator ? "accepts" : "refuses"), CRD schema \(schema ? "accepts" : "refuses")"
+                )
             }
             if let expected {
-                #expect(validator == expected, "\(file.lastPathComponent): the validator should \(expected ? "accept" : "refuse") it\n\(validate.log)")
+                #expect(
+                    validator == expected,
+                    "\(file.lastPathComponent): the validator should \(expected ? "accept" : "refuse") it\n\(validate.log)")
             }
         }
-        #expect(disagreements.isEmpty, "\(disagreements.joined(separator: "\n"))\n-- validator:\n\(validate.log)\n-- CRD schema:\n\(schemaErr)")
+        #expect(
+            disagreements.isEmpty, "\(disagreements.joined(separator: "\n"))\n-- validator:\n\(validate.log)\n-- CRD schema:\n\(schemaErr)")
     }
 
     /// A spec alone, wrapped into a Connector resource; a resource as it is.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The observability port listens on every interface in a pod: a client that misbehaves on
@@ -68,9 +68,14 @@ struct HealthServerLimitsTests {
             }
         }
         let growth = peak - baseline
-        #expect(growth < 64 << 20, "resident memory grew by \(growth >> 20) MiB (from \(baseline >> 20) MiB) while one client pipelined \(sent / 42) unread scrapes over \(connections) connections")
+        #expect(
+            growth < 64 << 20,
+            "resident memory grew by \(growth >> 20) MiB (from \(baseline >> 20) MiB) while one client pipelined \(sent / 42) unread scrapes over \(connections) connections"
+        )
         #expect(HTTP.get(port: port, path: "/livez")?.status == 200, "another client is still answered")
-        print("pipelining client: \(sent / 42) requests sent over \(connections) connections in 12 s; resident memory \(baseline >> 20) MiB before, \(peak >> 20) MiB at most")
+        print(
+            "pipelining client: \(sent / 42) requests sent over \(connections) connections in 12 s; resident memory \(baseline >> 20) MiB before, \(peak >> 20) MiB at most"
+        )
         stopCleanly(process)
     }
 

@@ -5,7 +5,7 @@ import SwitchyardConfig
 import SwitchyardCore
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Documents and the files they name come from whoever can edit a ConfigMap: what they may
@@ -29,7 +29,8 @@ struct DocumentLimitsTests {
 
     /// The issues of loading `text` with the real file reader, within `seconds`.
     func issues(_ text: String, environment: [String: String] = [:], seconds: Double = 5) throws -> [ConfigIssue] {
-        let loader = DocumentLoader(registry: ConnectorRegistry([BuiltinConnectors.family]), interpolator: Interpolator(environment: environment))
+        let loader = DocumentLoader(
+            registry: ConnectorRegistry([BuiltinConnectors.family]), interpolator: Interpolator(environment: environment))
         let started = ContinuousClock.now
         let result = try #require(within(seconds) { loader.load(text) }, "the loader did not answer within \(seconds) s")
         #expect(ContinuousClock.now - started < .seconds(seconds))
@@ -87,7 +88,8 @@ struct DocumentLimitsTests {
     }
 
     @Test func aFewAliasesStillWork() throws {
-        let document = try loadValid("""
+        let document = try loadValid(
+            """
             sources:
               - name: one
                 generate: &generator {count: 5, rate: 100}
@@ -101,7 +103,8 @@ struct DocumentLimitsTests {
             """)
         #expect(document.sources.map { $0.options.int("count") } == [5, 5])
         // A question mark, a star or a bracket inside text is not a key or an alias.
-        _ = try loadValid(minimalSpec + "\n    where: {channel: \"orders*\"}\nobservability: {listen: \"127.0.0.1:9090\"}\n# is it? *maybe [x]: y\n")
+        _ = try loadValid(
+            minimalSpec + "\n    where: {channel: \"orders*\"}\nobservability: {listen: \"127.0.0.1:9090\"}\n# is it? *maybe [x]: y\n")
     }
 
     @Test func deepNestingIsRefusedWithItsLine() throws {

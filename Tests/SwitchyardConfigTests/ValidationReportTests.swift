@@ -7,7 +7,8 @@ import Testing
 @Suite("Validation reports")
 struct ValidationReportTests {
     @Test func aMissingApiVersionAndKindHideNoneOfTheSpecsProblems() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             metadata: {name: orders}
             spec:
               sources:
@@ -42,7 +43,8 @@ struct ValidationReportTests {
     }
 
     @Test func namesWithNewlinesAndDirectionControlsAreEscapedInErrors() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - name: "gen\\nspec.fake (line 1): everything is fine\\u202E"
                 generate: {count: 1}
@@ -64,7 +66,8 @@ struct ValidationReportTests {
     }
 
     @Test func nearMissKindsFieldsAndChoicesGetASuggestion() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - name: gen
                 genrate: {count: 1}
@@ -86,7 +89,8 @@ struct ValidationReportTests {
     }
 
     @Test func everyKeySetTwiceIsReportedWithItsPathAndBothLines() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - name: gen
                 generate: {count: 1, count: 2}

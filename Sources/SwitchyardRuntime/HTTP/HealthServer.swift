@@ -83,7 +83,9 @@ public final class HealthServer: Service {
                 case .refused(let first):
                     channel.closeFuture.whenComplete { _ in gate.closed() }
                     if first {
-                        logger.warning("HTTP connection limit reached; new connections are closed until some end", metadata: ["limit": "\(limits.maxConnections)"])
+                        logger.warning(
+                            "HTTP connection limit reached; new connections are closed until some end",
+                            metadata: ["limit": "\(limits.maxConnections)"])
                     }
                     return channel.close()
                 }
@@ -406,7 +408,8 @@ final class HealthHandler: ChannelDuplexHandler, RemovableChannelHandler {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Length", value: "0")
             headers.add(name: "Connection", value: "close")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .requestTimeout, headers: headers))), promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .requestTimeout, headers: headers))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
         close(context: context)
