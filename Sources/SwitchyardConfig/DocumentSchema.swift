@@ -112,7 +112,7 @@ public enum DocumentSchema {
         OptionField("provenance", .object(provenance), doc: "provenance headers and the hop limit of sources that name their cluster (bridges, docs/bridges.md)"),
         OptionField("state", .choice(["running", "paused", "stopped"]), default: "running", literal: true, doc: "custom resource only: running, paused (scaled to zero) or stopped (workload removed)"),
         OptionField("deployment", .object(deployment), doc: "custom resource only: how the pods run"),
-        OptionField("autoscaling", .object(autoscaling), doc: "custom resource only: scale the pods on the sources' lag (docs/scaling.md)"),
+        OptionField("autoscaling", .object(autoscaling), literal: true, doc: "custom resource only: scale the pods on the sources' lag (docs/scaling.md)"),
     ])
 
     public static let metadata = ObjectSchema([

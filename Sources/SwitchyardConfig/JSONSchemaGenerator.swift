@@ -26,6 +26,8 @@ public struct JSONSchemaGenerator: Sendable {
     public var dialect: Dialect
     /// Whether non-string options also accept a `${env:...}`/`${file:...}` reference.
     public var allowsReferences: Bool
+    /// Whether strings refuse a reference too (under a field written literally, ``OptionField/literal``).
+    var literalStrings = false
 
     public init(registry: ConnectorRegistry, dialect: Dialect = .jsonSchema, allowsReferences: Bool = true) {
         self.registry = registry
@@ -78,9 +80,10 @@ public struct JSONSchemaGenerator: Sendable {
     }
 
     func property(_ field: OptionField) -> JSONValue {
-        if field.literal && allowsReferences {
+        if field.literal && (allowsReferences || !literalStrings) {
             var literal = self
             literal.allowsReferences = false
+            literal.literalStrings = true
             return literal.property(field)
         }
         guard case .object(var members) = type(field.type) else { return type(field.type) }
@@ -109,8 +112,12 @@ public struct JSONSchemaGenerator: Sendable {
     static let referencePattern = "(^|[^$])\\$\\{(env|file):[^}]*\\}"
     static let reference: JSONValue = .object(["type": .string("string"), "pattern": .string(referencePattern)])
     static let namePattern = "^[A-Za-z0-9._-]+$"
-    static let durationPattern = "^(0|([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h|d))+)$|" + referencePattern
-    static let sizePattern = "^([0-9]+(\\.[0-9]+)?\\s*(B|KB|kB|MB|GB|KiB|MiB|GiB)?)$|" + referencePattern
+    static let literalDurationPattern = "^(0|([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h|d))+)$"
+    static let literalSizePattern = "^([0-9]+(\\.[0-9]+)?\\s*(B|KB|kB|MB|GB|KiB|MiB|GiB)?)$"
+    static let durationPattern = literalDurationPattern + "|" + referencePattern
+    static let sizePattern = literalSizePattern + "|" + referencePattern
+    var durationPattern: String { allowsReferences ? Self.durationPattern : Self.literalDurationPattern }
+    var sizePattern: String { allowsReferences ? Self.sizePattern : Self.literalSizePattern }
 
     /// A Kubernetes node that holds an integer or a string (`x-kubernetes-int-or-string`);
     /// `minimum`/`maximum` constrain the integers and `pattern` the strings.
@@ -128,6 +135,7 @@ public struct JSONSchemaGenerator: Sendable {
     func type(_ type: OptionType) -> JSONValue {
         switch type {
         case .string, .secret:
+            if literalStrings { return .object(["type": .string("string"), "not": .object(["pattern": .string(Self.referencePattern)])]) }
             return .object(["type": .string("string")])
         case .name:
             var node: [String: JSONValue] = ["type": .string("string"), "pattern": .string(Self.namePattern)]
@@ -151,13 +159,13 @@ public struct JSONSchemaGenerator: Sendable {
             return .object(["type": .string("number")])
         case .duration:
             // A bare 0 is a duration too; in Kubernetes it arrives as the integer 0.
-            if kubernetes { return .object(Self.intOrString(minimum: 0, maximum: 0, pattern: Self.durationPattern)) }
-            return .object(["type": .string("string"), "pattern": .string(Self.durationPattern)])
+            if kubernetes { return .object(Self.intOrString(minimum: 0, maximum: 0, pattern: durationPattern)) }
+            return .object(["type": .string("string"), "pattern": .string(durationPattern)])
         case .size:
-            if kubernetes { return .object(Self.intOrString(minimum: 0, pattern: Self.sizePattern)) }
+            if kubernetes { return .object(Self.intOrString(minimum: 0, pattern: sizePattern)) }
             return .object(["anyOf": .array([
                 .object(["type": .string("integer"), "minimum": .int(0)]),
-                .object(["type": .string("string"), "pattern": .string(Self.sizePattern)]),
+                .object(["type": .string("string"), "pattern": .string(sizePattern)]),
             ])])
         case .choice(let options):
             let numeric = options.compactMap { Int($0) }

@@ -36,11 +36,13 @@ import Testing
           observability: {logLevel: LOGLEVEL}
           state: STATE
           deployment: {replicas: REPLICAS}
+          AUTOSCALING
         """
 
     static let defaults: [String: String] = [
         "SOURCE": "orders", "START": "earliest", "EXTRA": "", "RATE": "5", "PATH": "/tmp/agreement.ndjson", "FSYNC": "true",
         "DRAIN": "5s", "MEMORY": "64MiB", "MAXMESSAGES": "100", "LOGLEVEL": "info", "STATE": "running", "REPLICAS": "1",
+        "AUTOSCALING": "",
     ]
 
     /// A reference whose variable is unset, so that its default is used.
@@ -72,6 +74,8 @@ import Testing
         ("level-word", "LOGLEVEL", "loud", false),
         ("replicas-reference", "REPLICAS", reference("2"), false),
         ("state-reference", "STATE", reference("paused"), false),
+        ("autoscaling-duration-reference", "AUTOSCALING", "autoscaling: {maxReplicas: 3, lagPerReplica: 1000, cooldown: \(reference("5m"))}", false),
+        ("autoscaling-string-reference", "AUTOSCALING", "autoscaling: {maxReplicas: 3, lagPerReplica: 1000, prometheus: \(reference("http://prometheus:9090"))}", false),
         ("unknown-field", "EXTRA", "colour: blue", false),
         ("name-reference", "SOURCE", reference("orders"), false),
         ("name-with-space", "SOURCE", "\"ord ers\"", false),

@@ -57,10 +57,15 @@ public struct OptionDecoder {
             if case .null = entry.value.content, !field.required, !isContainer(field.type) {
                 continue
             }
-            if field.literal, case .scalar(let scalar) = entry.value.content, scalar.interpolated || scalar.unresolved || scalar.raw != scalar.text {
-                report(fieldPath, entry.value.line, "is written literally: the operator reads it from the Connector resource, where no ${...} reference is resolved")
-                valid = false
-                continue
+            if field.literal {
+                let referenced = Self.references(in: entry.value, path: fieldPath)
+                for (path, line) in referenced {
+                    report(path, line, "is written literally: the operator reads it from the Connector resource, where no ${...} reference is resolved")
+                }
+                if !referenced.isEmpty {
+                    valid = false
+                    continue
+                }
             }
             if let value = decode(entry.value, as: field.type, path: fieldPath) {
                 values.entries[entry.key] = value
@@ -323,6 +328,19 @@ public struct OptionDecoder {
         return .connector(ConnectorEntry(
             name: name, kind: kindEntry.key, role: role, options: options, common: commonValues,
             fingerprint: node.canonical, path: path, line: node.line))
+    }
+
+    /// The paths and lines of the scalars at or below `node` that hold a `${...}` reference.
+    static func references(in node: ConfigNode, path: String) -> [(path: String, line: Int)] {
+        switch node.content {
+        case .null: return []
+        case .scalar(let scalar):
+            return scalar.interpolated || scalar.unresolved || scalar.raw != scalar.text ? [(path, node.line)] : []
+        case .sequence(let items):
+            return items.enumerated().flatMap { references(in: $0.element, path: "\(path)[\($0.offset)]") }
+        case .mapping(let entries):
+            return entries.flatMap { references(in: $0.value, path: "\(path).\($0.key)") }
+        }
     }
 
     /// The name of a type whose values must be literal (no `${...}`), or nil when a reference
