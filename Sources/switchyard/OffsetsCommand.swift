@@ -1,7 +1,6 @@
 #if Kafka
 import ArgumentParser
 import KafkaConnector
-import Logging
 import SwitchyardConfig
 import SwitchyardCore
 
@@ -46,28 +45,12 @@ struct OffsetsTranslate: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let loader = DocumentLoader(registry: Families.registry(), interpolator: Interpolator(environment: environment()))
-        guard let text = Interpolator.readFileContents(config) else { throw fail("\(config): cannot read the file") }
-        let document: ConnectorDocument
-        switch loader.load(text) {
-        case .success(let loaded): document = loaded
-        case .failure(let errors):
-            throw fail("\(config): not a valid document:\n" + errors.issues.map { "  \($0.line.map(String.init) ?? "-"): \($0.path): \($0.message)" }.joined(separator: "\n"))
-        }
-        let (sourceEntry, targetEntry) = try pair(in: document)
-        guard let provenance = document.provenance(for: sourceEntry), let cluster = provenance.cluster else {
-            throw fail("\(sourceEntry.path): source '\(sourceEntry.name)' names no cluster (set \(sourceEntry.path).cluster or spec.provenance.cluster), so the bridge stamps no source positions and its records cannot be translated")
-        }
-        guard provenance.stampsPosition else {
-            throw fail("spec.provenance.positionHeaders is false, so the bridge stamps no source positions and its records cannot be translated")
-        }
-        var logger = Logger(label: "switchyard.offsets") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = .error
+        let (sourceEntry, targetEntry, cluster) = try KafkaBridgeDocument.load(config, source: source, target: target, purpose: "translated")
         let report: OffsetTranslationReport
         do {
-            report = try await KafkaOffsetTranslator.translate(source: sourceEntry, target: targetEntry, cluster: cluster, group: group, apply: apply, logger: logger)
+            report = try await KafkaOffsetTranslator.translate(source: sourceEntry, target: targetEntry, cluster: cluster, group: group, apply: apply)
         } catch let error as OffsetTranslationError {
-            throw fail("offsets translate: \(error.message)")
+            throw KafkaBridgeDocument.fail("offsets translate: \(error.message)")
         }
         print(output == .json ? Self.json(report).rendered() : Self.text(report), terminator: output == .json ? "\n" : "")
         if report.isRefused {
@@ -77,36 +60,6 @@ struct OffsetsTranslate: AsyncParsableCommand {
             }
             throw ExitCode(1)
         }
-    }
-
-    /// The kafka source and kafka target to translate between.
-    func pair(in document: ConnectorDocument) throws -> (ConnectorEntry, ConnectorEntry) {
-        var pairs: [(ConnectorEntry, ConnectorEntry)] = []
-        for route in document.routes {
-            for from in route.from {
-                guard let entry = document.sources.first(where: { $0.name == from }), entry.kind == "kafka" else { continue }
-                for to in route.to {
-                    guard let targetEntry = document.targets.first(where: { $0.name == to }), targetEntry.kind == "kafka" else { continue }
-                    if !pairs.contains(where: { $0.0.name == entry.name && $0.1.name == targetEntry.name }) { pairs.append((entry, targetEntry)) }
-                }
-            }
-        }
-        if pairs.isEmpty {
-            let kafkaSources = document.sources.filter { $0.kind == "kafka" }.map(\.name)
-            throw fail("\(config): no route from a kafka source to a kafka target"
-                + (kafkaSources.isEmpty ? " (the document has no kafka source)" : " (kafka sources: \(kafkaSources.joined(separator: ", ")))")
-                + "; offset translation is for Kafka-to-Kafka bridges")
-        }
-        let chosen = pairs.filter { (source == nil || $0.0.name == source) && (target == nil || $0.1.name == target) }
-        if chosen.count == 1 { return chosen[0] }
-        let listed = pairs.map { "--source \($0.0.name) --target \($0.1.name)" }.joined(separator: ", ")
-        if chosen.isEmpty { throw fail("\(config): no kafka-to-kafka route matches the chosen source and target (routes: \(listed))") }
-        throw fail("\(config): several kafka-to-kafka routes; choose one with \(listed)")
-    }
-
-    func fail(_ message: String) -> ExitCode {
-        printError(message)
-        return ExitCode(1)
     }
 
     static func verdictText(_ verdict: PartitionTranslation.Verdict) -> String {
@@ -160,7 +113,7 @@ struct OffsetsTranslate: AsyncParsableCommand {
                 .object([
                     "sourceTopic": .string(topic.sourceTopic), "targetTopic": .string(topic.targetTopic), "layout": .string(topic.layout.rawValue),
                     "sourcePartitions": .int(Int(topic.sourcePartitions)), "targetPartitions": .int(Int(topic.targetPartitions)),
-                    "partitions": .array(topic.partitions.map { partition in
+                    "partitions": .array(topic.partitions.map { partition -> JSONValue in
                         var fields: [String: JSONValue] = [
                             "partition": .int(Int(partition.partition)),
                             "sources": .array(partition.sources.map { .object(["partition": .int(Int($0.partition)), "committed": number($0.committed)]) }),

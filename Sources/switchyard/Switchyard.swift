@@ -111,6 +111,7 @@ struct Switchyard: AsyncParsableCommand {
         var commands: [any ParsableCommand.Type] = []
         #if Kafka
         commands.append(OffsetsCommand.self)
+        commands.append(ReconcileCommand.self)
         #endif
         return commands
     }

@@ -70,7 +70,7 @@ struct OffsetTranslationTests {
     /// The JSON report's partitions: verdict, translated offset and committed-before, by target partition.
     static func partitions(_ json: String) throws -> [Int: (verdict: String, offset: Int?, previous: Int?)] {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        var result: [Int: (String, Int?, Int?)] = [:]
+        var result: [Int: (verdict: String, offset: Int?, previous: Int?)] = [:]
         for topic in try #require(object["topics"] as? [[String: Any]]) {
             for partition in try #require(topic["partitions"] as? [[String: Any]]) {
                 result[try #require(partition["partition"] as? Int)] = (

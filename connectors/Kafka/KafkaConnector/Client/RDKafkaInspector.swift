@@ -11,17 +11,25 @@ final class RDKafkaInspector {
     /// Milliseconds each blocking request may take.
     let timeoutMs: Int32
 
-    init(properties: [(String, String)], group: String, logger: Logger, timeoutMs: Int32 = 10_000) throws(KafkaError) {
+    /// - Parameter bulk: fetch for reading whole partitions (large fetches, deep prefetch)
+    ///   rather than short probes.
+    init(properties: [(String, String)], group: String, logger: Logger, bulk: Bool = false, timeoutMs: Int32 = 10_000) throws(KafkaError) {
         self.timeoutMs = timeoutMs
         let config = RDKafkaConfig()
         try config.set(properties)
         try config.set([
             ("group.id", group), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
             ("allow.auto.create.topics", "false"), ("auto.offset.reset", "error"), ("enable.partition.eof", "true"),
-            // Short fetches: a probe wants a few records, not a prefetched megabyte.
-            ("fetch.wait.max.ms", "10"), ("fetch.message.max.bytes", "65536"), ("queued.max.messages.kbytes", "1024"),
-            ("queued.min.messages", "64"),
         ])
+        if bulk {
+            try config.set([("fetch.wait.max.ms", "10"), ("queued.max.messages.kbytes", "65536"), ("queued.min.messages", "100000")])
+        } else {
+            // Short fetches: a probe wants a few records, not a prefetched megabyte.
+            try config.set([
+                ("fetch.wait.max.ms", "10"), ("fetch.message.max.bytes", "65536"), ("queued.max.messages.kbytes", "1024"),
+                ("queued.min.messages", "64"),
+            ])
+        }
         context = RDKafkaCallbackContext(logger: logger)
         guard let conf = config.pointer else { throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, "configuration already used") }
         let opaque = Unmanaged.passRetained(context)
@@ -124,6 +132,70 @@ final class RDKafkaInspector {
             if message.offset + 1 >= end { break }
         }
         return records
+    }
+
+    /// Reads `[from, to)` of a partition in order, calling `body` with each record's offset,
+    /// its ``RecordDigest`` hash and, when `cluster` and `topic` are given, its position
+    /// relative to them. Payloads are hashed in place (not copied).
+    func scan(topic: String, partition: Int32, from: Int64, to: Int64, positionsOf source: (cluster: String, topic: String)?, _ body: (Int64, UInt64, RecordOrigin) -> Void) throws(KafkaError) {
+        guard from < to else { return }
+        let list = RDKafkaTopicPartitionList(capacity: 1)
+        list.add(TopicPartition(topic: topic, partition: partition), offset: from)
+        let assigned = rd_kafka_assign(handle, list.pointer)
+        if assigned != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(assigned) }
+        defer { _ = rd_kafka_assign(handle, nil) }
+        let cluster = source.map { Array($0.cluster.utf8) }
+        let sourceTopic = source.map { Array($0.topic.utf8) }
+        var next = from
+        var waited: Int32 = 0
+        while next < to {
+            guard let raw = rd_kafka_consumer_poll(handle, 100) else {
+                waited += 100
+                if waited >= timeoutMs { throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, "no record of \(topic)[\(partition)] at offset \(next) within \(timeoutMs) ms") }
+                continue
+            }
+            waited = 0
+            defer { rd_kafka_message_destroy(raw) }
+            let message = raw.pointee
+            guard message.partition == partition else { continue }
+            if message.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { break }
+            if message.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(message.err, "reading \(topic)[\(partition)] at offset \(next)") }
+            guard message.offset >= next else { continue }
+            if message.offset >= to { break }
+            next = message.offset + 1
+            let key = message.key.map { UnsafeRawBufferPointer(start: $0, count: message.key_len) }
+            let value = UnsafeRawBufferPointer(start: message.payload, count: message.payload == nil ? 0 : message.len)
+            let hash = RecordDigest.hash(key: key, value: value)
+            var position = RecordOrigin.none
+            if let cluster, let sourceTopic { position = Self.scannedPosition(raw, cluster: cluster, topic: sourceTopic) }
+            body(message.offset, hash, position)
+        }
+    }
+
+    private static func scannedPosition(_ message: UnsafeMutablePointer<rd_kafka_message_t>, cluster: [UInt8], topic: [UInt8]) -> RecordOrigin {
+        var headers: OpaquePointer?
+        guard rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else { return .none }
+        func bytes(_ name: String) -> UnsafeRawBufferPointer? {
+            var value: UnsafeRawPointer?
+            var size = 0
+            guard rd_kafka_header_get_last(headers, name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+            return UnsafeRawBufferPointer(start: value, count: value == nil ? 0 : size)
+        }
+        func number(_ buffer: UnsafeRawBufferPointer) -> Int64? {
+            guard !buffer.isEmpty, buffer.count <= 19 else { return nil }
+            var result: Int64 = 0
+            for byte in buffer {
+                guard byte >= 48 && byte <= 57 else { return nil }
+                result = result * 10 + Int64(byte - 48)
+            }
+            return result
+        }
+        guard let clusterBytes = bytes(SourcePosition.clusterHeader), let topicBytes = bytes(SourcePosition.topicHeader),
+              let partitionBytes = bytes(SourcePosition.partitionHeader), let offsetBytes = bytes(SourcePosition.offsetHeader),
+              let partition = number(partitionBytes), partition <= Int64(Int32.max), let offset = number(offsetBytes)
+        else { return .none }
+        guard clusterBytes.elementsEqual(cluster), topicBytes.elementsEqual(topic) else { return .other }
+        return .position(partition: Int32(partition), offset: offset)
     }
 
     private static func sourcePosition(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> SourcePosition? {

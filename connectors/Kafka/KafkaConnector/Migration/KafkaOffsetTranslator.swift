@@ -65,7 +65,14 @@ public enum KafkaOffsetTranslator {
     ///   - source: a `kafka` source entry of the document (brokers, topics, TLS, SASL).
     ///   - target: a `kafka` target entry the source is routed to.
     ///   - cluster: the source's cluster name, as the bridge stamps it in the position headers.
-    public static func translate(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, apply: Bool, logger: Logger) async throws -> OffsetTranslationReport {
+    ///   - logger: where librdkafka's errors go; default: standard error, errors only (standard
+    ///     output carries the report).
+    public static func translate(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, apply: Bool, logger: Logger? = nil) async throws -> OffsetTranslationReport {
+        let logger = logger ?? {
+            var logger = Logger(label: "switchyard.offsets") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = .error
+            return logger
+        }()
         let queue = BlockingQueue(label: "switchyard.offsets.translate")
         return try await queue.run {
             try translateBlocking(source: source, target: target, cluster: cluster, group: group, apply: apply, logger: logger)

@@ -173,7 +173,8 @@ public enum OffsetTranslation {
                     + (lastConsumed[source].map { "offset \($0)" } ?? "none of them")
                     + " (offset \(missing.offset) is not on the target): the bridge is behind the group, or the target topic lost records; translate again when the bridge caught up"
             } else if let found = firstUnconsumed[source] {
-                let expected = committed < end ? try reader.read(from: committed, limit: 1).first?.offset : nil
+                var expected: Int64?
+                if committed < end { expected = try reader.read(from: committed, limit: 1).first?.offset }
                 if expected != found.source {
                     problem = "\(key): the group would read offset \(expected.map(String.init) ?? "none (the end)") next, but the first record of it on the target at or after offset \(committed) is source offset \(found.source) (target partition \(found.target), offset \(found.offset)): the records between are not on the target (filtered, skipped or lost)"
                 }
