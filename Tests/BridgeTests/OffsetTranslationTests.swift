@@ -80,9 +80,10 @@ struct OffsetTranslationTests {
         return result
     }
 
-    /// A bridge document like configs/bridge-kafka-to-kafka.yaml with `partition` chosen.
-    static func bridgeDocument(partition: String, in directory: URL) throws -> String {
-        let path = directory.appendingPathComponent("bridge.yaml").path
+    /// A bridge document like configs/bridge-kafka-to-kafka.yaml with `partition` chosen;
+    /// `filter` copies only records with the header `copy: yes`.
+    static func bridgeDocument(partition: String, filter: Bool = false, name: String = "bridge", in directory: URL) throws -> String {
+        let path = directory.appendingPathComponent("\(name).yaml").path
         try """
             spec:
               sources:
@@ -97,7 +98,7 @@ struct OffsetTranslationTests {
                 - name: west
                   kafka: {brokers: ["${env:TARGET_BROKERS}"], topic: "mirror.{{ channel }}", partition: \(partition)}
               routes:
-                - {from: [east], to: [west]}
+                - {from: [east], to: [west]\(filter ? ", where: {headers: {copy: \"yes\"}}" : "")}
               observability: {listen: "127.0.0.1:${env:METRICS_PORT}"}
             """.write(toFile: path, atomically: true, encoding: .utf8)
         return path

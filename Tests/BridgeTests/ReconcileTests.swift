@@ -6,29 +6,6 @@ import Testing
 /// there directly, each named.
 @Suite("Reconciliation across a bridge", .serialized)
 struct ReconcileTests {
-    /// A bridge document east to west; `filter` adds a route condition on a header.
-    static func document(_ name: String, filter: Bool, in directory: URL) throws -> String {
-        let path = directory.appendingPathComponent("\(name).yaml").path
-        try """
-            spec:
-              sources:
-                - name: east
-                  cluster: east
-                  kafka:
-                    brokers: ["${env:SOURCE_BROKERS}"]
-                    topics: [orders]
-                    group: "\(Bed.unique(name))"
-                    options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
-              targets:
-                - name: west
-                  kafka: {brokers: ["${env:TARGET_BROKERS}"], topic: "mirror.{{ channel }}", partition: mirror}
-              routes:
-                - {from: [east], to: [west]\(filter ? ", where: {headers: {copy: \"yes\"}}" : "")}
-              observability: {listen: "127.0.0.1:${env:METRICS_PORT}"}
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     struct Partition {
         var equal: Bool
         var missing: [Int]
@@ -61,8 +38,8 @@ struct ReconcileTests {
         let directory = try Bed.scratch("reconcile")
 
         // A complete copy: equal, exit 0.
-        let whole = try Self.document("whole", filter: false, in: directory)
-        let wholeEnv = ["SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": complete.brokers, "METRICS_PORT": String(Bed.freePort())]
+        let whole = try OffsetTranslationTests.bridgeDocument(partition: "mirror", name: "whole", in: directory)
+        let wholeEnv = fastGroup.merging(["SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": complete.brokers, "TOPIC": "orders", "GROUP": Bed.unique("whole"), "METRICS_PORT": String(Bed.freePort())]) { $1 }
         let bridge = try Runtime(whole, environment: wholeEnv, name: "whole", directory: directory)
         await eventually("the complete copy has every record") { ((try? await OffsetTranslationTests.all(complete, "mirror.orders"))?.count ?? 0) >= 302 }
         #expect(await bridge.stop() == 0, "\(bridge.logText)")
@@ -73,8 +50,8 @@ struct ReconcileTests {
 
         // A copy without two records (filtered), one of them then produced on the target
         // with another value under its source position, and one record produced there directly.
-        let filtered = try Self.document("filtered", filter: true, in: directory)
-        let partialEnv = ["SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": partial.brokers, "METRICS_PORT": String(Bed.freePort())]
+        let filtered = try OffsetTranslationTests.bridgeDocument(partition: "mirror", filter: true, name: "filtered", in: directory)
+        let partialEnv = fastGroup.merging(["SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": partial.brokers, "TOPIC": "orders", "GROUP": Bed.unique("filtered"), "METRICS_PORT": String(Bed.freePort())]) { $1 }
         let filteringBridge = try Runtime(filtered, environment: partialEnv, name: "filtered", directory: directory)
         await eventually("the filtered copy has 300 records") { ((try? await OffsetTranslationTests.all(partial, "mirror.orders"))?.count ?? 0) >= 300 }
         #expect(await filteringBridge.stop() == 0, "\(filteringBridge.logText)")

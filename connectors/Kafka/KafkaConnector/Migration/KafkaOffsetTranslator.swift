@@ -68,11 +68,7 @@ public enum KafkaOffsetTranslator {
     ///   - logger: where librdkafka's errors go; default: standard error, errors only (standard
     ///     output carries the report).
     public static func translate(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, apply: Bool, logger: Logger? = nil) async throws -> OffsetTranslationReport {
-        let logger = logger ?? {
-            var logger = Logger(label: "switchyard.offsets") { StreamLogHandler.standardError(label: $0) }
-            logger.logLevel = .error
-            return logger
-        }()
+        let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.offsets")
         let queue = BlockingQueue(label: "switchyard.offsets.translate")
         return try await queue.run {
             try translateBlocking(source: source, target: target, cluster: cluster, group: group, apply: apply, logger: logger)
@@ -80,45 +76,24 @@ public enum KafkaOffsetTranslator {
     }
 
     static func translateBlocking(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, apply: Bool, logger: Logger) throws -> OffsetTranslationReport {
-        let topics = source.options.strings("topics") ?? []
-        if let pattern = topics.first(where: { $0.hasPrefix("^") }) {
-            throw OffsetTranslationError("\(source.path).kafka.topics: '\(pattern)' is a regular expression; offset translation needs the topics named")
-        }
-        let topicTemplate = target.options.template("topic")!
-        guard topicTemplate.readsOnlyChannel else {
-            throw OffsetTranslationError("\(target.path).kafka.topic: '\(topicTemplate)' reads more of a message than its channel, so the target topic of a source topic is not known")
-        }
         let partitionText = target.options.template("partition").map { $0.constant.map { String(decoding: $0, as: UTF8.self) } ?? $0.source } ?? "hash"
         guard let layout = PartitionLayout(rawValue: partitionText) else {
             throw OffsetTranslationError("\(target.path).kafka.partition: '\(partitionText)' chooses partitions by a template or a number, so which target partition holds which source partition is not known; translation needs keep, mirror or hash")
         }
-        let sourceBrokers = (source.options.strings("brokers") ?? []).joined(separator: ",")
-        let targetBrokers = (target.options.strings("brokers") ?? []).joined(separator: ",")
-        let sourceClient: RDKafkaInspector
-        let targetClient: RDKafkaInspector
-        do {
-            sourceClient = try RDKafkaInspector(properties: KafkaClientOptions.properties(source.options), group: group, logger: logger)
-            targetClient = try RDKafkaInspector(properties: KafkaClientOptions.properties(target.options), group: group, logger: logger)
-        } catch {
-            throw OffsetTranslationError("cannot create a Kafka client: \(error)")
-        }
+        let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: group, purpose: "offset translation", bulk: false, logger: logger)
+        let sourceClient = clients.source
+        let targetClient = clients.target
+        let targetBrokers = clients.targetBrokers
         var report = OffsetTranslationReport(group: group, sourceName: source.name, targetName: target.name, cluster: cluster, topics: [], applied: false)
-        for topic in topics {
-            let targetTopic = topicTemplate.renderString(Message(value: [], channel: topic))
-            let sourceCount: Int32
-            let targetCount: Int32
-            do { sourceCount = try sourceClient.partitionCount(topic: topic) } catch {
-                throw OffsetTranslationError("source topic '\(topic)' on cluster \(cluster) (\(sourceBrokers)): \(describe(error))")
-            }
-            do { targetCount = try targetClient.partitionCount(topic: targetTopic) } catch {
-                throw OffsetTranslationError("target topic '\(targetTopic)' (of source topic '\(topic)') on \(target.name) (\(targetBrokers)): \(describe(error))")
-            }
+        for topic in clients.topics {
+            let pair = try clients.pair(topic)
+            let (targetTopic, sourceCount, targetCount) = (pair.target, pair.sourcePartitions, pair.targetPartitions)
             if layout == .keep && targetCount < sourceCount {
                 throw OffsetTranslationError("\(target.path).kafka.partition is keep, but target topic '\(targetTopic)' has \(targetCount) partitions and source topic '\(topic)' has \(sourceCount): partitions \(targetCount)..<\(sourceCount) cannot have been copied")
             }
             let committed: [Int32: Int64]
             do { committed = try sourceClient.committed(topic: topic, count: sourceCount) } catch {
-                throw OffsetTranslationError("committed offsets of group '\(group)' on cluster \(cluster), topic '\(topic)': \(describe(error))")
+                throw OffsetTranslationError("committed offsets of group '\(group)' on cluster \(cluster), topic '\(topic)': \(KafkaBridgeClients.describe(error))")
             }
             let request = TranslationRequest(cluster: cluster, sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: sourceCount, targetPartitions: targetCount, layout: layout, committed: committed)
             var partitions: [PartitionTranslation]
@@ -129,7 +104,7 @@ public enum KafkaOffsetTranslator {
                     source: { try KafkaPartitionReader(client: sourceClient, topic: topic, partition: $0) },
                     window: window)
             } catch {
-                throw OffsetTranslationError("reading '\(topic)' on cluster \(cluster) or '\(targetTopic)' on \(target.name): \(describe(error))")
+                throw OffsetTranslationError("reading '\(topic)' on cluster \(cluster) or '\(targetTopic)' on \(target.name): \(KafkaBridgeClients.describe(error))")
             }
             if let before = try? targetClient.committed(topic: targetTopic, count: targetCount) {
                 for index in partitions.indices { partitions[index].previouslyCommitted = before[partitions[index].partition] }
@@ -137,7 +112,7 @@ public enum KafkaOffsetTranslator {
             report.topics.append(TranslatedTopic(sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: sourceCount, targetPartitions: targetCount, layout: layout, committed: committed, partitions: partitions))
         }
         if report.topics.allSatisfy({ $0.committed.isEmpty }) {
-            throw OffsetTranslationError("group '\(group)' has no committed offsets on cluster \(cluster) (\(sourceBrokers)) for topic\(topics.count == 1 ? "" : "s") \(topics.joined(separator: ", ")): an unknown group, or one that never committed")
+            throw OffsetTranslationError("group '\(group)' has no committed offsets on cluster \(cluster) (\(clients.sourceBrokers)) for topic\(clients.topics.count == 1 ? "" : "s") \(clients.topics.joined(separator: ", ")): an unknown group, or one that never committed")
         }
         guard apply, !report.isRefused else { return report }
         for (topic, offsets) in report.commits.sorted(by: { $0.key < $1.key }) {
@@ -156,15 +131,6 @@ public enum KafkaOffsetTranslator {
         }
         report.applied = true
         return report
-    }
-
-    static func describe(_ error: any Error) -> String {
-        guard let error = error as? KafkaError else { return "\(error)" }
-        switch error.code.c {
-        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC: return "the topic does not exist"
-        case RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN: return "the cluster does not answer (\(error))"
-        default: return "\(error)"
-        }
     }
 }
 

@@ -18,54 +18,27 @@ public struct ReconciliationReport: Sendable {
 /// its own, never on the cooperative pool.
 public enum KafkaReconciler {
     public static func reconcile(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int = 5, logger: Logger? = nil) async throws -> ReconciliationReport {
-        let logger = logger ?? {
-            var logger = Logger(label: "switchyard.reconcile") { StreamLogHandler.standardError(label: $0) }
-            logger.logLevel = .error
-            return logger
-        }()
+        let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.reconcile")
         return try await BlockingQueue(label: "switchyard.reconcile").run {
             try reconcileBlocking(source: source, target: target, cluster: cluster, show: show, logger: logger)
         }
     }
 
     static func reconcileBlocking(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int, logger: Logger) throws -> ReconciliationReport {
-        let topics = source.options.strings("topics") ?? []
-        if let pattern = topics.first(where: { $0.hasPrefix("^") }) {
-            throw OffsetTranslationError("\(source.path).kafka.topics: '\(pattern)' is a regular expression; reconciliation needs the topics named")
-        }
-        let topicTemplate = target.options.template("topic")!
-        guard topicTemplate.readsOnlyChannel else {
-            throw OffsetTranslationError("\(target.path).kafka.topic: '\(topicTemplate)' reads more of a message than its channel, so the target topic of a source topic is not known")
-        }
-        let group = "switchyard-reconcile"
-        let sourceClient: RDKafkaInspector
-        let targetClient: RDKafkaInspector
-        do {
-            sourceClient = try RDKafkaInspector(properties: KafkaClientOptions.properties(source.options), group: group, logger: logger, bulk: true)
-            targetClient = try RDKafkaInspector(properties: KafkaClientOptions.properties(target.options), group: group, logger: logger, bulk: true)
-        } catch {
-            throw OffsetTranslationError("cannot create a Kafka client: \(error)")
-        }
+        let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: "switchyard-reconcile", purpose: "reconciliation", bulk: true, logger: logger)
         let started = ContinuousClock.now
         var report = ReconciliationReport(sourceName: source.name, targetName: target.name, cluster: cluster, topics: [], seconds: 0)
-        for topic in topics {
-            let targetTopic = topicTemplate.renderString(Message(value: [], channel: topic))
-            let sourceCount: Int32
-            let targetCount: Int32
-            do { sourceCount = try sourceClient.partitionCount(topic: topic) } catch {
-                throw OffsetTranslationError("source topic '\(topic)' on cluster \(cluster): \(KafkaOffsetTranslator.describe(error))")
-            }
-            do { targetCount = try targetClient.partitionCount(topic: targetTopic) } catch {
-                throw OffsetTranslationError("target topic '\(targetTopic)' (of source topic '\(topic)') on \(target.name): \(KafkaOffsetTranslator.describe(error))")
-            }
+        for topic in clients.topics {
+            let pair = try clients.pair(topic)
+            let targetTopic = pair.target
             do {
                 report.topics.append(try Reconciliation.reconcile(
-                    cluster: cluster, sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: sourceCount, targetPartitions: targetCount,
-                    source: { KafkaPartitionScanner(client: sourceClient, topic: topic, partition: $0, positionsOf: nil) },
-                    target: { KafkaPartitionScanner(client: targetClient, topic: targetTopic, partition: $0, positionsOf: (cluster, topic)) },
+                    cluster: cluster, sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: pair.sourcePartitions, targetPartitions: pair.targetPartitions,
+                    source: { KafkaPartitionScanner(client: clients.source, topic: topic, partition: $0, positionsOf: nil) },
+                    target: { KafkaPartitionScanner(client: clients.target, topic: targetTopic, partition: $0, positionsOf: (cluster, topic)) },
                     show: show))
             } catch {
-                throw OffsetTranslationError("reading '\(topic)' on cluster \(cluster) or '\(targetTopic)' on \(target.name): \(KafkaOffsetTranslator.describe(error))")
+                throw OffsetTranslationError("reading '\(topic)' on cluster \(cluster) or '\(targetTopic)' on \(target.name): \(KafkaBridgeClients.describe(error))")
             }
         }
         let elapsed = ContinuousClock.now - started
