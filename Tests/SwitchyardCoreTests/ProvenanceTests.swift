@@ -45,7 +45,7 @@ struct ProvenanceTests {
         let rules = Provenance(cluster: "west", originHeader: "x-origin", hopsHeader: "x-hops", maxHops: 5)
         var message = Message(value: [1], headers: [Header("x-origin", "east"), Header("x-hops", "2"), Header("app", "shop")])
         #expect(rules.apply(&message) == nil)
-        #expect(message.headers.map(\.name) == ["x-origin", "x-hops", "app"])
+        #expect(message.headers.map(\.name).prefix(3) == ["x-origin", "x-hops", "app"], "in place, before the position headers")
         #expect(text(message, "x-origin") == "east" && text(message, "x-hops") == "3")
         var garbled = Message(value: [1], headers: [Header("x-hops", "lots")])
         #expect(rules.apply(&garbled) == nil)

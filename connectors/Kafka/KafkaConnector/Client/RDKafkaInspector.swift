@@ -53,19 +53,21 @@ final class RDKafkaInspector {
     }
 
     /// The partition count of `topic`; throws `UNKNOWN_TOPIC_OR_PART` when the cluster does
-    /// not have it (topics are never created by asking).
+    /// not have it. Asks for the metadata of every topic: a request naming the topic would let
+    /// a cluster that creates topics on demand create it.
     func partitionCount(topic: String) throws(KafkaError) -> Int32 {
-        guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else { throw KafkaError(rd_kafka_last_error()) }
-        defer { rd_kafka_topic_destroy(topicHandle) }
         var metadata: UnsafePointer<rd_kafka_metadata>?
-        let result = rd_kafka_metadata(handle, 0, topicHandle, &metadata, timeoutMs)
+        let result = rd_kafka_metadata(handle, 1, nil, &metadata, timeoutMs)
         defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError(result) }
-        guard metadata.pointee.topic_cnt > 0, let topics = metadata.pointee.topics else { throw KafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) }
-        let entry = topics[0]
-        if entry.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(entry.err) }
-        guard entry.partition_cnt > 0 else { throw KafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) }
-        return entry.partition_cnt
+        for index in 0..<Int(metadata.pointee.topic_cnt) {
+            let entry = metadata.pointee.topics[index]
+            guard String(cString: entry.topic) == topic else { continue }
+            if entry.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(entry.err) }
+            guard entry.partition_cnt > 0 else { break }
+            return entry.partition_cnt
+        }
+        throw KafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
     }
 
     /// The log start and end (high watermark) of a partition, asked of its leader.
