@@ -22,6 +22,8 @@ public struct ConnectorDocument: Sendable {
         public var originHeader: String
         public var hopsHeader: String
         public var maxHops: Int
+        /// Whether sources stamp the source position headers (``SourcePosition``).
+        public var positionHeaders: Bool = true
     }
 
     /// `metadata.name` when the document is a whole custom resource.
@@ -49,7 +51,7 @@ public struct ConnectorDocument: Sendable {
         guard cluster != nil || !skip.isEmpty else { return nil }
         return Provenance(
             cluster: cluster, skipOrigins: skip, originHeader: provenance.originHeader,
-            hopsHeader: provenance.hopsHeader, maxHops: provenance.maxHops)
+            hopsHeader: provenance.hopsHeader, maxHops: provenance.maxHops, stampsPosition: provenance.positionHeaders)
     }
 
     /// The batching policy of `target`: its own fields over `spec.batching`.
@@ -239,7 +241,8 @@ public struct DocumentLoader: Sendable {
             cluster: provenanceValues?.string("cluster"),
             originHeader: provenanceValues?.string("originHeader") ?? Provenance.defaultOriginHeader,
             hopsHeader: provenanceValues?.string("hopsHeader") ?? Provenance.defaultHopsHeader,
-            maxHops: provenanceValues?.int("maxHops") ?? Provenance.defaultMaxHops)
+            maxHops: provenanceValues?.int("maxHops") ?? Provenance.defaultMaxHops,
+            positionHeaders: provenanceValues?.bool("positionHeaders") ?? true)
         if let provenanceValues {
             issues += Self.provenanceIssues(provenanceValues, provenance, sources: sources)
         }

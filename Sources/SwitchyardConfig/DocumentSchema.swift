@@ -43,6 +43,7 @@ public enum DocumentSchema {
         OptionField("originHeader", .string, default: Provenance.defaultOriginHeader, doc: "header naming the cluster a message was first bridged from"),
         OptionField("hopsHeader", .string, default: Provenance.defaultHopsHeader, doc: "header counting the bridges a message crossed"),
         OptionField("maxHops", .int(min: 1, max: 1000), default: String(Provenance.defaultMaxHops), doc: "a message that already crossed this many bridges is skipped (acknowledged, not routed) and counted"),
+        OptionField("positionHeaders", .bool, default: "true", doc: "stamp messages with durable positions (Kafka) with their source position: switchyard-source-cluster, -topic, -partition, -offset (what offset translation reads)"),
     ])
 
     /// Fields every target entry may hold besides `name` and its kind.

@@ -103,8 +103,18 @@ struct Switchyard: AsyncParsableCommand {
         commandName: "switchyard",
         abstract: "A connector runtime: sources, targets and routes from one YAML document.",
         version: version,
-        subcommands: [Run.self, Validate.self, Graph.self, Connectors.self, Schema.self, CRD.self, OperatorCommand.self]
+        subcommands: [Run.self, Validate.self, Graph.self, Connectors.self, Schema.self, CRD.self, OperatorCommand.self] + familyCommands
     )
+
+    /// Commands that need a connector family compiled in.
+    static var familyCommands: [any ParsableCommand.Type] {
+        var commands: [any ParsableCommand.Type] = []
+        #if Kafka
+        commands.append(OffsetsCommand.self)
+        commands.append(ReconcileCommand.self)
+        #endif
+        return commands
+    }
 }
 
 struct Run: AsyncParsableCommand {

@@ -11,15 +11,41 @@ struct ProvenanceTests {
         let rules = Provenance(cluster: "east")
         var message = Message(value: [1], headers: [Header("app", "shop")])
         #expect(rules.apply(&message) == nil)
-        #expect(message.headers.map(\.name) == ["app", "switchyard-origin", "switchyard-hops"])
+        #expect(message.headers.map(\.name).prefix(3) == ["app", "switchyard-origin", "switchyard-hops"])
         #expect(text(message, "switchyard-origin") == "east" && text(message, "switchyard-hops") == "1")
+    }
+
+    @Test func aMessageWithADurablePositionCarriesItsSourcePosition() {
+        let rules = Provenance(cluster: "east")
+        var message = Message(value: [1], headers: [Header("app", "shop")], channel: "orders", partition: 3, offset: 1234)
+        #expect(rules.apply(&message) == nil)
+        #expect(message.headers.map(\.name) == [
+            "app", "switchyard-origin", "switchyard-hops",
+            "switchyard-source-cluster", "switchyard-source-topic", "switchyard-source-partition", "switchyard-source-offset",
+        ])
+        #expect(SourcePosition(headers: message.headers) == SourcePosition(cluster: "east", topic: "orders", partition: 3, offset: 1234))
+        // Bridged again from west: the origin stays, the position is the new hop's.
+        var again = Message(value: [1], headers: message.headers, channel: "mirror.orders", partition: 1, offset: 7)
+        #expect(Provenance(cluster: "west").apply(&again) == nil)
+        #expect(text(again, "switchyard-origin") == "east" && text(again, "switchyard-hops") == "2")
+        #expect(SourcePosition(headers: again.headers) == SourcePosition(cluster: "west", topic: "mirror.orders", partition: 1, offset: 7))
+        #expect(again.headers.filter { $0.name.hasPrefix("switchyard-source-") }.count == 4)
+    }
+
+    @Test func positionsThatRestartAndTheSwitchOffAreNotStamped() {
+        var delivery = Message(value: [1], channel: "orders", partition: 1, offset: 5, session: 42)
+        #expect(Provenance(cluster: "legacy").apply(&delivery) == nil)
+        #expect(SourcePosition(headers: delivery.headers) == nil, "an AMQP delivery tag names no durable position")
+        var off = Message(value: [1], channel: "orders", partition: 1, offset: 5)
+        #expect(Provenance(cluster: "east", stampsPosition: false).apply(&off) == nil)
+        #expect(off.headers.map(\.name) == ["switchyard-origin", "switchyard-hops"])
     }
 
     @Test func theFirstOriginStaysAndTheHopCountGrowsInPlace() {
         let rules = Provenance(cluster: "west", originHeader: "x-origin", hopsHeader: "x-hops", maxHops: 5)
         var message = Message(value: [1], headers: [Header("x-origin", "east"), Header("x-hops", "2"), Header("app", "shop")])
         #expect(rules.apply(&message) == nil)
-        #expect(message.headers.map(\.name) == ["x-origin", "x-hops", "app"])
+        #expect(message.headers.map(\.name).prefix(3) == ["x-origin", "x-hops", "app"], "in place, before the position headers")
         #expect(text(message, "x-origin") == "east" && text(message, "x-hops") == "3")
         var garbled = Message(value: [1], headers: [Header("x-hops", "lots")])
         #expect(rules.apply(&garbled) == nil)

@@ -71,6 +71,15 @@ public struct Template: Sendable, CustomStringConvertible {
         return offset && !session
     }
 
+    /// Whether the template reads nothing of a message but its channel (so that rendering it
+    /// with a channel alone gives what every message of that channel renders).
+    public var readsOnlyChannel: Bool {
+        parts.allSatisfy { part in
+            if case .expression(let expression) = part { return expression.variable == .channel }
+            return true
+        }
+    }
+
     /// Whether the template reads the message value as JSON.
     public var usesJSON: Bool {
         parts.contains { part in

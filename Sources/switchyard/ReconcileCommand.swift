@@ -1,0 +1,113 @@
+#if Kafka
+import ArgumentParser
+import KafkaConnector
+import SwitchyardConfig
+import SwitchyardCore
+
+struct ReconcileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Compare what a Kafka-to-Kafka bridge's source holds with what its target holds (docs/migration.md).",
+        discussion: """
+            Per source partition, over the records present when it starts: the count and an order-independent \
+            digest of key and value on both sides (target records are matched by their source position headers), \
+            and for a partition that differs, the missing, differing and duplicated records by source offset. \
+            Target records without a source position are extra. Exit status 0 when both sides hold the same \
+            records, 1 on a difference or an error.
+            """)
+
+    @Option(name: [.short, .customLong("config")], help: "The bridge's document (a kafka source routed to a kafka target).")
+    var config: String
+
+    @Option(help: "text or json.")
+    var output: OffsetsTranslate.OutputFormat = .text
+
+    @Option(help: "How many records of each kind of difference to name.")
+    var show = 5
+
+    @Option(help: "The kafka source to use, when the document has several.")
+    var source: String?
+
+    @Option(help: "The kafka target to use, when the source is routed to several.")
+    var target: String?
+
+    func run() async throws {
+        let (sourceEntry, targetEntry, cluster) = try KafkaBridgeDocument.load(config, source: source, target: target, purpose: "reconciled")
+        let report: ReconciliationReport
+        do {
+            report = try await KafkaReconciler.reconcile(source: sourceEntry, target: targetEntry, cluster: cluster, show: show)
+        } catch let error as OffsetTranslationError {
+            throw KafkaBridgeDocument.fail("reconcile: \(error.message)")
+        }
+        if output == .json {
+            print(Self.json(report).rendered())
+        } else {
+            print(Self.text(report), terminator: "")
+        }
+        if !report.isEqual { throw ExitCode(1) }
+    }
+
+    static func text(_ report: ReconciliationReport) -> String {
+        var lines = ["source \(report.sourceName) (cluster \(report.cluster)) -> target \(report.targetName)"]
+        for topic in report.topics {
+            lines.append("")
+            lines.append("\(topic.sourceTopic) -> \(topic.targetTopic): \(topic.sourceRecords) source records, \(topic.targetRecords) target records read")
+            for partition in topic.partitions {
+                var line = "  partition \(partition.partition) [\(partition.start), \(partition.end)): source \(partition.source.count), target \(partition.target.count): "
+                if partition.isEqual {
+                    line += "equal (digest \(String(partition.source.sum, radix: 16)))"
+                } else {
+                    var parts: [String] = []
+                    if partition.missingCount > 0 { parts.append("\(partition.missingCount) missing (source offsets \(list(partition.missing, partition.missingCount)))") }
+                    if partition.differingCount > 0 { parts.append("\(partition.differingCount) differing (\(list(partition.differing, partition.differingCount)))") }
+                    if partition.duplicatedCount > 0 { parts.append("\(partition.duplicatedCount) duplicated (\(list(partition.duplicated, partition.duplicatedCount)))") }
+                    if partition.unknownCount > 0 { parts.append("\(partition.unknownCount) naming offsets the source lacks (\(list(partition.unknown, partition.unknownCount)))") }
+                    line += "DIFFERENT: " + (parts.isEmpty ? "digests differ" : parts.joined(separator: "; "))
+                }
+                lines.append(line)
+            }
+            if topic.extraCount > 0 {
+                let named = topic.extra.map { "\($0.partition)@\($0.offset)" }.joined(separator: ", ")
+                lines.append("  extra: \(topic.extraCount) target record\(topic.extraCount == 1 ? "" : "s") without a source position (\(named)\(topic.extraCount > topic.extra.count ? ", ..." : ""))")
+            }
+            if topic.otherSources > 0 { lines.append("  \(topic.otherSources) target records from other clusters or topics (not compared)") }
+            if topic.later > 0 { lines.append("  \(topic.later) target records copied after the compared range (not compared)") }
+        }
+        lines.append("")
+        lines.append(report.isEqual ? "equal" : "DIFFERENT")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func list(_ offsets: [Int64], _ count: Int) -> String {
+        offsets.map(String.init).joined(separator: ", ") + (count > offsets.count ? ", ..." : "")
+    }
+
+    static func json(_ report: ReconciliationReport) -> JSONValue {
+        func offsets(_ values: [Int64]) -> JSONValue { .array(values.map { .int(Int($0)) }) }
+        return .object([
+            "source": .string(report.sourceName), "target": .string(report.targetName), "cluster": .string(report.cluster),
+            "equal": .bool(report.isEqual), "seconds": .number(report.seconds),
+            "topics": .array(report.topics.map { topic -> JSONValue in
+                .object([
+                    "sourceTopic": .string(topic.sourceTopic), "targetTopic": .string(topic.targetTopic), "equal": .bool(topic.isEqual),
+                    "sourceRecords": .int(topic.sourceRecords), "targetRecords": .int(topic.targetRecords),
+                    "extraCount": .int(topic.extraCount), "extra": .array(topic.extra.map { .object(["partition": .int(Int($0.partition)), "offset": .int(Int($0.offset))]) }),
+                    "otherSources": .int(topic.otherSources), "later": .int(topic.later),
+                    "partitions": .array(topic.partitions.map { partition -> JSONValue in
+                        .object([
+                            "partition": .int(Int(partition.partition)), "start": .int(Int(partition.start)), "end": .int(Int(partition.end)),
+                            "equal": .bool(partition.isEqual),
+                            "sourceCount": .int(partition.source.count), "targetCount": .int(partition.target.count),
+                            "sourceDigest": .string(String(partition.source.sum, radix: 16)), "targetDigest": .string(String(partition.target.sum, radix: 16)),
+                            "missingCount": .int(partition.missingCount), "missing": offsets(partition.missing),
+                            "differingCount": .int(partition.differingCount), "differing": offsets(partition.differing),
+                            "duplicatedCount": .int(partition.duplicatedCount), "duplicated": offsets(partition.duplicated),
+                            "unknownCount": .int(partition.unknownCount), "unknown": offsets(partition.unknown),
+                        ])
+                    }),
+                ])
+            }),
+        ])
+    }
+}
+#endif

@@ -1,0 +1,64 @@
+import Logging
+import SwitchyardCore
+
+/// What `switchyard reconcile` found for a Kafka-to-Kafka bridge.
+public struct ReconciliationReport: Sendable {
+    public var sourceName: String
+    public var targetName: String
+    public var cluster: String
+    public var topics: [TopicReconciliation]
+    /// Wall-clock seconds the reading took.
+    public var seconds: Double
+
+    public var isEqual: Bool { topics.allSatisfy(\.isEqual) }
+}
+
+/// Compares what a bridge's Kafka source holds with what its Kafka target holds
+/// (docs/migration.md, "Reconciliation"). Every librdkafka call runs on a dispatch queue of
+/// its own, never on the cooperative pool.
+public enum KafkaReconciler {
+    public static func reconcile(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int = 5, logger: Logger? = nil) async throws -> ReconciliationReport {
+        let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.reconcile")
+        return try await BlockingQueue(label: "switchyard.reconcile").run {
+            try reconcileBlocking(source: source, target: target, cluster: cluster, show: show, logger: logger)
+        }
+    }
+
+    static func reconcileBlocking(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int, logger: Logger) throws -> ReconciliationReport {
+        let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: "switchyard-reconcile", purpose: "reconciliation", bulk: true, logger: logger)
+        let started = ContinuousClock.now
+        var report = ReconciliationReport(sourceName: source.name, targetName: target.name, cluster: cluster, topics: [], seconds: 0)
+        for topic in clients.topics {
+            let pair = try clients.pair(topic)
+            let targetTopic = pair.target
+            do {
+                report.topics.append(try Reconciliation.reconcile(
+                    cluster: cluster, sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: pair.sourcePartitions, targetPartitions: pair.targetPartitions,
+                    source: { KafkaPartitionScanner(client: clients.source, topic: topic, partition: $0, positionsOf: nil) },
+                    target: { KafkaPartitionScanner(client: clients.target, topic: targetTopic, partition: $0, positionsOf: (cluster, topic)) },
+                    show: show))
+            } catch {
+                throw OffsetTranslationError("reading '\(topic)' on cluster \(cluster) or '\(targetTopic)' on \(target.name): \(KafkaBridgeClients.describe(error))")
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return report
+    }
+}
+
+/// One partition of a cluster, scanned through an ``RDKafkaInspector``.
+struct KafkaPartitionScanner: PartitionScanner {
+    let client: RDKafkaInspector
+    let topic: String
+    let partition: Int32
+    let positionsOf: (cluster: String, topic: String)?
+
+    func bounds() throws -> (start: Int64, end: Int64) {
+        try client.watermarks(topic: topic, partition: partition)
+    }
+
+    func scan(from: Int64, to: Int64, _ body: (Int64, UInt64, RecordOrigin) -> Void) throws {
+        try client.scan(topic: topic, partition: partition, from: from, to: to, positionsOf: positionsOf, body)
+    }
+}
