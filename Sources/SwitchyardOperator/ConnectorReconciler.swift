@@ -89,10 +89,9 @@ public final class ConnectorReconciler: Sendable {
         } else {
             var desired = rendered.deployment
             desired[path: ["metadata", "annotations", OperatorLabels.documentGeneration]] = .string(documentGeneration)
-            let before = try await client.getIfExists(.deployment, namespace: namespace, name: name)
-            deployment = try await apply(.deployment, desired, uid: uid)
-            if rendered.state == "running", let before, Self.isControlled(before, by: uid),
-                let from = before[path: ["spec", "replicas"]]?.int, from != rendered.desiredReplicas
+            let (stored, before) = try await applyObject(.deployment, desired, uid: uid)
+            deployment = stored
+            if rendered.state == "running", let from = before?[path: ["spec", "replicas"]]?.int, from != rendered.desiredReplicas
             {
                 await events.record(ConnectorEvent(.normal, "Scaled", "from \(from) to \(rendered.desiredReplicas) pods"), about: connector)
             }
@@ -127,6 +126,12 @@ public final class ConnectorReconciler: Sendable {
 
     /// Create or update `desired`; returns the stored object.
     func apply(_ type: ResourceType, _ desired: JSON, uid: String) async throws -> JSON {
+        try await applyObject(type, desired, uid: uid).stored
+    }
+
+    /// Create or update `desired`; returns the stored object and the one it replaced (nil when
+    /// it was created).
+    func applyObject(_ type: ResourceType, _ desired: JSON, uid: String) async throws -> (stored: JSON, previous: JSON?) {
         let namespace = desired[path: ["metadata", "namespace"]]!.string!
         let name = desired[path: ["metadata", "name"]]!.string!
         let hash = DocumentHash.hex(desired.encoded())
@@ -137,13 +142,13 @@ public final class ConnectorReconciler: Sendable {
                 do {
                     let created = try await client.create(type, namespace: namespace, object)
                     logger.info("created", metadata: ["kind": "\(type.kind)", "object": "\(namespace)/\(name)"])
-                    return created
+                    return (created, nil)
                 } catch let error as KubeError where error.isConflict {
                     continue  // created meanwhile: read it and update
                 }
             }
             guard Self.isControlled(existing, by: uid) else { throw NotOwnedError(kind: type.kind, name: "\(namespace)/\(name)") }
-            if existing[path: ["metadata", "annotations", OperatorLabels.appliedHash]]?.string == hash { return existing }
+            if existing[path: ["metadata", "annotations", OperatorLabels.appliedHash]]?.string == hash { return (existing, existing) }
             var update = object
             // Keep what others wrote into the metadata (labels and annotations of their own).
             for key in ["labels", "annotations"] {
@@ -159,7 +164,7 @@ public final class ConnectorReconciler: Sendable {
             do {
                 let stored = try await client.replace(type, namespace: namespace, name: name, update)
                 logger.info("updated", metadata: ["kind": "\(type.kind)", "object": "\(namespace)/\(name)"])
-                return stored
+                return (stored, existing)
             } catch let error as KubeError where error.isConflict {
                 continue  // changed since it was read: read again
             }

@@ -10,20 +10,9 @@ import SwitchyardCore
 /// The `switchyard` binary (debug build) killed with SIGKILL mid-stream, then restarted.
 @Suite("RabbitMQ source crash", .serialized, .rabbitMQBroker(.shared))
 struct RabbitMQCrashTests {
-    static var binary: String { TestBed.root.appendingPathComponent(".build/debug/switchyard").path }
 
     func start(_ config: URL, log: URL) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["run", "-c", config.path]
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        return process
+        try startSwitchyard(config, log: log)
     }
 
     func lines(_ file: URL) -> [String] {

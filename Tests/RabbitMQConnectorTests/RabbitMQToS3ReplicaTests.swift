@@ -16,21 +16,8 @@ import Glibc
 /// those messages are gone. The test counts what is in the bucket.
 @Suite("RabbitMQ to S3 and PostgreSQL with replicas and restarts", .serialized, .rabbitMQBroker(.shared))
 struct RabbitMQToS3ReplicaTests {
-    static var binary: String { TestBed.root.appendingPathComponent(".build/debug/switchyard").path }
-
     func start(_ config: URL, log: URL, environment: [String: String]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["run", "-c", config.path]
-        process.environment = environment
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        return process
+        try startSwitchyard(config, log: log, environment: environment)
     }
 
     func stop(_ process: Process, log: URL) {

@@ -262,3 +262,19 @@ func eventually(_ what: String, within limit: Duration = .seconds(20), sourceLoc
 extension Message {
     func headerText(_ name: String) -> String? { header(name).map { String(decoding: $0, as: UTF8.self) } }
 }
+
+/// `switchyard run -c CONFIG` (the debug build) with its output appended to `log`.
+func startSwitchyard(_ config: URL, log: URL, environment: [String: String]? = nil) throws -> Process {
+    let process = Process()
+    process.executableURL = TestBed.root.appendingPathComponent(".build/debug/switchyard")
+    process.arguments = ["run", "-c", config.path]
+    if let environment { process.environment = environment }
+    _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: log)
+    handle.seekToEndOfFile()
+    process.standardOutput = handle
+    process.standardError = handle
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    return process
+}

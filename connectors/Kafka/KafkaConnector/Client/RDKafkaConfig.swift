@@ -28,6 +28,27 @@ final class RDKafkaConfig {
         for (name, value) in properties { try set(name, value) }
     }
 
+    /// Creates a client of `type` from this configuration: `context` becomes its opaque (retained
+    /// for the client's life, released again if creation fails), `callbacks` installs the
+    /// client's callbacks, the log callback is always set. On success the configuration belongs
+    /// to the client.
+    func makeHandle(
+        _ type: rd_kafka_type_t, context: RDKafkaCallbackContext, callbacks: (OpaquePointer) -> Void = { _ in }
+    ) throws(KafkaError) -> OpaquePointer {
+        guard let conf = pointer else { throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, "configuration already used") }
+        let opaque = Unmanaged.passRetained(context)
+        rd_kafka_conf_set_opaque(conf, opaque.toOpaque())
+        callbacks(conf)
+        rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
+        var buffer = [CChar](repeating: 0, count: 512)
+        guard let handle = rd_kafka_new(type, conf, &buffer, buffer.count) else {
+            opaque.release()
+            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        }
+        _ = take()
+        return handle
+    }
+
     /// Gives up ownership (after a successful `rd_kafka_new`).
     func take() -> OpaquePointer? {
         defer { pointer = nil }

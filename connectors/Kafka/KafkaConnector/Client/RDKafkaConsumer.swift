@@ -28,20 +28,11 @@ final class RDKafkaConsumer {
         self.logger = logger
         context = RDKafkaCallbackContext(logger: logger)
         context.consumerEvents = events
-        guard let conf = config.pointer else { throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, "configuration already used") }
-        let opaque = Unmanaged.passRetained(context)
-        rd_kafka_conf_set_opaque(conf, opaque.toOpaque())
-        rd_kafka_conf_set_rebalance_cb(conf, consumerRebalanceCallback)
-        rd_kafka_conf_set_offset_commit_cb(conf, consumerCommitCallback)
-        rd_kafka_conf_set_error_cb(conf, consumerErrorCallback)
-        rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
-        var buffer = [CChar](repeating: 0, count: 512)
-        guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &buffer, buffer.count) else {
-            opaque.release()
-            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        handle = try config.makeHandle(RD_KAFKA_CONSUMER, context: context) { conf in
+            rd_kafka_conf_set_rebalance_cb(conf, consumerRebalanceCallback)
+            rd_kafka_conf_set_offset_commit_cb(conf, consumerCommitCallback)
+            rd_kafka_conf_set_error_cb(conf, consumerErrorCallback)
         }
-        _ = config.take()
-        self.handle = handle
         rd_kafka_poll_set_consumer(handle)
         guard !topics.isEmpty else { return }
         let list = RDKafkaTopicPartitionList(capacity: topics.count)
@@ -49,7 +40,7 @@ final class RDKafkaConsumer {
         let result = rd_kafka_subscribe(handle, list.pointer)
         if result != RD_KAFKA_RESP_ERR_NO_ERROR {
             rd_kafka_destroy(handle)
-            opaque.release()
+            Unmanaged.passUnretained(context).release()
             self.handle = nil
             throw KafkaError(result)
         }

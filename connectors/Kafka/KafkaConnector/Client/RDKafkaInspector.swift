@@ -34,17 +34,7 @@ final class RDKafkaInspector {
             ])
         }
         context = RDKafkaCallbackContext(logger: logger)
-        guard let conf = config.pointer else { throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, "configuration already used") }
-        let opaque = Unmanaged.passRetained(context)
-        rd_kafka_conf_set_opaque(conf, opaque.toOpaque())
-        rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
-        var buffer = [CChar](repeating: 0, count: 512)
-        guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &buffer, buffer.count) else {
-            opaque.release()
-            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
-        }
-        _ = config.take()
-        self.handle = handle
+        handle = try config.makeHandle(RD_KAFKA_CONSUMER, context: context)
         rd_kafka_poll_set_consumer(handle)
     }
 

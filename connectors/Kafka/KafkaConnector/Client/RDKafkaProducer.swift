@@ -77,19 +77,10 @@ final class RDKafkaProducer: @unchecked Sendable {
     init(config: RDKafkaConfig, logger: Logger, onError: @escaping (KafkaError) -> Void) throws(KafkaError) {
         context = RDKafkaCallbackContext(logger: logger)
         context.producerError = onError
-        guard let conf = config.pointer else { throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, "configuration already used") }
-        let opaque = Unmanaged.passRetained(context)
-        rd_kafka_conf_set_opaque(conf, opaque.toOpaque())
-        rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
-        rd_kafka_conf_set_error_cb(conf, producerErrorCallback)
-        rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
-        var buffer = [CChar](repeating: 0, count: 512)
-        guard let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &buffer, buffer.count) else {
-            opaque.release()
-            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        handle = try config.makeHandle(RD_KAFKA_PRODUCER, context: context) { conf in
+            rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
+            rd_kafka_conf_set_error_cb(conf, producerErrorCallback)
         }
-        _ = config.take()
-        self.handle = handle
     }
 
     deinit {
