@@ -126,6 +126,8 @@ let package = Package(
                 "SwitchyardRuntime",
                 "SwitchyardOperator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .target(name: "BuiltinConnectors", condition: .when(traits: ["Builtin"])),
                 .target(name: "KafkaConnector", condition: .when(traits: ["Kafka"])),
                 .target(name: "RabbitMQConnector", condition: .when(traits: ["RabbitMQ"])),

@@ -14,6 +14,7 @@ public struct ConnectorDocument: Sendable {
         public var listen: String
         public var logLevel: String
         public var logFormat: String
+        public var tap = TapSettings()
     }
 
     /// `spec.provenance`, with defaults.
@@ -42,6 +43,9 @@ public struct ConnectorDocument: Sendable {
     public var spec: OptionValues
     /// Whether the document was a whole custom resource (not just its spec).
     public var isResource: Bool
+    /// The texts that `${env:...}` and `${file:...}` references inserted (secrets among them):
+    /// what the runtime shows of itself (`/status`, the status page) is scrubbed of them.
+    public var insertedTexts: [String] = []
 
     /// The provenance rules of `source`: nil when it names no cluster (its own or the
     /// document's) and skips no origin.
@@ -125,7 +129,10 @@ public struct DocumentLoader: Sendable {
             // is reported at once.
             issues += Self.referenceIssues(specNode)
         }
-        if let document, issues.isEmpty { return .success(document) }
+        if var document, issues.isEmpty {
+            document.insertedTexts = Self.insertedTexts(root)
+            return .success(document)
+        }
         if issues.isEmpty {
             issues.append(ConfigIssue(path: "spec", line: nil, message: "the document is not valid"))
         }
@@ -229,10 +236,16 @@ public struct DocumentLoader: Sendable {
             maxBytes: batchingValues?.size("maxBytes") ?? 1 << 20,
             maxDelay: batchingValues?.duration("maxDelay") ?? .milliseconds(20))
         let observabilityValues = spec.object("observability")
-        let observability = ConnectorDocument.Observability(
+        var observability = ConnectorDocument.Observability(
             listen: observabilityValues?.string("listen") ?? "0.0.0.0:8080",
             logLevel: observabilityValues?.string("logLevel") ?? "info",
             logFormat: observabilityValues?.string("logFormat") ?? "auto")
+        if let tap = observabilityValues?.object("tap") {
+            observability.tap = TapSettings(
+                enabled: tap.bool("enabled") ?? false, buffer: tap.int("buffer") ?? 1000,
+                maxValueBytes: tap.int("maxValueBytes") ?? 256, redactHeaders: tap.strings("redactHeaders") ?? [],
+                maxTaps: tap.int("maxTaps") ?? 4)
+        }
         if !observability.listen.isEmpty && ListenAddress(observability.listen) == nil, let observabilityValues {
             issues.append(observabilityValues.issue("listen", "expected HOST:PORT, such as 0.0.0.0:8080 or 127.0.0.1:9090"))
         }
@@ -270,6 +283,36 @@ public struct DocumentLoader: Sendable {
             issues.append(ConfigIssue(path: values.path, line: values.line, message: "no source names its cluster or skips an origin, so these settings apply to nothing: set cluster here or on a source (spec.sources[N].cluster)"))
         }
         return issues
+    }
+
+    /// The texts interpolation inserted into `node`: each interpolated scalar's text, each value
+    /// a reference inserted and, for a text of several lines, each line (of 4 characters or
+    /// more: shorter ones would scrub ordinary words).
+    static func insertedTexts(_ node: ConfigNode) -> [String] {
+        var texts = Set<String>()
+        func walk(_ node: ConfigNode) {
+            switch node.content {
+            case .null: return
+            case .scalar(let scalar):
+                guard scalar.interpolated else { return }
+                func trimmed(_ text: Substring) -> String {
+                    String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+                }
+                for inserted in [scalar.text] + scalar.inserted {
+                    let whole = trimmed(inserted[...])
+                    if whole.count >= 4 { texts.insert(whole) }
+                    for line in inserted.split(whereSeparator: \.isNewline) {
+                        let text = trimmed(line)
+                        if text.count >= 4 { texts.insert(text) }
+                    }
+                }
+            case .sequence(let items): items.forEach(walk)
+            case .mapping(let entries): entries.forEach { walk($0.value) }
+            }
+        }
+        walk(node)
+        // Longest first, so that a text containing another is scrubbed whole.
+        return texts.sorted { $0.count != $1.count ? $0.count > $1.count : $0 < $1 }
     }
 
     /// Route and dead-letter names that name no entry, read from the raw document.

@@ -79,6 +79,15 @@ public enum DocumentSchema {
         OptionField("listen", .string, default: "0.0.0.0:8080", doc: "HTTP address for /livez, /readyz and /metrics; empty to turn the endpoints off"),
         OptionField("logLevel", .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"]), default: "info", doc: "minimum log level"),
         OptionField("logFormat", .choice(["auto", "json", "text"]), default: "auto", doc: "json: one object per line; text: human-readable; auto: text on a terminal, json otherwise"),
+        OptionField("tap", .object(tap), doc: "live message sampling by `switchyard tap` (off unless enabled: it shows message contents)"),
+    ])
+
+    public static let tap = ObjectSchema(doc: "Live message sampling through the observability port (docs/observability.md).", [
+        OptionField("enabled", .bool, default: "false", doc: "allow `switchyard tap` to sample messages at sources, routes and targets"),
+        OptionField("buffer", .int(min: 1, max: 100_000), default: "1000", doc: "samples held per tap for a slow reader; beyond it samples are dropped and counted"),
+        OptionField("maxValueBytes", .int(min: 0, max: 65536), default: "256", doc: "bytes of a key, value or header value kept per sample"),
+        OptionField("redactHeaders", .list(.string), doc: "header names (case-insensitive) whose values a tap shows as [redacted]"),
+        OptionField("maxTaps", .int(min: 1, max: 64), default: "4", doc: "taps attached at once"),
     ])
 
     public static let deployment = ObjectSchema(doc: "How the operator runs the connector (custom resource only).", [

@@ -55,8 +55,10 @@ public struct Interpolator: Sendable {
             return
         case .scalar(var scalar):
             guard scalar.raw.contains("${") else { return }
-            if let text = expand(scalar.raw, path: path, line: node.line, issues: &issues, inserted: &inserted) {
+            var pieces: [String] = []
+            if let text = expand(scalar.raw, path: path, line: node.line, issues: &issues, inserted: &inserted, pieces: &pieces) {
                 scalar.text = text
+                scalar.inserted = pieces
                 scalar.interpolated = scalar.raw.contains("${env:") || scalar.raw.contains("${file:")
                 node.content = .scalar(scalar)
             } else {
@@ -77,10 +79,12 @@ public struct Interpolator: Sendable {
 
     func expand(_ text: String, path: String, line: Int, issues: inout [ConfigIssue]) -> String? {
         var inserted = 0
-        return expand(text, path: path, line: line, issues: &issues, inserted: &inserted)
+        var pieces: [String] = []
+        return expand(text, path: path, line: line, issues: &issues, inserted: &inserted, pieces: &pieces)
     }
 
-    func expand(_ text: String, path: String, line: Int, issues: inout [ConfigIssue], inserted: inout Int) -> String? {
+    /// `pieces` receives every value a reference inserted.
+    func expand(_ text: String, path: String, line: Int, issues: inout [ConfigIssue], inserted: inout Int, pieces: inout [String]) -> String? {
         var output = ""
         var rest = Substring(text)
         var failed = false
@@ -114,6 +118,7 @@ public struct Interpolator: Sendable {
                 if let value = environment[name], !value.isEmpty {
                     guard insert(value.utf8.count, &inserted, path: path, line: line, issues: &issues) else { return nil }
                     output += value
+                    pieces.append(value)
                 } else if let fallback {
                     output += fallback
                 } else {
@@ -134,6 +139,7 @@ public struct Interpolator: Sendable {
                 var trimmed = Substring(content)
                 while let last = trimmed.last, last == "\n" || last == "\r" || last == "\r\n" { trimmed.removeLast() }
                 output += trimmed
+                pieces.append(String(trimmed))
             } else {
                 issues.append(ConfigIssue(path: path, line: line, message: "unknown reference '${\(ConfigText.escaped(reference))}' (use ${env:NAME}, ${env:NAME:-default} or ${file:PATH})"))
                 failed = true

@@ -63,7 +63,9 @@ public enum Application {
                 metrics: {
                     pipeline.sampleMetrics()
                     return MetricsSetup.render()
-                })
+                },
+                status: { pipeline.statusReport() },
+                tap: pipeline.tap)
             services.append(.init(service: HealthServer(host: address.host, port: address.port, endpoints: endpoints, logger: logger)))
         }
         services.append(.init(service: PipelineService(pipeline: pipeline), successTerminationBehavior: .gracefullyShutdownGroup))

@@ -103,7 +103,7 @@ struct Switchyard: AsyncParsableCommand {
         commandName: "switchyard",
         abstract: "A connector runtime: sources, targets and routes from one YAML document.",
         version: version,
-        subcommands: [Run.self, Validate.self, Graph.self, Connectors.self, Schema.self, CRD.self, OperatorCommand.self] + familyCommands
+        subcommands: [Run.self, Validate.self, Graph.self, Tap.self, Top.self, Connectors.self, Schema.self, CRD.self, OperatorCommand.self] + familyCommands
     )
 
     /// Commands that need a connector family compiled in.

@@ -22,6 +22,8 @@ public struct ConfigNode: Sendable {
         /// Whether a `${...}` reference could not be resolved (already reported): the decoder
         /// skips the value instead of reporting it a second time.
         public var unresolved = false
+        /// What `${env:...}` and `${file:...}` references inserted (never echoed).
+        public var inserted: [String] = []
 
         public init(text: String, raw: String? = nil, quoted: Bool = false, interpolated: Bool = false) {
             self.text = text

@@ -34,7 +34,7 @@ public final class Router: Sendable {
     struct SourcePlan: Sendable {
         var targets: [TargetRunner]
         var ordering: [Ordering]
-        var routes: [(filter: RouteFilter, mask: UInt64)]
+        var routes: [(filter: RouteFilter, mask: UInt64, name: String)]
         /// The mask when no route filters (every message goes to the same targets).
         var constantMask: UInt64?
     }
@@ -42,9 +42,12 @@ public final class Router: Sendable {
     let plans = Mutex<[String: SourcePlan]>([:])
     public let budget: ByteBudget
     public let stats: DeliveryStats
+    /// Live sampling (`switchyard tap`); idle unless a reader is attached.
+    public let tap: TapHub
     let logger: Logger
 
-    public init(budget: ByteBudget, logger: Logger) {
+    public init(budget: ByteBudget, logger: Logger, tap: TapHub = TapHub()) {
+        self.tap = tap
         self.budget = budget
         self.stats = DeliveryStats(budget: budget)
         self.logger = logger
@@ -57,7 +60,7 @@ public final class Router: Sendable {
         for source in sources {
             var targets: [TargetRunner] = []
             var ordering: [Ordering] = []
-            var entries: [(filter: RouteFilter, mask: UInt64)] = []
+            var entries: [(filter: RouteFilter, mask: UInt64, name: String)] = []
             for route in routes where route.from.contains(source) {
                 var mask: UInt64 = 0
                 for name in route.to {
@@ -73,7 +76,7 @@ public final class Router: Sendable {
                     }
                     mask |= 1 << UInt64(index)
                 }
-                entries.append((route.filter, mask))
+                entries.append((route.filter, mask, route.name))
             }
             var constant: UInt64?
             if entries.allSatisfy({ $0.filter.isEmpty }) {
@@ -119,11 +122,15 @@ public final class Router: Sendable {
         try await budget.acquire(bytes)
         metrics.messages.increment(by: count)
         metrics.bytes.increment(by: bytes)
+        metrics.tally.messages.add(count, ordering: .relaxed)
+        metrics.tally.bytes.add(bytes, ordering: .relaxed)
+        if tap.isActive { offerToTaps(batch.messages, source: source, plan: plan, skipped: skipped) }
         metrics.inflight.add(count, ordering: .relaxed)
         stats.submitted(messages: count, bytes: bytes)
 
         guard let plan, !plan.targets.isEmpty else {
             metrics.filtered.increment(by: count)
+            metrics.tally.tertiary.add(count, ordering: .relaxed)
             _ = ledger.register(shard: batch.shard, offsets: offsets, remaining: Array(repeating: 0, count: count), bytes: bytes)
             return
         }
@@ -149,7 +156,10 @@ public final class Router: Sendable {
             if mask == 0 { filtered += 1 }
         }
         let skippedCount = skipped?.reduce(0) { $0 + ($1 ? 1 : 0) } ?? 0
-        if filtered > skippedCount { metrics.filtered.increment(by: filtered - skippedCount) }
+        if filtered > skippedCount {
+            metrics.filtered.increment(by: filtered - skippedCount)
+            metrics.tally.tertiary.add(filtered - skippedCount, ordering: .relaxed)
+        }
         let handle = ledger.register(shard: batch.shard, offsets: offsets, remaining: remaining, bytes: bytes)
         for (index, runner) in plan.targets.enumerated() {
             let bit: UInt64 = 1 << UInt64(index)
@@ -168,12 +178,29 @@ public final class Router: Sendable {
     }
 }
 
+extension Router {
+    /// Hands a submitted batch to the taps at the source and at the routes it takes (only
+    /// called while some tap is attached).
+    func offerToTaps(_ messages: [Message], source: String, plan: SourcePlan?, skipped: [Bool]?) {
+        tap.offer(TapPoint(.source, source), messages)
+        guard let plan else { return }
+        for route in plan.routes where tap.isTapped(TapPoint(.route, route.name)) {
+            tap.offer(TapPoint(.route, route.name), messages) { index in
+                skipped?[index] != true && route.filter.matches(messages[index])
+            }
+        }
+    }
+}
+
 final class SourceMetrics: Sendable {
     let messages: Counter
     let bytes: Counter
     let filtered: Counter
     let acknowledged: Counter
     let provenance: ProvenanceMetrics
+    /// Readable totals for `/status`: messages and bytes submitted, acknowledged (secondary),
+    /// filtered (tertiary).
+    let tally = ConnectorTally()
     /// Submitted and not yet acknowledged to the source.
     let inflight = Atomic<Int>(0)
 
@@ -210,6 +237,10 @@ public final class SourceContext: Sendable {
 
     /// Messages submitted and not yet acknowledged to the source.
     public var inflightMessages: Int { metrics.inflight.load(ordering: .relaxed) }
+
+    /// Totals for `/status`: messages and bytes submitted, acknowledged (`secondary`), taken
+    /// by no route (`tertiary`), and the latest error.
+    public var tally: ConnectorTally { metrics.tally }
 
     /// Whether the source must stop fetching (shutdown, reload).
     public var isStopping: Bool { stopping.load(ordering: .acquiring) }
@@ -276,6 +307,7 @@ final class AckCounter: AcknowledgementReceiver {
 
     func acknowledge(shard: Int32, through offset: Int64, count: Int) {
         metrics.acknowledged.increment(by: count)
+        metrics.tally.secondary.add(count, ordering: .relaxed)
         metrics.inflight.subtract(count, ordering: .relaxed)
         source.acknowledge(shard: shard, through: offset, count: count)
     }

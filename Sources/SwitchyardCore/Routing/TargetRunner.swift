@@ -27,12 +27,18 @@ public final class TargetRunner: Sendable {
     let writtenBytes: Counter
     let batchSize: Recorder
     let writeTime: Metrics.Timer
+    /// Readable totals for `/status`: written, bytes, retried (`secondary`), dead-lettered
+    /// (`tertiary`), and the latest error.
+    public let tally = ConnectorTally()
+    /// Where written messages are offered to `switchyard tap` (target points).
+    let tap: TapHub?
 
     /// - Parameters:
     ///   - lanes: parallel writers; each keeps the order of what it is given.
     ///   - queueCapacity: messages each lane holds before producers wait.
-    public init(name: String, target: any Target, batching: BatchingPolicy, lanes: Int, queueCapacity: Int, settings: DeliverySettings, logger: Logger) {
+    public init(name: String, target: any Target, batching: BatchingPolicy, lanes: Int, queueCapacity: Int, settings: DeliverySettings, logger: Logger, tap: TapHub? = nil) {
         self.name = name
+        self.tap = tap
         self.target = target
         self.batching = batching
         self.settings = settings
@@ -114,6 +120,7 @@ public final class TargetRunner: Sendable {
                 break
             } catch {
                 let description = "\(error)"
+                tally.recordError("cannot connect: \(description)")
                 if description != logged {
                     logged = description
                     logger.error("target could not connect; retrying", metadata: ["target": "\(name)", "error": "\(description)"])
@@ -193,13 +200,19 @@ public final class TargetRunner: Sendable {
                 }
                 let writtenIndices = (0..<messages.count).filter { !failedAt.contains($0) }
                 confirm(writtenIndices, located, deliveries)
+                let bytes = writtenIndices.reduce(0) { $0 + messages[$1].value.count }
                 written.increment(by: writtenIndices.count)
-                writtenBytes.increment(by: writtenIndices.reduce(0) { $0 + messages[$1].value.count })
+                writtenBytes.increment(by: bytes)
+                tally.messages.add(writtenIndices.count, ordering: .relaxed)
+                tally.bytes.add(bytes, ordering: .relaxed)
+                if let tap, tap.isActive { tap.offer(TapPoint(.target, name), messages) { !failedAt.contains($0) } }
+                recordFailures(result.failures, messages: messages, deliveries: deliveries, located: located)
                 if !rejected.isEmpty {
                     await deadLetter(rejected.map { (messages[$0.index], located[$0.index], $0.error) }, deliveries)
                 }
                 if retry.isEmpty { return }
                 retried.increment(by: retry.count)
+                tally.secondary.add(retry.count, ordering: .relaxed)
                 messages = retry.map { messages[$0] }
                 refs = retry.map { located[$0] }
                 attemptsByMessage = retry.map { attemptsByMessage[$0] }
@@ -209,6 +222,7 @@ public final class TargetRunner: Sendable {
             } catch let error as ConnectorError where error.kind == .targetDown {
                 pause(error.message)
                 retried.increment(by: messages.count)
+                tally.secondary.add(messages.count, ordering: .relaxed)
                 do { try await Task.sleep(for: settings.retry.ceiling(attempt: attempt)) } catch { return }
                 attempt += 1
             } catch is CancellationError {
@@ -218,10 +232,27 @@ public final class TargetRunner: Sendable {
                     logger.warning("write failed; retrying with backoff", metadata: ["target": "\(name)", "error": "\(error)", "messages": "\(messages.count)"])
                 }
                 retried.increment(by: messages.count)
+                tally.secondary.add(messages.count, ordering: .relaxed)
+                tally.recordError("write failed: \(error)")
                 do { try await Task.sleep(for: settings.retry.delay(attempt: attempt)) } catch { return }
                 attempt += 1
             }
         }
+    }
+
+    /// Records the first failure of a write in the tally. A per-message error names the
+    /// message's position only: a server's error text may quote the message's contents, and
+    /// the status page shows none (the text is in the log and the dead-letter headers).
+    func recordFailures(_ failures: [(index: Int, error: ConnectorError)], messages: [Message], deliveries: [Delivery], located: [(delivery: Int, position: Int)]) {
+        guard let first = failures.first else { return }
+        if first.error.kind == .targetDown {
+            tally.recordError("target down: \(first.error.message)")
+            return
+        }
+        let message = messages[first.index]
+        let source = deliveries[located[first.index].delivery].handle.ledger.source
+        let more = failures.count > 1 ? " (and \(failures.count - 1) more in the batch)" : ""
+        tally.recordError("\(first.error.kind.rawValue) error writing the message from source \(source) partition \(message.partition) offset \(message.offset)\(more)")
     }
 
     static func locate(_ deliveries: [Delivery]) -> [(delivery: Int, position: Int)] {
@@ -237,6 +268,9 @@ public final class TargetRunner: Sendable {
         var bytes = 0
         for message in messages { bytes += message.value.count }
         writtenBytes.increment(by: bytes)
+        tally.messages.add(messages.count, ordering: .relaxed)
+        tally.bytes.add(bytes, ordering: .relaxed)
+        if let tap, tap.isActive { tap.offer(TapPoint(.target, name), messages) }
         if let refs {
             confirm(Array(0..<messages.count), refs, deliveries)
         } else {
@@ -271,6 +305,7 @@ public final class TargetRunner: Sendable {
             return status.paused != reason
         }
         if changed {
+            tally.recordError("paused: \(reason)")
             logger.error("target paused: its route holds until the target recovers", metadata: ["target": "\(name)", "reason": "\(reason)"])
         }
     }
@@ -283,11 +318,14 @@ public final class TargetRunner: Sendable {
             let first = failed[0]
             let delivery = deliveries[first.ref.delivery]
             let origin = "source \(delivery.handle.ledger.source) partition \(first.message.partition) offset \(first.message.offset)"
+            // The reason (shown by /readyz and /status) names the message by position; the
+            // server's error text, which may quote the message, goes to the log only.
             let reason = dlqRunner === self
-                ? "dead-letter target cannot write the message from \(origin): \(first.error.message)"
-                : "message from \(origin) cannot be written: \(first.error.message); no dead-letter target is configured, so the route stops"
+                ? "dead-letter target cannot write the message from \(origin) (\(first.error.kind.rawValue) error)"
+                : "message from \(origin) cannot be written (\(first.error.kind.rawValue) error); no dead-letter target is configured, so the route stops"
             status.withLock { $0.stopped = reason }
-            logger.critical("target stopped", metadata: ["target": "\(name)", "reason": "\(reason)"])
+            tally.recordError("stopped: \(reason)")
+            logger.critical("target stopped", metadata: ["target": "\(name)", "reason": "\(reason)", "error": "\(first.error.message)"])
             // Hold the lane: the messages stay unacknowledged until shutdown.
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(3600))
@@ -295,6 +333,7 @@ public final class TargetRunner: Sendable {
             return
         }
         deadLettered.increment(by: failed.count)
+        tally.tertiary.add(failed.count, ordering: .relaxed)
         for item in failed {
             let delivery = deliveries[item.ref.delivery]
             logger.warning("message dead-lettered", metadata: [

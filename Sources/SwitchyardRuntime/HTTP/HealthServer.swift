@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import SwitchyardCore
 
 /// What the HTTP endpoints show.
 public struct HealthEndpoints: Sendable {
@@ -11,10 +12,19 @@ public struct HealthEndpoints: Sendable {
     public var readiness: @Sendable () -> (ready: Bool, reasons: [String])
     /// Prometheus text exposition.
     public var metrics: @Sendable () -> [UInt8]
+    /// `/status` and the status page at `/`; nil: not served.
+    public var status: (@Sendable () -> StatusReport)?
+    /// `/tap`; nil: not served.
+    public var tap: TapHub?
 
-    public init(readiness: @escaping @Sendable () -> (ready: Bool, reasons: [String]), metrics: @escaping @Sendable () -> [UInt8]) {
+    public init(
+        readiness: @escaping @Sendable () -> (ready: Bool, reasons: [String]), metrics: @escaping @Sendable () -> [UInt8],
+        status: (@Sendable () -> StatusReport)? = nil, tap: TapHub? = nil
+    ) {
         self.readiness = readiness
         self.metrics = metrics
+        self.status = status
+        self.tap = tap
     }
 }
 
@@ -44,7 +54,8 @@ public struct HTTPLimits: Sendable {
     public init() {}
 }
 
-/// Serves `/livez`, `/readyz` and `/metrics` over HTTP/1.1. No endpoint shows configuration.
+/// Serves `/livez`, `/readyz`, `/metrics`, the status page at `/`, `/status` and `/tap` over
+/// HTTP/1.1. No endpoint shows configuration.
 ///
 /// Backpressure: a connection reads its next request only once the answers to the previous
 /// ones went into the socket (the channel is writable); answers to pipelined requests wait in
@@ -150,6 +161,7 @@ final class HealthPages: Sendable {
     let endpoints: HealthEndpoints
     let metricsInterval: Duration
     let rendered = Mutex<(at: ContinuousClock.Instant, body: ByteBuffer)?>(nil)
+    let reported = Mutex<(at: ContinuousClock.Instant, report: StatusReport)?>(nil)
 
     init(endpoints: HealthEndpoints, metricsInterval: Duration) {
         self.endpoints = endpoints
@@ -166,6 +178,19 @@ final class HealthPages: Sendable {
             let body = ByteBuffer(bytes: endpoints.metrics())
             cached = (now, body)
             return body
+        }
+    }
+
+    /// The status, computed at most once per metrics interval (so a page open in many
+    /// browsers costs what one does).
+    func status() -> StatusReport? {
+        guard let make = endpoints.status else { return nil }
+        return reported.withLock { cached in
+            let now = ContinuousClock.now
+            if let cached, now - cached.at < metricsInterval { return cached.report }
+            let report = make()
+            cached = (now, report)
+            return report
         }
     }
 }
@@ -224,6 +249,8 @@ final class HealthHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var closing = false
     var phase = Phase.idle
     var timer: Scheduled<Void>?
+    /// A `/tap` answer in progress: the connection serves nothing else until it ends.
+    var stream: TapStreamState?
 
     init(pages: HealthPages, limits: HTTPLimits) {
         self.pages = pages
@@ -243,6 +270,7 @@ final class HealthHandler: ChannelDuplexHandler, RemovableChannelHandler {
         timer?.cancel()
         timer = nil
         waiting.removeAll()
+        stopStreaming()
         context.fireChannelInactive()
     }
 
@@ -258,7 +286,9 @@ final class HealthHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
+        // While a tap streams, what the client sends is read (so that its leaving is seen)
+        // and ignored.
+        guard !closing, stream == nil else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             partial = true
@@ -292,7 +322,9 @@ final class HealthHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func read(context: ChannelHandlerContext) {
         if closing { return }
-        if !waiting.isEmpty || !context.channel.isWritable {
+        if stream != nil {
+            context.read()
+        } else if !waiting.isEmpty || !context.channel.isWritable {
             readHeld = true
         } else {
             context.read()
@@ -320,7 +352,24 @@ final class HealthHandler: ChannelDuplexHandler, RemovableChannelHandler {
             status = .methodNotAllowed
             body = ByteBuffer(string: "method not allowed\n")
         } else {
+            let query = Query(request.uri)
             switch path {
+            case "/" where pages.endpoints.status != nil:
+                let refresh = query["refresh"].flatMap { Int($0) }.map { min(max($0, 0), 3600) } ?? 2
+                body = ByteBuffer(string: StatusPage.render(pages.status()!, refreshSeconds: refresh))
+                contentType = "text/html; charset=utf-8"
+            case "/status" where pages.endpoints.status != nil:
+                body = ByteBuffer(bytes: pages.status()!.json)
+                contentType = "application/json"
+            case "/tap" where pages.endpoints.tap != nil && request.method == .GET:
+                switch TapStreamRequest.parse(query, hub: pages.endpoints.tap!) {
+                case .success(let started):
+                    startStreaming(context: context, request: request, stream: started)
+                    return
+                case .failure(let refusal):
+                    status = refusal.status
+                    body = ByteBuffer(string: refusal.message + "\n")
+                }
             case "/livez":
                 body = ByteBuffer(string: "ok\n")
             case "/readyz":
@@ -332,7 +381,7 @@ final class HealthHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 contentType = "text/plain; version=0.0.4; charset=utf-8"
             default:
                 status = .notFound
-                body = ByteBuffer(string: "not found; try /livez, /readyz or /metrics\n")
+                body = ByteBuffer(string: "not found; try /, /status, /livez, /readyz or /metrics\n")
             }
         }
         var headers = HTTPHeaders()
@@ -385,7 +434,7 @@ final class HealthHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func arm(context: ChannelHandlerContext) {
         timer?.cancel()
-        guard !closing else { return }
+        guard !closing, stream == nil else { return }
         let timeout: TimeAmount
         switch phase {
         case .idle: timeout = limits.idleTimeout

@@ -18,6 +18,8 @@ public final class Pipeline: Sendable {
         /// `run` returned by itself: the input is finished (a finite generator).
         let finished = Atomic<Bool>(false)
         let returned = Latch()
+        /// When the source was built: its counters read 0 then (rates on the status page).
+        let created = ContinuousClock.now
 
         init(entry: ConnectorEntry, source: any Source, context: SourceContext) {
             self.entry = entry
@@ -30,6 +32,7 @@ public final class Pipeline: Sendable {
         let entry: ConnectorEntry
         let runner: TargetRunner
         let done = Latch()
+        let created = ContinuousClock.now
 
         init(entry: ConnectorEntry, runner: TargetRunner) {
             self.entry = entry
@@ -65,6 +68,10 @@ public final class Pipeline: Sendable {
     let commands: AsyncStream<Command>
     let commandSink: AsyncStream<Command>.Continuation
     let reloads: (applied: Counter, rejected: Counter)
+    /// Live sampling for `switchyard tap` (`observability.tap`).
+    public let tap = TapHub()
+    let started = ContinuousClock.now
+    let rates = RateMeter()
 
     /// Builds every connector of `document`. Throws when a factory fails (the document was
     /// already validated, so this means a connector could not be created at all).
@@ -73,7 +80,7 @@ public final class Pipeline: Sendable {
         self.logger = logger
         let limit = document.delivery.memoryLimit ?? MemoryLimit.defaultBudget()
         budget = ByteBudget(limit: limit)
-        router = Router(budget: budget, logger: logger)
+        router = Router(budget: budget, logger: logger, tap: tap)
         settings = DeliverySettings(retry: document.delivery.retry, deadLetter: document.delivery.deadLetter)
         (commands, commandSink) = AsyncStream.makeStream(of: Command.self)
         reloads = (
@@ -93,6 +100,7 @@ public final class Pipeline: Sendable {
         let runners = targets.mapValues(\.runner)
         settings.setRunners(runners)
         router.install(routes: document.routes, runners: runners)
+        tap.configure(document.observability.tap, points: Self.tapPoints(document))
         state.withLock {
             $0.targets = targets
             $0.sources = sources
@@ -102,6 +110,12 @@ public final class Pipeline: Sendable {
             "targets": "\(document.targets.map(\.name).joined(separator: ","))",
             "memoryLimit": "\(Units.formatSize(limit))",
         ])
+    }
+
+    /// Every point a tap may attach to: each source, route and target of `document`.
+    static func tapPoints(_ document: ConnectorDocument) -> Set<TapPoint> {
+        Set(document.sources.map { TapPoint(.source, $0.name) } + document.routes.map { TapPoint(.route, $0.name) }
+            + document.targets.map { TapPoint(.target, $0.name) })
     }
 
     static func generation(of document: ConnectorDocument, previous: Int) -> Int {
@@ -120,7 +134,8 @@ public final class Pipeline: Sendable {
         let batching = document.batching(for: entry)
         let lanes = entry.common.int("parallelism") ?? 1
         let capacity = entry.common.int("queueCapacity") ?? max(4 * batching.maxMessages, 1024)
-        return TargetRunner(name: entry.name, target: target, batching: batching, lanes: lanes, queueCapacity: capacity, settings: settings, logger: targetLogger)
+        return TargetRunner(
+            name: entry.name, target: target, batching: batching, lanes: lanes, queueCapacity: capacity, settings: settings, logger: targetLogger, tap: tap)
     }
 
     func makeSource(_ entry: ConnectorEntry, _ document: ConnectorDocument) throws -> RunningSource {
@@ -182,6 +197,7 @@ public final class Pipeline: Sendable {
                 break
             } catch {
                 if running.context.isStopping { break }
+                running.context.tally.recordError("source failed and restarts: \(error)")
                 let delay = settings.retry.delay(attempt: attempt)
                 logger.error("source failed; restarting it", metadata: ["source": "\(running.entry.name)", "error": "\(error)", "retryIn": "\(delay)"])
                 try? await Task.sleep(for: delay)
@@ -241,6 +257,7 @@ public final class Pipeline: Sendable {
         closed = await withDeadline(closeDeadline) {
             for target in last { await target.done.wait() }
         } && closed
+        tap.closeAll()
         if !closed || !drained || !stopped { commandSink.yield(.cancelAll) }
         commandSink.yield(.end)
     }
@@ -294,6 +311,7 @@ public final class Pipeline: Sendable {
         settings.update(retry: document.delivery.retry, deadLetter: document.delivery.deadLetter)
         settings.setRunners(runners)
         router.install(routes: document.routes, runners: runners)
+        tap.configure(document.observability.tap, points: Self.tapPoints(document))
         for running in changedTargets {
             running.runner.flush()
             running.runner.closeQueues()
