@@ -1,5 +1,8 @@
 // swift-tools-version:6.1
 import PackageDescription
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // Connector families are selected at build time with package traits (SE-0450).
 // The executable is the composition root: only it imports the families.
@@ -170,3 +173,17 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The fuzzing driver (scripts/fuzz, docs/fuzzing.md) exists only when SWITCHYARD_FUZZ is set: it
+// links only with -sanitize=fuzzer, which provides its entry point.
+if getenv("SWITCHYARD_FUZZ") != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "SwitchyardFuzz",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardConfig", "SwitchyardRuntime", "BuiltinConnectors", "RedisConnector",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "fuzz/SwitchyardFuzz"))
+}

@@ -101,16 +101,7 @@ public final class HealthServer: Service {
                     return channel.close()
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                    decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-                    decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-                    decoderLimits.maxHeaderFieldCount = 100
-                    try sync.addHandler(RequestBytesHandler())
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: true,
-                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-                    try sync.addHandler(HealthHandler(pages: pages, limits: limits))
+                    try Self.configure(channel: channel, pages: pages, limits: limits)
                 }
             }
             .bind(host: host, port: port)
@@ -121,6 +112,23 @@ public final class HealthServer: Service {
         } onGracefulShutdown: {
             channel.close(promise: nil)
         }
+    }
+}
+
+extension HealthServer {
+    /// Sets up one accepted connection: the request decoder with its limits, then the handler.
+    /// (Also used by the fuzzing driver, on an embedded channel.)
+    static func configure(channel: any Channel, pages: HealthPages, limits: HTTPLimits) throws {
+        let sync = channel.pipeline.syncOperations
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldCount = 100
+        try sync.addHandler(RequestBytesHandler())
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: false, withErrorHandling: true,
+            withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+        try sync.addHandler(HealthHandler(pages: pages, limits: limits))
     }
 }
 
