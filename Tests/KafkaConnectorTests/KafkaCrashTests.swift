@@ -29,7 +29,7 @@ struct KafkaCrashTests {
                     options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
               targets:
                 - name: out
-                  file: {path: "\(output)", fsync: false, delay: 20ms}
+                  file: {path: "\(output)", fsync: false, delay: 50ms}
                   batching: {maxMessages: 100, maxBytes: 1MiB, maxDelay: 5ms}
               routes:
                 - from: [in]
