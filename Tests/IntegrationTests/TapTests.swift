@@ -59,7 +59,7 @@ struct TapTests {
         reader.arguments = ["tap", "--url", "http://127.0.0.1:\(port)", "--at", "target:out", "--format", "json", "--duration", "12s"]
         let output = Pipe()
         let errors = directory.appendingPathComponent("tap.err")
-        FileManager.default.createFile(atPath: errors.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
         reader.standardOutput = output
         reader.standardError = try FileHandle(forWritingTo: errors)
         try reader.run()
