@@ -31,31 +31,15 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_run import metric_sum as metric, scrape  # noqa: E402  (one scraper for every benchmark)
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def scrape(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as answer:
-            return answer.read().decode()
-    except OSError:
-        return None
-
-
-def metric(text, name):
-    if text is None:
-        return None
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and line[len(name)] in " {":
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 SESSION_TIMEOUT_MS = 3000
