@@ -182,6 +182,7 @@ if getenv("SWITCHYARD_FUZZ") != nil {
             name: "SwitchyardFuzz",
             dependencies: [
                 "SwitchyardCore", "SwitchyardConfig", "SwitchyardRuntime", "BuiltinConnectors", "RedisConnector",
+                "RabbitMQConnector", "CRabbitMQ", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

@@ -228,4 +228,49 @@ struct RabbitMQBrokerTests {
             #expect(!error.message.contains("hunter2"))
         }
     }
+
+    /// AMQP short strings hold 255 bytes. A message whose routing key, property or header name
+    /// does not fit fails alone with its reason (to the dead-letter target) and the rest of the
+    /// batch is published; a forwarded property header too long for the property travels as a
+    /// table header. Before, such a message was encoded anyway and broke the batch.
+    @Test func aMessageAMQPCannotCarryFailsAloneAndTheRestArrive() async throws {
+        let queue = TestBed.uniqueName("shortstr")
+        let admin = try Admin()
+        try admin.declare(queue)
+        defer { admin.delete(queue) }
+        let target = try makeTarget(.object([
+            ("url", .quoted(try TestBed.amqpURL())), ("routingKey", .quoted("{{ headers.route }}")),
+            ("properties", .object([("messageId", .quoted("{{ headers.id }}"))])),
+        ]))
+        try await target.open()
+        let long = String(repeating: "x", count: 300)
+        func message(_ n: Int, route: String = queue, id: String = "id", extra: [Header] = []) -> Message {
+            Message(value: Array("m\(n)".utf8), headers: [Header("route", route), Header("id", id)] + extra, channel: "in", offset: Int64(n))
+        }
+        let result = try await target.write([
+            message(0),
+            message(1, route: long),
+            message(2, extra: [Header("amqp-content-type", long)]),
+            message(3, id: long),
+            message(4, extra: [Header(long, "v")]),
+        ])
+        await target.close()
+        let failures = result.failures.map { "\($0.index): \($0.error)" }
+        #expect(result.failures.map(\.index) == [1, 3, 4], "\(failures)")
+        #expect(result.failures.allSatisfy { $0.error.kind == .permanent })
+        #expect(failures.first?.contains("routing key template '{{ headers.route }}' renders 300 bytes") == true, "\(failures)")
+        #expect(failures.dropFirst().first?.contains("properties.messageId renders 300 bytes") == true, "\(failures)")
+        #expect(failures.last?.contains("header name of 300 bytes") == true, "\(failures)")
+
+        let source = try makeSource(try sourceOptions(queue))
+        let received = RecordingTarget()
+        let pipeline = PipelineHarness(source: source, targets: [("out", received)], to: ["out"])
+        await eventually("both publishable messages arrived") { received.written.count >= 2 }
+        await eventually("the ledger released every message") { !pipeline.context.ledger.hasPending }
+        await pipeline.shutdown()
+        #expect(received.written.map(\.value) == [Array("m0".utf8), Array("m2".utf8)])
+        let carried = try #require(received.written.last)
+        #expect(carried.headerText("amqp-content-type") == long, "the long header arrived as a table header")
+        #expect(try admin.messageCount(queue) == 0)
+    }
 }

@@ -19,6 +19,7 @@ let targets: [String: @Sendable ([UInt8]) -> Void] = [
     "template": TemplateTarget.run,
     "redis-reply": RedisReplyTarget.run,
     "http-request": HTTPRequestTarget.run,
+    "amqp-properties": AMQPPropertiesTarget.run,
 ]
 
 nonisolated(unsafe) var selected: (@Sendable ([UInt8]) -> Void)?

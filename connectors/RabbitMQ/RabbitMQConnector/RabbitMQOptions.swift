@@ -1,3 +1,4 @@
+import CRabbitMQ
 import SwitchyardCore
 
 /// The options shared by the `rabbitmq` source and target, and their reading.
@@ -109,6 +110,14 @@ enum RabbitMQOptions {
             return (key, .string(Array(scalar.text.utf8)))
         }
     }
+
+    /// The target's `properties` fields and the AMQP property each one sets.
+    static let propertyFields: [(String, Int32)] = [
+        ("contentType", AMQP_BASIC_CONTENT_TYPE_FLAG), ("contentEncoding", AMQP_BASIC_CONTENT_ENCODING_FLAG),
+        ("messageId", AMQP_BASIC_MESSAGE_ID_FLAG), ("correlationId", AMQP_BASIC_CORRELATION_ID_FLAG),
+        ("type", AMQP_BASIC_TYPE_FLAG), ("appId", AMQP_BASIC_APP_ID_FLAG),
+        ("replyTo", AMQP_BASIC_REPLY_TO_FLAG), ("expiration", AMQP_BASIC_EXPIRATION_FLAG),
+    ]
 
     static func connectionSettings(_ options: OptionValues, name: String) throws -> AMQPConnectionSettings {
         let url: AMQPURL

@@ -431,7 +431,9 @@ final class RabbitMQSource: Source {
         var timestamp = currentMillis()
         if flags & amqp_flags_t(AMQP_BASIC_TIMESTAMP_FLAG) != 0 {
             headers.append(Header(HeaderName.timestamp, String(properties.timestamp)))
-            timestamp = Int64(clamping: properties.timestamp) &* 1000
+            // Seconds; one too large to be a time in milliseconds keeps the receive time.
+            let (millis, overflow) = Int64(clamping: properties.timestamp).multipliedReportingOverflow(by: 1000)
+            if !overflow { timestamp = millis }
         }
         add(AMQP_BASIC_TYPE_FLAG, HeaderName.type, properties.type)
         add(AMQP_BASIC_USER_ID_FLAG, HeaderName.userID, properties.user_id)

@@ -98,13 +98,7 @@ final class RabbitMQTarget: Target {
         }
         var properties: [(Int32, Template)] = []
         if let object = options.object("properties") {
-            let flags: [(String, Int32)] = [
-                ("contentType", AMQP_BASIC_CONTENT_TYPE_FLAG), ("contentEncoding", AMQP_BASIC_CONTENT_ENCODING_FLAG),
-                ("messageId", AMQP_BASIC_MESSAGE_ID_FLAG), ("correlationId", AMQP_BASIC_CORRELATION_ID_FLAG),
-                ("type", AMQP_BASIC_TYPE_FLAG), ("appId", AMQP_BASIC_APP_ID_FLAG),
-                ("replyTo", AMQP_BASIC_REPLY_TO_FLAG), ("expiration", AMQP_BASIC_EXPIRATION_FLAG),
-            ]
-            for (field, flag) in flags {
+            for (field, flag) in RabbitMQOptions.propertyFields {
                 if let template = object.template(field) { properties.append((flag, template)) }
             }
         }
@@ -131,16 +125,33 @@ final class RabbitMQTarget: Target {
     }
 
     func write(_ messages: [Message]) async throws -> WriteResult {
-        let outgoing = messages.map(render)
+        // A message that AMQP cannot carry fails alone (dead-lettered); the rest are published.
+        var outgoing: [Outgoing] = []
+        var indices: [Int] = []
+        var refused: [(index: Int, error: ConnectorError)] = []
+        outgoing.reserveCapacity(messages.count)
+        for (index, message) in messages.enumerated() {
+            switch render(message) {
+            case .success(let rendered):
+                outgoing.append(rendered)
+                indices.append(index)
+            case .failure(let error):
+                refused.append((index, error))
+            }
+        }
+        if outgoing.isEmpty { return WriteResult(failures: refused) }
         let publisher = self.publisher
+        let published: WriteResult
         do {
-            let result = try await io.run { () throws -> WriteResult in try publisher.publish(outgoing) }
+            published = try await io.run { [outgoing] () throws -> WriteResult in try publisher.publish(outgoing) }
             report(nil)
-            return result
         } catch {
             report(error)
             throw error
         }
+        if refused.isEmpty { return published }
+        let failures = refused + published.failures.map { (index: indices[$0.index], error: $0.error) }
+        return WriteResult(failures: failures.sorted { $0.index < $1.index })
     }
 
     func close() async {
@@ -184,20 +195,30 @@ final class RabbitMQTarget: Target {
         RabbitMQSource.HeaderName.timestamp, RabbitMQSource.HeaderName.priority, sequenceHeader,
     ]
 
-    func render(_ message: Message) -> Outgoing {
+    /// AMQP short strings (property values, table field names, the routing key) hold at most 255 bytes.
+    static let shortStringLimit = 255
+
+    /// The message as it will be published, or why AMQP cannot carry it. A forwarded property
+    /// header that does not fit a property, or repeats one, travels as a table header instead.
+    func render(_ message: Message) -> Result<Outgoing, ConnectorError> {
         var properties: [(Int32, [UInt8])] = []
         var headers: [(String, AMQPFieldValue)] = []
         var priority: UInt8?
         for (flag, template) in propertyTemplates {
             let value = template.render(message)
+            if value.count > Self.shortStringLimit {
+                let field = RabbitMQOptions.propertyFields.first { $0.1 == flag }?.0 ?? "a property"
+                return .failure(.permanent("properties.\(field) renders \(value.count) bytes (AMQP allows \(Self.shortStringLimit))"))
+            }
             if !value.isEmpty { properties.append((flag, value)) }
         }
         if forwardHeaders {
             for header in message.headers {
-                if let mapped = Self.forwardedProperties.first(where: { $0.0 == header.name }) {
-                    if !properties.contains(where: { $0.0 == mapped.1 }) { properties.append((mapped.1, header.value)) }
+                if let mapped = Self.forwardedProperties.first(where: { $0.0 == header.name }),
+                   header.value.count <= Self.shortStringLimit, !properties.contains(where: { $0.0 == mapped.1 }) {
+                    properties.append((mapped.1, header.value))
                 } else if header.name == RabbitMQSource.HeaderName.priority {
-                    priority = UInt8(String(decoding: header.value, as: UTF8.self))
+                    priority = priority ?? UInt8(String(decoding: header.value, as: UTF8.self))
                 } else if !Self.droppedHeaders.contains(header.name) {
                     headers.append((header.name, .string(header.value)))
                 }
@@ -211,8 +232,17 @@ final class RabbitMQTarget: Target {
             headers.removeAll { $0.0 == name }
             headers.append((name, .string(template.render(message))))
         }
+        if let long = headers.first(where: { $0.0.utf8.count > Self.shortStringLimit }) {
+            return .failure(.permanent("a header name of \(long.0.utf8.count) bytes (AMQP allows \(Self.shortStringLimit)): '\(long.0.prefix(40))...'"))
+        }
+        let routing = routingKey.render(message)
+        if routing.count > Self.shortStringLimit {
+            return .failure(.permanent("the routing key template '\(routingKey.source)' renders \(routing.count) bytes (AMQP allows \(Self.shortStringLimit))"))
+        }
         let timestamp: UInt64? = message.timestamp > 0 ? UInt64(message.timestamp / 1000) : nil
-        return Outgoing(routingKey: routingKey.render(message), body: value.map { $0.render(message) } ?? message.value, properties: properties, priority: priority, timestamp: timestamp, headers: headers)
+        return .success(Outgoing(
+            routingKey: routing, body: value.map { $0.render(message) } ?? message.value, properties: properties,
+            priority: priority, timestamp: timestamp, headers: headers))
     }
 }
 
@@ -289,39 +319,7 @@ final class Publisher: @unchecked Sendable {
         for message in batch {
             var arena = CArena()
             defer { arena.free() }
-            var properties = amqp_basic_properties_t()
-            var flags: Int32 = AMQP_BASIC_DELIVERY_MODE_FLAG
-            properties.delivery_mode = persistent ? 2 : 1
-            for (flag, value) in message.properties {
-                flags |= flag
-                let bytes = arena.bytes(value)
-                switch flag {
-                case AMQP_BASIC_CONTENT_TYPE_FLAG: properties.content_type = bytes
-                case AMQP_BASIC_CONTENT_ENCODING_FLAG: properties.content_encoding = bytes
-                case AMQP_BASIC_MESSAGE_ID_FLAG: properties.message_id = bytes
-                case AMQP_BASIC_CORRELATION_ID_FLAG: properties.correlation_id = bytes
-                case AMQP_BASIC_TYPE_FLAG: properties.type = bytes
-                case AMQP_BASIC_APP_ID_FLAG: properties.app_id = bytes
-                case AMQP_BASIC_REPLY_TO_FLAG: properties.reply_to = bytes
-                case AMQP_BASIC_EXPIRATION_FLAG: properties.expiration = bytes
-                default: break
-                }
-            }
-            if let priority = message.priority {
-                flags |= AMQP_BASIC_PRIORITY_FLAG
-                properties.priority = priority
-            }
-            if let timestamp = message.timestamp {
-                flags |= AMQP_BASIC_TIMESTAMP_FLAG
-                properties.timestamp = timestamp
-            }
-            var headers = message.headers
-            if mandatory { headers.append((RabbitMQTarget.sequenceHeader, .int(Int64(nextSequence)))) }
-            if !headers.isEmpty {
-                flags |= AMQP_BASIC_HEADERS_FLAG
-                properties.headers = arena.table(headers)
-            }
-            properties._flags = amqp_flags_t(flags)
+            var properties = Self.properties(message, persistent: persistent, sequence: mandatory ? nextSequence : nil, arena: &arena)
             let exchangeField = arena.bytes(exchangeBytes)
             let keyField = arena.bytes(message.routingKey)
             let status = message.body.withUnsafeBytes { body in
@@ -334,6 +332,45 @@ final class Publisher: @unchecked Sendable {
             nextSequence += 1
         }
         return try awaitConfirms(connection, first: first, count: batch.count, batch: batch)
+    }
+
+    /// The AMQP basic properties of one outgoing message, their memory in `arena`; `sequence`
+    /// (with `mandatory`) goes into the sequence header that matches returns to messages.
+    static func properties(_ message: RabbitMQTarget.Outgoing, persistent: Bool, sequence: UInt64?, arena: inout CArena) -> amqp_basic_properties_t {
+        var properties = amqp_basic_properties_t()
+        var flags: Int32 = AMQP_BASIC_DELIVERY_MODE_FLAG
+        properties.delivery_mode = persistent ? 2 : 1
+        for (flag, value) in message.properties {
+            flags |= flag
+            let bytes = arena.bytes(value)
+            switch flag {
+            case AMQP_BASIC_CONTENT_TYPE_FLAG: properties.content_type = bytes
+            case AMQP_BASIC_CONTENT_ENCODING_FLAG: properties.content_encoding = bytes
+            case AMQP_BASIC_MESSAGE_ID_FLAG: properties.message_id = bytes
+            case AMQP_BASIC_CORRELATION_ID_FLAG: properties.correlation_id = bytes
+            case AMQP_BASIC_TYPE_FLAG: properties.type = bytes
+            case AMQP_BASIC_APP_ID_FLAG: properties.app_id = bytes
+            case AMQP_BASIC_REPLY_TO_FLAG: properties.reply_to = bytes
+            case AMQP_BASIC_EXPIRATION_FLAG: properties.expiration = bytes
+            default: break
+            }
+        }
+        if let priority = message.priority {
+            flags |= AMQP_BASIC_PRIORITY_FLAG
+            properties.priority = priority
+        }
+        if let timestamp = message.timestamp {
+            flags |= AMQP_BASIC_TIMESTAMP_FLAG
+            properties.timestamp = timestamp
+        }
+        var headers = message.headers
+        if let sequence { headers.append((RabbitMQTarget.sequenceHeader, .int(Int64(sequence)))) }
+        if !headers.isEmpty {
+            flags |= AMQP_BASIC_HEADERS_FLAG
+            properties.headers = arena.table(headers)
+        }
+        properties._flags = amqp_flags_t(flags)
+        return properties
     }
 
     func awaitConfirms(_ connection: AMQPConnection, first: UInt64, count: Int, batch: [RabbitMQTarget.Outgoing]) throws -> WriteResult {
