@@ -121,9 +121,11 @@ let package = Package(
             ],
             path: "connectors/Link/LinkConnector"
         ),
+        .target(name: "CSwitchyardMalloc"),
         .executableTarget(
             name: "switchyard",
             dependencies: [
+                "CSwitchyardMalloc",
                 "SwitchyardCore",
                 "SwitchyardConfig",
                 "SwitchyardRuntime",
@@ -157,12 +159,13 @@ let package = Package(
             dependencies: [
                 "SwitchyardOperator", "SwitchyardConfig", "SwitchyardCore", "SwitchyardRuntime", "BuiltinConnectors", "KafkaConnector", "RabbitMQConnector",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "KafkaConnectorTests", dependencies: ["KafkaConnector", "SwitchyardCore", "CRdKafka", "TestBedSupport"]),
+        .testTarget(name: "KafkaConnectorTests", dependencies: ["KafkaConnector", "SwitchyardCore", "CRdKafka", "TestBedSupport", "SwitchyardOperator"]),
         // Test-bed helpers shared by test modules (a plain target: test targets cannot import each other).
         .target(name: "TestBedSupport", path: "Tests/TestBedSupport"),
         .testTarget(name: "RabbitMQConnectorTests", dependencies: ["RabbitMQConnector", "SwitchyardCore", "CRabbitMQ", "TestBedSupport"]),

@@ -67,6 +67,7 @@ public struct CRDGenerator: Sendable {
                 column("State", "string", ".spec.state", "running, paused or stopped"),
                 column("Ready", "string", ".status.conditions[?(@.type==\"Ready\")].status", "whether every pod is ready"),
                 column("Replicas", "integer", ".status.readyReplicas", "ready pods"),
+                column("Idle", "integer", ".status.idleReplicas", "pods that hold no share of the work"),
                 column("Age", "date", ".metadata.creationTimestamp", nil),
             ]),
             "schema": .object(["openAPIV3Schema": openAPIV3Schema()]),
@@ -170,6 +171,7 @@ public struct CRDGenerator: Sendable {
             "runningGeneration": integer("the generation of the spec the running pods execute (older than observedGeneration while a change rolls out, or when a change was invalid)", format: "int64"),
             "replicas": integer("pods of the connector's Deployment", format: "int32"),
             "readyReplicas": integer("pods that are ready (every source and target connected)", format: "int32"),
+            "idleReplicas": integer("running pods that hold no share of the work (every source a group member without a partition: more pods than partitions), as their /status says; counted while the Connector has more than one pod", format: "int32"),
             "selector": string("label selector of the pods, for the scale subresource"),
             "conditions": .object([
                 "type": .string("array"),

@@ -27,9 +27,18 @@ public final class ConnectorReconciler: Sendable {
     let kedaDiscovery = Mutex<(served: Bool, asked: ContinuousClock.Instant?)>((false, nil))
 
     let events: EventRecorder
+    /// Reads the pods' `/status` to count idle members.
+    let members: MemberProbe
+    /// Connectors (namespace/name) that had more than one pod at their last reconcile: the
+    /// controller reconciles them every `memberInterval` to keep `status.idleReplicas` current.
+    let multiPod = Mutex<Set<String>>([])
 
-    public init(client: KubeClient, renderer: ConnectorRenderer, logger: Logger, instance: String = ProcessInfo.processInfo.hostName) {
+    public init(
+        client: KubeClient, renderer: ConnectorRenderer, logger: Logger, instance: String = ProcessInfo.processInfo.hostName,
+        members: MemberProbe = MemberProbe()
+    ) {
         self.client = client
+        self.members = members
         self.renderer = renderer
         self.logger = logger
         self.events = EventRecorder(client: client, logger: logger, instance: instance)
@@ -97,9 +106,24 @@ public final class ConnectorReconciler: Sendable {
             }
         }
         try await applyScaler(rendered, namespace: namespace, name: name, uid: uid)
+        let idle = try await idleMembers(rendered, deployment: deployment, namespace: namespace, name: name)
         return Self.status(
             previous: previous, generation: generation, valid: (true, "Valid", "the document passed validation"),
-            state: rendered.state, deployment: deployment, desiredReplicas: rendered.desiredReplicas, selector: rendered.selector)
+            state: rendered.state, deployment: deployment, desiredReplicas: rendered.desiredReplicas, selector: rendered.selector,
+            idle: idle)
+    }
+
+    /// The running pods that hold no share of the work, while the Connector runs more than one
+    /// pod (one pod always holds every partition); nil otherwise.
+    func idleMembers(_ rendered: RenderedConnector, deployment: JSON?, namespace: String, name: String) async throws -> MemberProbe.Count? {
+        let pods = deployment?[path: ["status", "replicas"]]?.int ?? 0
+        let several = rendered.state == "running" && max(pods, rendered.desiredReplicas) > 1
+        multiPod.withLock { keys in
+            if several { keys.insert("\(namespace)/\(name)") } else { keys.remove("\(namespace)/\(name)") }
+        }
+        guard several else { return nil }
+        let list = try await client.list(.pod, namespace: namespace, labelSelector: rendered.selector)
+        return await members.count(pods: list)
     }
 
     // MARK: Owned objects
@@ -235,7 +259,8 @@ public final class ConnectorReconciler: Sendable {
 
     /// The status the Connector should show now.
     static func status(
-        previous: JSON, generation: Int, valid: (Bool, String, String), state: String, deployment: JSON?, desiredReplicas: Int, selector: String?
+        previous: JSON, generation: Int, valid: (Bool, String, String), state: String, deployment: JSON?, desiredReplicas: Int, selector: String?,
+        idle: MemberProbe.Count? = nil
     ) -> JSON {
         let replicas = deployment?[path: ["status", "replicas"]]?.int ?? 0
         let ready = deployment?[path: ["status", "readyReplicas"]]?.int ?? 0
@@ -260,7 +285,7 @@ public final class ConnectorReconciler: Sendable {
             if desiredReplicas == 0 {
                 readyCondition = (false, "ScaledToZero", "spec.deployment.replicas is 0")
             } else if ready >= desiredReplicas {
-                readyCondition = (true, "PodsReady", "\(ready) of \(desiredReplicas) pods ready")
+                readyCondition = (true, "PodsReady", "\(ready) of \(desiredReplicas) pods ready\(Self.idleText(idle))")
             } else {
                 readyCondition = (false, "PodsNotReady", "\(ready) of \(desiredReplicas) pods ready")
             }
@@ -284,12 +309,26 @@ public final class ConnectorReconciler: Sendable {
             "conditions": [condition("Valid", valid), condition("Ready", readyCondition), condition("Progressing", progressing)],
         ]
         if let selector { status["selector"] = .string(selector) }
+        if let idle { status["idleReplicas"] = .int(idle.idle) }
         if rolledOut, let running = deployment?[path: ["metadata", "annotations", OperatorLabels.documentGeneration]]?.string.flatMap({ Int($0) }) {
             status["runningGeneration"] = .int(running)
         } else if let running = previous["runningGeneration"] {
             status["runningGeneration"] = running
         }
         return status
+    }
+
+    /// "; 1 idle: ..." for the Ready condition's message, when pods are idle or did not answer.
+    static func idleText(_ idle: MemberProbe.Count?) -> String {
+        guard let idle else { return "" }
+        var text = ""
+        if idle.idle > 0 {
+            text += "; \(idle.idle) idle: \(idle.idle == 1 ? "it holds" : "they hold") no partition (more pods than the source topics have partitions)"
+        }
+        if idle.answered < idle.running {
+            text += "; \(idle.running - idle.answered) of \(idle.running) running pods did not answer /status"
+        }
+        return text
     }
 
     static func rfc3339(_ date: Date) -> String {

@@ -64,6 +64,7 @@ public struct ResourceType: Sendable, Hashable {
     public static let configMap = ResourceType(group: "", version: "v1", plural: "configmaps", kind: "ConfigMap")
     public static let service = ResourceType(group: "", version: "v1", plural: "services", kind: "Service")
     public static let deployment = ResourceType(group: "apps", version: "v1", plural: "deployments", kind: "Deployment")
+    public static let pod = ResourceType(group: "", version: "v1", plural: "pods", kind: "Pod")
     public static let podDisruptionBudget = ResourceType(group: "policy", version: "v1", plural: "poddisruptionbudgets", kind: "PodDisruptionBudget")
     public static let horizontalPodAutoscaler = ResourceType(group: "autoscaling", version: "v2", plural: "horizontalpodautoscalers", kind: "HorizontalPodAutoscaler")
     public static let scaledObject = ResourceType(group: "keda.sh", version: "v1alpha1", plural: "scaledobjects", kind: "ScaledObject")

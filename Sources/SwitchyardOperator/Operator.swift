@@ -14,6 +14,8 @@ public struct OperatorSettings: Sendable {
     public var workers = 2
     /// Every Connector is reconciled again this often, even without an event.
     public var resyncInterval: Duration = .seconds(300)
+    /// A Connector with more than one pod is reconciled this often, to count its idle pods.
+    public var memberInterval: Duration = .seconds(30)
     /// A failed reconcile is retried after this, doubling up to `maxRequeue`.
     public var initialRequeue: Duration = .milliseconds(250)
     public var maxRequeue: Duration = .seconds(60)
@@ -81,6 +83,14 @@ public final class ConnectorController: Sendable {
                         try? await Task.sleep(for: self.settings.resyncInterval)
                         if Task.isCancelled { break }
                         for key in self.known.withLock({ $0 }) { await queue.add(key) }
+                    }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: self.settings.memberInterval)
+                        if Task.isCancelled { break }
+                        let known = self.known.withLock { $0 }
+                        for key in self.reconciler.multiPod.withLock({ $0 }) where known.contains(key) { await queue.add(key) }
                     }
                 }
                 await group.waitForAll()

@@ -69,25 +69,6 @@ func environment() -> [String: String] {
     return result
 }
 
-/// glibc gives each thread that allocates its own arena (up to 8 per core), and memory freed
-/// into one arena is not reused by threads of another. Messages are allocated on source
-/// threads and freed on target threads, so by default resident memory can reach several times
-/// the byte budget. One arena keeps it close to the budget (docs/benchmarks.md has the measurements).
-/// `MALLOC_ARENA_MAX` in the environment takes precedence.
-func limitMallocArenas() {
-    #if os(Linux)
-    let arenaMax: Int32 = -8  // M_ARENA_MAX in <malloc.h>, which the Glibc module does not export
-    if getenv("MALLOC_ARENA_MAX") == nil {
-        _ = glibcMallopt(arenaMax, 1)
-    }
-    #endif
-}
-
-#if os(Linux)
-@_silgen_name("mallopt")
-func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-#endif
-
 func printError(_ text: String) {
     var line = text
     if !line.hasSuffix("\n") { line += "\n" }
@@ -124,7 +105,6 @@ struct Run: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
-        limitMallocArenas()
         let code = await Application.run(configPath: config, registry: Families.registry(), environment: environment())
         if code != 0 { throw ExitCode(code) }
     }

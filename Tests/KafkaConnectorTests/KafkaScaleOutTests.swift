@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SwitchyardOperator
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -122,5 +123,17 @@ struct KafkaScaleOutTests {
         }
         #expect(settled, "\(replicas.map(readyz))")
         #expect(replicas.map(readyz).allSatisfy { $0.hasPrefix("ready\n") })
+
+        // What the operator reads for status.idleReplicas: each pod's /status, as pods of a
+        // Deployment on this host would be found.
+        let pods: JSON = .object(["items": .array(replicas.map { replica in
+            [
+                "metadata": ["name": .string("orders-\(replica.port)")],
+                "spec": ["containers": [["name": "connector", "ports": [["name": "http", "containerPort": .int(replica.port)]]]]],
+                "status": ["phase": "Running", "podIP": "127.0.0.1"],
+            ]
+        })])
+        let count = await MemberProbe().count(pods: pods)
+        #expect(count == MemberProbe.Count(running: 2, answered: 2, idle: 1), "\(count)")
     }
 }

@@ -39,6 +39,7 @@ final class FakeKubernetes: Sendable {
         "/configmaps": Kind(apiVersion: "v1", kind: "ConfigMap", hasStatus: false, hasGeneration: false),
         "/services": Kind(apiVersion: "v1", kind: "Service", hasStatus: true, hasGeneration: false),
         "/events": Kind(apiVersion: "v1", kind: "Event", hasStatus: false, hasGeneration: false),
+        "/pods": Kind(apiVersion: "v1", kind: "Pod", hasStatus: true, hasGeneration: false),
         "coordination.k8s.io/leases": Kind(apiVersion: "coordination.k8s.io/v1", kind: "Lease", hasStatus: false, hasGeneration: false),
         "autoscaling/horizontalpodautoscalers": Kind(apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", hasStatus: true, hasGeneration: true),
         "keda.sh/scaledobjects": Kind(apiVersion: "keda.sh/v1alpha1", kind: "ScaledObject", hasStatus: true, hasGeneration: true),
@@ -220,6 +221,16 @@ final class FakeKubernetes: Sendable {
 
     /// What the Deployment controller and the kubelet would do: every Deployment is observed,
     /// its pods updated and ready (or only `ready` of them).
+    /// Writes an object's status as its controller would (the status subresource).
+    func setStatus(_ type: ResourceType, _ namespace: String, _ name: String, _ status: JSON) {
+        state.withLock { state in
+            let key = Key(resource: Self.resource(type), namespace: namespace, name: name)
+            guard var object = state.objects[key] else { return }
+            object["status"] = status
+            _ = replace(&state, key: key, body: object, status: true)
+        }
+    }
+
     func rollOutDeployments(ready: Int? = nil) {
         state.withLock { state in
             for (key, object) in state.objects where key.resource == "apps/deployments" {

@@ -30,6 +30,10 @@ public protocol Source: AcknowledgementReceiver {
     /// Facts `/readyz` shows without making the process unready (a group member that holds no
     /// partition, for example).
     var notes: [String] { get }
+    /// Whether this source is a member of a work-sharing group that holds no share of the work
+    /// (a Kafka consumer that holds no partition: the group has more members than partitions).
+    /// `/status` shows it; the operator counts pods whose every source is idle.
+    var idle: Bool { get }
 }
 
 extension Source {
@@ -37,6 +41,7 @@ extension Source {
     public var health: ConnectorHealth { .up }
     public var backlog: Int? { nil }
     public var notes: [String] { [] }
+    public var idle: Bool { false }
 }
 
 /// The per-message result of a target write that did not fully succeed.

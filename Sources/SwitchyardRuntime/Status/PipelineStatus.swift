@@ -44,7 +44,7 @@ extension Pipeline {
                 ratePerSecond: rates.rate(ObjectIdentifier(tally), count: count, since: running.created, now: now),
                 inflight: inflight, backlog: backlog, lag: inflight + (backlog ?? 0),
                 oldestUnackedSeconds: context.ledger.oldestPendingAge.seconds,
-                notes: running.source.notes.map(scrub.callAsFunction), lastError: lastError(tally)))
+                notes: running.source.notes.map(scrub.callAsFunction), idle: running.source.idle, lastError: lastError(tally)))
         }
 
         var targetReports: [StatusReport.Target] = []

@@ -45,6 +45,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var lag: Int
         public var oldestUnackedSeconds: Double
         public var notes: [String]
+        /// A group member that holds no share of the work (a Kafka consumer with no partition).
+        public var idle: Bool
         public var lastError: LastError?
     }
 

@@ -127,8 +127,10 @@ final class KafkaSource: Source {
 
     /// A member that joined and holds no partition works on nothing: the group has more members
     /// than the topics have partitions (docs/scaling.md).
+    var idle: Bool { health == .up && ownership.withLock { $0.partitionOf.isEmpty } }
+
     var notes: [String] {
-        guard health == .up, ownership.withLock({ $0.partitionOf.isEmpty }) else { return [] }
+        guard idle else { return [] }
         return ["source \(settings.name) holds no partition: the group has at least as many busy members as the topics have partitions; this pod is idle"]
     }
 
