@@ -278,11 +278,12 @@ struct CRDTests {
         let version = try #require(builtinCRD.document().at("spec.versions")?.items.first)
         let columns = try #require(version["additionalPrinterColumns"]?.items)
         let byName = Dictionary(uniqueKeysWithValues: columns.map { ($0["name"]?.text ?? "", $0) })
-        #expect(columns.compactMap { $0["name"]?.text } == ["State", "Ready", "Replicas", "Age"])
+        #expect(columns.compactMap { $0["name"]?.text } == ["State", "Ready", "Replicas", "Idle", "Age"])
         #expect(byName["State"]?["jsonPath"] == .string(".spec.state"))
         #expect(byName["Ready"]?["jsonPath"] == .string(".status.conditions[?(@.type==\"Ready\")].status"))
         #expect(byName["Replicas"]?["jsonPath"] == .string(".status.readyReplicas"))
         #expect(byName["Replicas"]?["type"] == .string("integer"))
+        #expect(byName["Idle"]?["jsonPath"] == .string(".status.idleReplicas"))
         #expect(byName["Age"]?["jsonPath"] == .string(".metadata.creationTimestamp"))
         #expect(byName["Age"]?["type"] == .string("date"))
     }
