@@ -361,8 +361,8 @@ public struct DocumentLoader: Sendable {
             if values.string("scaler") == "hpa" {
                 issues.append(values.issue("scaleToZero", "needs KEDA: a HorizontalPodAutoscaler keeps at least one pod"))
             }
-            for source in sources where source.kind != "kafka" {
-                issues.append(values.issue("scaleToZero", "source '\(source.name)' (\(source.kind)): with no pod running nothing reports its lag, so nothing would scale it up again; only kafka sources (whose lag KEDA reads from the brokers) can scale to zero"))
+            for source in sources where source.kind != "kafka" && source.kind != "rabbitmq" {
+                issues.append(values.issue("scaleToZero", "source '\(source.name)' (\(source.kind)): with no pod running nothing reports its lag, so nothing would scale it up again; only kafka and rabbitmq sources (whose backlog KEDA reads from the broker) can scale to zero"))
             }
         }
         return issues

@@ -106,7 +106,7 @@ public enum DocumentSchema {
         OptionField("minReplicas", .int(min: 1, max: 1000), default: "1", doc: "pods while there is work (and always, without scaleToZero)"),
         OptionField("maxReplicas", .int(min: 1, max: 1000), required: true, doc: "pods at most; a Kafka source never gets more busy pods than it has partitions"),
         OptionField("lagPerReplica", .int(min: 1), required: true, doc: "messages of lag one pod is expected to work off: replicas = ceil(total lag / lagPerReplica)"),
-        OptionField("scaleToZero", .bool, default: "false", doc: "no pods while the lag is 0 (KEDA only; Kafka sources with literal brokers, whose lag KEDA reads from the brokers)"),
+        OptionField("scaleToZero", .bool, default: "false", doc: "no pods while the lag is 0 (KEDA only; Kafka sources with literal brokers and RabbitMQ sources whose URL is literal or from a Secret: KEDA reads their backlog from the broker)"),
         OptionField("cooldown", .duration, default: "5m", doc: "how long the lag must stay low before pods are removed"),
         OptionField("scaler", .choice(["auto", "keda", "hpa"]), default: "auto", doc: "auto: KEDA when the cluster serves it, else a HorizontalPodAutoscaler"),
         OptionField("prometheus", .string, doc: "KEDA only: the Prometheus server address (http://host:port) for sources whose lag KEDA cannot read from the broker"),

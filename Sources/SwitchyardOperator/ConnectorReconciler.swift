@@ -106,7 +106,7 @@ public final class ConnectorReconciler: Sendable {
             }
         }
         try await applyScaler(rendered, namespace: namespace, name: name, uid: uid)
-        let idle = try await idleMembers(rendered, deployment: deployment, namespace: namespace, name: name)
+        let idle = await idleMembers(rendered, deployment: deployment, namespace: namespace, name: name)
         return Self.status(
             previous: previous, generation: generation, valid: (true, "Valid", "the document passed validation"),
             state: rendered.state, deployment: deployment, desiredReplicas: rendered.desiredReplicas, selector: rendered.selector,
@@ -115,15 +115,22 @@ public final class ConnectorReconciler: Sendable {
 
     /// The running pods that hold no share of the work, while the Connector runs more than one
     /// pod (one pod always holds every partition); nil otherwise.
-    func idleMembers(_ rendered: RenderedConnector, deployment: JSON?, namespace: String, name: String) async throws -> MemberProbe.Count? {
+    func idleMembers(_ rendered: RenderedConnector, deployment: JSON?, namespace: String, name: String) async -> MemberProbe.Count? {
         let pods = deployment?[path: ["status", "replicas"]]?.int ?? 0
         let several = rendered.state == "running" && max(pods, rendered.desiredReplicas) > 1
         multiPod.withLock { keys in
             if several { keys.insert("\(namespace)/\(name)") } else { keys.remove("\(namespace)/\(name)") }
         }
         guard several else { return nil }
-        let list = try await client.list(.pod, namespace: namespace, labelSelector: rendered.selector)
-        return await members.count(pods: list)
+        do {
+            let list = try await client.list(.pod, namespace: namespace, labelSelector: rendered.selector)
+            return await members.count(pods: list)
+        } catch {
+            // Counting idle pods is information, not reconciliation: without it (no right to
+            // list pods, say) the rest of the status is still written.
+            logger.warning("cannot list the Connector's pods to count idle ones", metadata: ["connector": "\(namespace)/\(name)", "error": "\(error)"])
+            return nil
+        }
     }
 
     // MARK: Owned objects
@@ -205,6 +212,23 @@ public final class ConnectorReconciler: Sendable {
         }
         for type in [ResourceType.horizontalPodAutoscaler, .scaledObject] where type != rendered.scalerType {
             try await deleteOwned(type, namespace: namespace, name: name, uid: uid)
+        }
+        var wanted: Set<String> = []
+        for authentication in rendered.triggerAuthentications {
+            _ = try await apply(.triggerAuthentication, authentication, uid: uid)
+            if let name = authentication[path: ["metadata", "name"]]?.string { wanted.insert(name) }
+        }
+        // The ones no trigger needs any more (where KEDA is served at all).
+        let existing: JSON
+        do {
+            existing = try await client.list(.triggerAuthentication, namespace: namespace, labelSelector: rendered.selector)
+        } catch let error as KubeError where error.isNotFound {
+            return
+        }
+        for object in existing["items"]?.array ?? [] where Self.isControlled(object, by: uid) {
+            if let stale = object[path: ["metadata", "name"]]?.string, !wanted.contains(stale) {
+                try await deleteOwned(.triggerAuthentication, namespace: namespace, name: stale, uid: uid)
+            }
         }
     }
 

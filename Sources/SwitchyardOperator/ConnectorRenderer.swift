@@ -38,6 +38,8 @@ public struct RenderedConnector: Sendable {
     /// the Connector runs; nil without autoscaling, or when paused or stopped.
     public var scaler: JSON?
     public var scalerType: ResourceType?
+    /// KEDA TriggerAuthentications the ScaledObject's triggers refer to.
+    public var triggerAuthentications: [JSON] = []
 }
 
 /// Validates a Connector with the same loader as `switchyard validate` and renders the objects
@@ -103,12 +105,9 @@ public struct ConnectorRenderer: Sendable {
 
         let documentText = Self.document(of: connector)
         let whole = Self.yaml(withoutStatus(connector))
-        let loader = DocumentLoader(
-            registry: registry,
-            interpolator: Interpolator(environment: validationEnvironment(spec: spec, text: whole), readFile: { _ in Self.placeholder }))
         var messages: [String] = []
         var loaded: ConnectorDocument?
-        switch loader.load(whole) {
+        switch validate(whole, spec: spec) {
         case .success(let document): loaded = document
         case .failure(let errors): messages = errors.issues.map { "\($0.path): \($0.message)" } + [errors.omittedLine].compactMap { $0 }
         }
@@ -222,6 +221,11 @@ public struct ConnectorRenderer: Sendable {
             selector: selector, desiredReplicas: replicas)
         if let scalerPlan, state == "running" {
             rendered.scaler = scalerPlan.object(metadata: metadata())
+            rendered.triggerAuthentications = scalerPlan.authenticationObjects { authentication in
+                var value = metadata()
+                value["name"] = .string(authentication)
+                return value
+            }
             rendered.scalerType = scalerPlan.type
         }
         return .valid(rendered)
@@ -243,6 +247,61 @@ public struct ConnectorRenderer: Sendable {
     /// Stands in for values the operator cannot see: variables the pods take from Secrets or
     /// ConfigMaps, and `${file:...}` contents. The pod's own start-up check sees the real ones.
     static let placeholder = "1"
+
+    /// Other stand-ins for a variable the operator cannot see, tried in turn when a field that
+    /// takes it refuses the one before: a Secret often holds a broker's or a database's URL.
+    static let placeholders = [
+        placeholder, "amqp://placeholder:5672/%2f", "postgres://placeholder:5432/placeholder", "redis://placeholder:6379/0",
+        "http://placeholder:80", "placeholder:9092", "true", "1s",
+    ]
+
+    /// Loads the resource as the pods will, with stand-ins for what only they can see. Where a
+    /// field refuses a stand-in (a URL check refuses "1"), the next one is tried for the
+    /// variables that field takes, so a value from a Secret is never refused for its stand-in;
+    /// a field with a literal value is checked as written.
+    func validate(_ whole: String, spec: JSON) -> Result<ConnectorDocument, DocumentErrors> {
+        var environment = validationEnvironment(spec: spec, text: whole)
+        let unknown = Set(environment.filter { $0.value == Self.placeholder }.keys)
+        var choice: [String: Int] = [:]
+        while true {
+            let loader = DocumentLoader(
+                registry: registry, interpolator: Interpolator(environment: environment, readFile: { _ in Self.placeholder }))
+            let result = loader.load(whole)
+            guard case .failure(let errors) = result else { return result }
+            var changed = false
+            for issue in errors.issues {
+                guard let text = Self.value(at: issue.path, in: spec)?.string else { continue }
+                for name in Self.referencedVariables(text) where unknown.contains(name) {
+                    let next = (choice[name] ?? 0) + 1
+                    guard next < Self.placeholders.count else { continue }
+                    choice[name] = next
+                    environment[name] = Self.placeholders[next]
+                    changed = true
+                }
+            }
+            if !changed { return result }
+        }
+    }
+
+    /// The value at an issue's path (`spec.sources[0].rabbitmq.url`) in the resource's spec.
+    static func value(at path: String, in spec: JSON) -> JSON? {
+        guard path.hasPrefix("spec.") else { return nil }
+        var current: JSON? = spec
+        for part in path.dropFirst("spec.".count).split(separator: ".") {
+            var key = Substring(part)
+            var indices: [Int] = []
+            while key.hasSuffix("]"), let open = key.lastIndex(of: "["), let index = Int(key[key.index(after: open)..<key.index(before: key.endIndex)]) {
+                indices.insert(index, at: 0)
+                key = key[..<open]
+            }
+            current = current?[String(key)]
+            for index in indices {
+                guard let array = current?.array, index < array.count else { return nil }
+                current = array[index]
+            }
+        }
+        return current
+    }
 
     /// The environment the pods will have, as far as the operator can know it: literal
     /// `spec.deployment.env` values; a placeholder for variables set by `valueFrom`, and, when

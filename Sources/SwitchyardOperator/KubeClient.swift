@@ -67,6 +67,7 @@ public struct ResourceType: Sendable, Hashable {
     public static let pod = ResourceType(group: "", version: "v1", plural: "pods", kind: "Pod")
     public static let podDisruptionBudget = ResourceType(group: "policy", version: "v1", plural: "poddisruptionbudgets", kind: "PodDisruptionBudget")
     public static let horizontalPodAutoscaler = ResourceType(group: "autoscaling", version: "v2", plural: "horizontalpodautoscalers", kind: "HorizontalPodAutoscaler")
+    public static let triggerAuthentication = ResourceType(group: "keda.sh", version: "v1alpha1", plural: "triggerauthentications", kind: "TriggerAuthentication")
     public static let scaledObject = ResourceType(group: "keda.sh", version: "v1alpha1", plural: "scaledobjects", kind: "ScaledObject")
     public static let lease = ResourceType(group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease")
 }

@@ -124,6 +124,7 @@ public enum OperatorApplication {
             if rendered.state != "stopped" { objects.append(rendered.deployment) }
             objects += [rendered.service, rendered.podDisruptionBudget]
             if let scaler = rendered.scaler { objects.append(scaler) }
+            objects += rendered.triggerAuthentications
             return .success(
                 objects.map { object in
                     (

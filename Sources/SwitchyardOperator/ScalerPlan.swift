@@ -20,6 +20,8 @@ struct ScalerPlan: Sendable {
     var cooldownSeconds: Int
     /// KEDA triggers, one per source.
     var triggers: [JSON]
+    /// KEDA TriggerAuthentications the triggers refer to (a RabbitMQ URL from a Secret), by name.
+    var authentications: [(name: String, spec: JSON)] = []
 
     /// The fewest pods the scaler may leave: 0 with scaleToZero.
     var lowestReplicas: Int { scaleToZero ? 0 : minReplicas }
@@ -44,8 +46,26 @@ struct ScalerPlan: Sendable {
             lagPerReplica: autoscaling["lagPerReplica"]?.int ?? 1, scaleToZero: scaleToZero, cooldownSeconds: cooldownSeconds, triggers: [])
         if keda {
             let sources = spec["sources"]?.array ?? []
+            let env = spec[path: ["deployment", "env"]]?.array ?? []
             for (index, source) in document.sources.enumerated() {
                 let raw = index < sources.count ? sources[index][source.kind] ?? .object([:]) : .object([:])
+                if source.kind == "rabbitmq" {
+                    switch RabbitMQAccess.make(raw, env: env, source: source.name, index: index) {
+                    case .success(let access):
+                        plan.triggers.append(plan.rabbitMQTrigger(source.name, access: access, authentication: "\(name)-\(index)"))
+                        if let secret = access.secret {
+                            plan.authentications.append((
+                                "\(name)-\(index)",
+                                ["secretTargetRef": [["parameter": "host", "name": .string(secret.name), "key": .string(secret.key)]]]))
+                        }
+                        continue
+                    case .failure(let problem):
+                        if scaleToZero {
+                            problems.append("spec.autoscaling.scaleToZero: source '\(source.name)': \(problem.messages.joined(separator: "; ")), so KEDA cannot read the queue's depth while no pod runs")
+                            continue
+                        }
+                    }
+                }
                 switch plan.trigger(for: source, raw: raw, index: index, autoscaling: autoscaling, namespace: namespace) {
                 case .success(let trigger): plan.triggers.append(trigger)
                 case .failure(let problem): problems += problem.messages
@@ -98,6 +118,29 @@ struct ScalerPlan: Sendable {
         ])
     }
 
+    /// KEDA's `rabbitmq` trigger: the queue's ready messages, read from the broker (so also
+    /// with no pod running), `lagPerReplica` per pod.
+    func rabbitMQTrigger(_ source: String, access: RabbitMQAccess, authentication: String) -> JSON {
+        var metadata: [String: JSON] = [
+            "protocol": "amqp", "queueName": .string(access.queue), "mode": "QueueLength", "value": .string(String(lagPerReplica)),
+        ]
+        var trigger: JSON = ["type": "rabbitmq", "name": .string(source)]
+        if access.secret != nil {
+            trigger["authenticationRef"] = ["name": .string(authentication)]
+        } else {
+            metadata["host"] = .string(access.url)
+        }
+        trigger["metadata"] = .object(metadata)
+        return trigger
+    }
+
+    /// The TriggerAuthentication objects, with the operator's metadata for each name.
+    func authenticationObjects(metadata: (String) -> JSON) -> [JSON] {
+        authentications.map { entry in
+            ["apiVersion": .string(ResourceType.triggerAuthentication.apiVersion), "kind": "TriggerAuthentication", "metadata": metadata(entry.name), "spec": entry.spec]
+        }
+    }
+
     /// The object, with the operator's metadata (name, namespace, labels, owner).
     func object(metadata: JSON) -> JSON {
         let target: JSON = ["apiVersion": .string(ResourceType.connector.apiVersion), "kind": "Connector", "name": .string(name)]
@@ -128,5 +171,57 @@ struct ScalerPlan: Sendable {
                 "behavior": ["scaleDown": ["stabilizationWindowSeconds": .int(min(cooldownSeconds, 3600))]],
             ],
         ]
+    }
+}
+
+/// How KEDA can reach a `rabbitmq` source's queue without a pod: the queue by name, and the
+/// broker's URL either literal (no password in it) or from the Secret that the pods' own
+/// environment variable takes it from (`url: ${env:NAME}` with `spec.deployment.env[NAME]`
+/// from a `secretKeyRef`), which a TriggerAuthentication hands to KEDA. The operator never
+/// reads the Secret.
+struct RabbitMQAccess: Sendable {
+    var queue: String
+    /// The literal URL (when `secret` is nil).
+    var url: String
+    var secret: (name: String, key: String)?
+
+    static func make(_ raw: JSON, env: [JSON], source: String, index: Int) -> Result<RabbitMQAccess, ScalerPlan.Problems> {
+        let path = "spec.sources[\(index)].rabbitmq"
+        func refuse(_ text: String) -> Result<RabbitMQAccess, ScalerPlan.Problems> { .failure(.init(messages: [text])) }
+        guard let queue = raw["queue"]?.string, !queue.isEmpty, !queue.contains("${") else {
+            return refuse("\(path).queue is given by reference")
+        }
+        if raw["tls"] != nil { return refuse("\(path).tls is set (KEDA's trigger would need the same certificates)") }
+        let url = raw["url"]?.string ?? ""
+        if !url.contains("${") {
+            if Self.hasPassword(url) {
+                return refuse("\(path).url holds a password, which the operator does not copy into a ScaledObject; take it from a Secret: url: ${env:NAME} with spec.deployment.env NAME from a secretKeyRef")
+            }
+            return .success(RabbitMQAccess(queue: queue, url: url, secret: nil))
+        }
+        // Exactly one reference to an environment variable, nothing around it.
+        guard url.hasPrefix("${env:"), url.hasSuffix("}"), url.firstIndex(of: "}") == url.index(before: url.endIndex) else {
+            return refuse("\(path).url is neither literal nor exactly ${env:NAME}")
+        }
+        let name = String(url.dropFirst("${env:".count).dropLast())
+        guard !name.contains(":-"), let entry = env.first(where: { $0["name"]?.string == name }) else {
+            return refuse("\(path).url: ${env:\(name)} is not set by spec.deployment.env")
+        }
+        if let reference = entry[path: ["valueFrom", "secretKeyRef"]], let secret = reference["name"]?.string, let key = reference["key"]?.string {
+            return .success(RabbitMQAccess(queue: queue, url: "", secret: (secret, key)))
+        }
+        if let value = entry["value"]?.string, !value.contains("$("), !Self.hasPassword(value) {
+            return .success(RabbitMQAccess(queue: queue, url: value, secret: nil))
+        }
+        return refuse("\(path).url: spec.deployment.env \(name) is neither a secretKeyRef nor a literal URL without a password")
+    }
+
+    /// Whether an AMQP URL carries a password (user:password@).
+    static func hasPassword(_ url: String) -> Bool {
+        guard let scheme = url.range(of: "://") else { return false }
+        let rest = url[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" }
+        guard let at = authority.lastIndex(of: "@") else { return false }
+        return authority[..<at].contains(":")
     }
 }

@@ -109,7 +109,8 @@ struct AutoscalingTests {
 
     @Test("with KEDA: sources whose lag only the pods know go through Prometheus")
     func prometheusTriggers() throws {
-        let rabbit: JSON = ["name": "jobs", "rabbitmq": ["url": "amqp://rabbitmq.shop:5672/%2f", "queue": "jobs"]]
+        // TLS settings: KEDA's own trigger would need the same certificates.
+        let rabbit: JSON = ["name": "jobs", "rabbitmq": ["url": "amqps://rabbitmq.shop:5671/%2f", "queue": "jobs", "tls": ["ca": "/etc/rabbitmq/ca.pem"]]]
         var object = scaledConnector("jobs", source: rabbit)
         #expect(problems(object, keda: true).contains { $0.hasPrefix("spec.autoscaling.prometheus:") && $0.contains("'jobs'") })
         object[path: ["spec", "autoscaling", "prometheus"]] = "http://prometheus.monitoring:9090"
@@ -119,6 +120,55 @@ struct AutoscalingTests {
         #expect(trigger[path: ["metadata", "threshold"]] == "1000")
         // Every consumer of the queue reports the same depth: the largest, not the sum.
         #expect(trigger[path: ["metadata", "query"]] == #"max(switchyard_rabbitmq_queue_messages{namespace="shop",pod=~"jobs-[a-z0-9]+-[a-z0-9]+",source="jobs"}) or vector(0)"#)
+    }
+
+    @Test("with KEDA: a RabbitMQ source gets KEDA's rabbitmq trigger on the queue's depth, its URL from the pods' Secret through a TriggerAuthentication, and can scale to zero")
+    func rabbitMQTriggers() throws {
+        // A literal URL without a password goes into the trigger.
+        let literal = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "amqp://rabbitmq.shop:5672/%2f", "queue": "jobs"]])
+        let plain = try rendered(literal, keda: true)
+        let trigger = try #require(plain.scaler?[path: ["spec", "triggers"]]?.array?.first)
+        #expect(trigger["type"] == "rabbitmq")
+        #expect(trigger["metadata"] == ["protocol": "amqp", "queueName": "jobs", "mode": "QueueLength", "value": "1000", "host": "amqp://rabbitmq.shop:5672/%2f"])
+        #expect(trigger["authenticationRef"] == nil)
+        #expect(plain.triggerAuthentications.isEmpty)
+
+        // The URL from a Secret, as the pods get it: KEDA reads the same Secret; no pod needed.
+        var secret = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "${env:RABBITMQ_URL}", "queue": "jobs"]])
+        secret[path: ["spec", "deployment", "env"]] = [["name": "RABBITMQ_URL", "valueFrom": ["secretKeyRef": ["name": "rabbit-credentials", "key": "url"]]]]
+        secret[path: ["spec", "autoscaling", "scaleToZero"]] = true
+        let fromSecret = try rendered(secret, keda: true)
+        let secretTrigger = try #require(fromSecret.scaler?[path: ["spec", "triggers"]]?.array?.first)
+        #expect(secretTrigger["authenticationRef"] == ["name": "jobs-0"])
+        #expect(secretTrigger[path: ["metadata", "host"]] == nil)
+        #expect(fromSecret.scaler?[path: ["spec", "idleReplicaCount"]] == 0)
+        let authentication = try #require(fromSecret.triggerAuthentications.first)
+        #expect(authentication["kind"] == "TriggerAuthentication")
+        #expect(authentication[path: ["metadata", "name"]] == "jobs-0")
+        #expect(authentication[path: ["metadata", "ownerReferences"]]?.array?.count == 1)
+        #expect(authentication["spec"] == ["secretTargetRef": [["parameter": "host", "name": "rabbit-credentials", "key": "url"]]])
+
+        // A password in a literal URL is not copied into a ScaledObject: no scale to zero.
+        var password = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "amqp://app:hunter2@rabbitmq.shop:5672/%2f", "queue": "jobs"]])
+        password[path: ["spec", "autoscaling", "scaleToZero"]] = true
+        let refusals = problems(password, keda: true)
+        #expect(refusals.contains { $0.hasPrefix("spec.autoscaling.scaleToZero: source 'jobs': spec.sources[0].rabbitmq.url holds a password") }, "\(refusals)")
+        #expect(!refusals.joined().contains("hunter2"))
+
+        // A reference the pods' environment does not set.
+        var unset = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "${env:NOWHERE}", "queue": "jobs"]])
+        unset[path: ["spec", "autoscaling", "scaleToZero"]] = true
+        #expect(problems(unset, keda: true).contains { $0.hasPrefix("spec.sources[0].rabbitmq.url: environment variable NOWHERE is not set") }, "\(problems(unset, keda: true))")
+
+        // A URL from the environment that the pods get from a ConfigMap (envFrom) is checked
+        // by the pods; the operator does not refuse it for its stand-in value.
+        var fromConfigMap = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "${env:RABBITMQ_URL}", "queue": "jobs"]])
+        fromConfigMap[path: ["spec", "deployment", "envFrom"]] = [["configMapRef": ["name": "settings"]]]
+        fromConfigMap[path: ["spec", "autoscaling", "prometheus"]] = "http://prometheus.monitoring:9090"
+        #expect(problems(fromConfigMap, keda: true).isEmpty, "\(problems(fromConfigMap, keda: true))")
+        // A literal URL is still checked as written.
+        let wrong = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "http://rabbitmq.shop:5672/", "queue": "jobs"]])
+        #expect(problems(wrong, keda: true).contains { $0.hasPrefix("spec.sources[0].rabbitmq.url: the URL must start with amqp://") }, "\(problems(wrong, keda: true))")
     }
 
     @Test("bad input is refused with the field's path")
@@ -193,6 +243,32 @@ struct AutoscalingTests {
             _ = fake.update(.connector, "shop", "orders") { $0[path: ["spec", "autoscaling"]] = nil }
             try await eventually("no scaler without autoscaling") { fake.object(.scaledObject, "shop", "orders") == nil }
             #expect(fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]] == 5)
+        }
+    }
+
+    @Test("the TriggerAuthentication of a RabbitMQ trigger is written with the ScaledObject, owned, and removed when no trigger needs it")
+    func reconcilesTriggerAuthentication() async throws {
+        try await withHarness { harness in
+            let fake = harness.fake
+            fake.setServesKEDA(true)
+            var object = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "${env:RABBITMQ_URL}", "queue": "jobs"]])
+            object[path: ["spec", "deployment", "env"]] = [["name": "RABBITMQ_URL", "valueFrom": ["secretKeyRef": ["name": "rabbit-credentials", "key": "url"]]]]
+            object[path: ["spec", "autoscaling", "scaleToZero"]] = true
+            let uid = fake.create(.connector, "shop", object)[path: ["metadata", "uid"]]!.string!
+            _ = try harness.startOperator(identity: "a")
+            try await eventually("the ScaledObject and its TriggerAuthentication") {
+                fake.object(.scaledObject, "shop", "jobs") != nil && fake.object(.triggerAuthentication, "shop", "jobs-0") != nil
+            }
+            let authentication = try #require(fake.object(.triggerAuthentication, "shop", "jobs-0"))
+            #expect(authentication[path: ["metadata", "ownerReferences"]]?.array?.first?["uid"]?.string == uid)
+            #expect(authentication[path: ["spec", "secretTargetRef"]]?.array?.first?["name"] == "rabbit-credentials")
+
+            // A literal URL: the trigger carries it, the TriggerAuthentication goes.
+            _ = fake.update(.connector, "shop", "jobs") {
+                $0[path: ["spec", "sources"]] = [["name": "jobs", "rabbitmq": ["url": "amqp://rabbitmq.shop:5672/%2f", "queue": "jobs"]]]
+            }
+            try await eventually("no TriggerAuthentication without a Secret") { fake.object(.triggerAuthentication, "shop", "jobs-0") == nil }
+            #expect(fake.object(.scaledObject, "shop", "jobs")?[path: ["spec", "triggers"]]?.array?.first?[path: ["metadata", "host"]] == "amqp://rabbitmq.shop:5672/%2f")
         }
     }
 

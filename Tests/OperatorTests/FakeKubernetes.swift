@@ -43,6 +43,7 @@ final class FakeKubernetes: Sendable {
         "coordination.k8s.io/leases": Kind(apiVersion: "coordination.k8s.io/v1", kind: "Lease", hasStatus: false, hasGeneration: false),
         "autoscaling/horizontalpodautoscalers": Kind(apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", hasStatus: true, hasGeneration: true),
         "keda.sh/scaledobjects": Kind(apiVersion: "keda.sh/v1alpha1", kind: "ScaledObject", hasStatus: true, hasGeneration: true),
+        "keda.sh/triggerauthentications": Kind(apiVersion: "keda.sh/v1alpha1", kind: "TriggerAuthentication", hasStatus: false, hasGeneration: true),
     ]
 
     struct Key: Hashable, Sendable {
@@ -441,7 +442,7 @@ final class FakeKubernetes: Sendable {
                 "resources": [["name": "scaledobjects", "namespaced": true, "kind": "ScaledObject", "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]]],
             ])
         }
-        guard let route = Self.route(path), Self.kinds[route.resource] != nil, servesKEDA || route.resource != "keda.sh/scaledobjects" else {
+        guard let route = Self.route(path), Self.kinds[route.resource] != nil, servesKEDA || !route.resource.hasPrefix("keda.sh/") else {
             return .full(404, Self.status(404, "NotFound", "the server could not find the requested resource"))
         }
         let parsed: JSON? = body.isEmpty ? nil : try? JSON.parse(body)
