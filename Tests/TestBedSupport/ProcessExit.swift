@@ -4,7 +4,7 @@ import Foundation
 /// not seen it exit within `limit` seconds. With many children coming and going, Foundation
 /// can miss an exit (the child stays a zombie) and `waitUntilExit` then never returns; the
 /// callers treat nil as "exited, status unknown" and judge by the output they read.
-func exitStatus(_ process: Process, within limit: TimeInterval = 15) -> Int32? {
+public func exitStatus(_ process: Process, within limit: TimeInterval = 15) -> Int32? {
     let deadline = Date().addingTimeInterval(limit)
     while process.isRunning {
         if Date() > deadline { return nil }
