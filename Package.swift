@@ -104,7 +104,11 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", path: "connectors/Postgres/CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .target(name: "PostgresConnector", dependencies: ["SwitchyardCore", "CLibPQ"], path: "connectors/Postgres/PostgresConnector"),
         .systemLibrary(name: "CCurl", path: "connectors/S3/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .target(name: "S3Connector", dependencies: ["SwitchyardCore", "CCurl"], path: "connectors/S3/S3Connector"),
+        .systemLibrary(name: "CZlib", path: "connectors/S3/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "S3Connector",
+            dependencies: ["SwitchyardCore", "CCurl", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            path: "connectors/S3/S3Connector"),
         // The link family: gRPC code generated from connectors/Link/proto by scripts/gen-link-proto.
         .target(
             name: "LinkConnector",

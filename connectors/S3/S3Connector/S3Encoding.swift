@@ -1,7 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CCurl
+import CZlib
+import Crypto
 import SwitchyardCore
 
 /// How messages become object content.
@@ -134,16 +135,11 @@ enum S3Base64 {
     }
 }
 
-/// SHA-256 and gzip over the C implementations in the CCurl shim.
+/// SHA-256 (swift-crypto) and gzip (zlib, through CZlib).
 enum S3Digest {
     /// The lowercase hex SHA-256 of `bytes`.
     static func sha256Hex(_ bytes: [UInt8]) -> String {
-        var digest = [UInt8](repeating: 0, count: 32)
-        bytes.withUnsafeBufferPointer { input in
-            digest.withUnsafeMutableBufferPointer { out in
-                sy_sha256(input.baseAddress ?? UnsafePointer(out.baseAddress!), input.count, out.baseAddress!)
-            }
-        }
+        let digest = SHA256.hash(data: bytes)
         var text = ""
         text.reserveCapacity(64)
         for byte in digest {
