@@ -97,7 +97,7 @@ final class FileTarget: Target {
                 next += 1
                 continue
             }
-            NDJSON.append(message, to: &output)
+            NDJSONLine.append(message, to: &output)
         }
         try await sink.write(output)
         return WriteResult(failures: failed)
@@ -138,7 +138,7 @@ final class StdoutTarget: Target {
                 output.append(contentsOf: message.value)
                 output.append(0x0A)
             } else {
-                NDJSON.append(message, to: &output)
+                NDJSONLine.append(message, to: &output)
             }
         }
         try await sink.write(output)

@@ -1,35 +1,35 @@
-import SwitchyardCore
-
-/// Encodes messages as NDJSON: one object per line with key, value, headers, channel,
-/// partition, offset and timestamp. Bytes that are valid UTF-8 are written as JSON strings;
-/// others as base64 under `keyBase64` / `valueBase64`.
-enum NDJSON {
-    static func append(_ message: Message, to output: inout [UInt8]) {
-        output.append(contentsOf: #"{"key":"#.utf8)
+/// One message as one line of JSON, the line that the `file` and `s3` targets write (one
+/// encoder, so that a message reads the same wherever it was written): `{"key":...,"value":...,"headers":[[name,value]],
+/// "channel":...,"partition":...,"offset":...,"timestamp":...}`. Bytes that are not valid
+/// UTF-8 are written base64-encoded under `keyBase64` / `valueBase64` (and as
+/// `{"base64":"..."}` for a header value).
+public enum NDJSONLine {
+    public static func append(_ message: Message, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: "{"))
         if let key = message.key {
-            appendBytes(key, field: "key", to: &output)
+            field("key", key, to: &output)
         } else {
-            output.append(contentsOf: "null".utf8)
+            output.append(contentsOf: #""key":null"#.utf8)
         }
-        output.append(contentsOf: #","value":"#.utf8)
-        appendBytes(message.value, field: "value", to: &output)
+        output.append(UInt8(ascii: ","))
+        field("value", message.value, to: &output)
         output.append(contentsOf: #","headers":["#.utf8)
         for (i, header) in message.headers.enumerated() {
             if i > 0 { output.append(UInt8(ascii: ",")) }
             output.append(UInt8(ascii: "["))
-            appendString(Array(header.name.utf8), to: &output)
+            string(Array(header.name.utf8), to: &output)
             output.append(UInt8(ascii: ","))
             if String(validating: header.value, as: UTF8.self) != nil {
-                appendString(header.value, to: &output)
+                string(header.value, to: &output)
             } else {
                 output.append(contentsOf: #"{"base64":""#.utf8)
-                output.append(contentsOf: Base64.encode(header.value))
+                Base64Text.encode(header.value, to: &output)
                 output.append(contentsOf: #""}"#.utf8)
             }
             output.append(UInt8(ascii: "]"))
         }
         output.append(contentsOf: #"],"channel":"#.utf8)
-        appendString(Array(message.channel.utf8), to: &output)
+        string(Array(message.channel.utf8), to: &output)
         output.append(contentsOf: #","partition":"#.utf8)
         output.append(contentsOf: String(message.partition).utf8)
         output.append(contentsOf: #","offset":"#.utf8)
@@ -39,28 +39,26 @@ enum NDJSON {
         output.append(contentsOf: "}\n".utf8)
     }
 
-    /// Writes `"..."` for UTF-8 bytes, or replaces the `"field":` just written with
-    /// `"fieldBase64":"..."`.
-    static func appendBytes(_ bytes: [UInt8], field: String, to output: inout [UInt8]) {
+    static func field(_ name: String, _ bytes: [UInt8], to output: inout [UInt8]) {
         if String(validating: bytes, as: UTF8.self) != nil {
-            appendString(bytes, to: &output)
-            return
+            output.append(contentsOf: "\"\(name)\":".utf8)
+            string(bytes, to: &output)
+        } else {
+            output.append(contentsOf: "\"\(name)Base64\":\"".utf8)
+            Base64Text.encode(bytes, to: &output)
+            output.append(UInt8(ascii: "\""))
         }
-        let label = Array("\"\(field)\":".utf8)
-        output.removeLast(label.count)
-        output.append(contentsOf: "\"\(field)Base64\":\"".utf8)
-        output.append(contentsOf: Base64.encode(bytes))
-        output.append(UInt8(ascii: "\""))
     }
 
-    static let hex = Array("0123456789abcdef".utf8)
+    public static let hex = Array("0123456789abcdef".utf8)
 
-    static func appendString(_ bytes: [UInt8], to output: inout [UInt8]) {
+    static func string(_ bytes: [UInt8], to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         for byte in bytes {
             switch byte {
-            case UInt8(ascii: "\""): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                output.append(UInt8(ascii: "\\"))
+                output.append(byte)
             case 0x0A: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
             case 0x0D: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
             case 0x09: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
@@ -75,16 +73,18 @@ enum NDJSON {
     }
 }
 
-enum Base64 {
+/// Standard base64 with padding, appended in place.
+public enum Base64Text {
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
-    static func encode(_ bytes: [UInt8]) -> [UInt8] {
-        var output: [UInt8] = []
-        output.reserveCapacity((bytes.count + 2) / 3 * 4)
+    public static func encode(_ bytes: [UInt8], to output: inout [UInt8]) {
         var index = 0
         while index + 3 <= bytes.count {
             let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            for shift in [18, 12, 6, 0] { output.append(alphabet[Int((value >> UInt32(shift)) & 63)]) }
+            output.append(alphabet[Int((value >> 18) & 63)])
+            output.append(alphabet[Int((value >> 12) & 63)])
+            output.append(alphabet[Int((value >> 6) & 63)])
+            output.append(alphabet[Int(value & 63)])
             index += 3
         }
         let rest = bytes.count - index
@@ -96,6 +96,5 @@ enum Base64 {
             output.append(rest == 2 ? alphabet[Int((value >> 6) & 63)] : UInt8(ascii: "="))
             output.append(UInt8(ascii: "="))
         }
-        return output
     }
 }
