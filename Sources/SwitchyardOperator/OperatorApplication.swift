@@ -27,7 +27,7 @@ public struct OperatorOptions: Sendable {
 
 /// The operator as a service of a ServiceGroup: SIGTERM cancels it, which releases the Lease.
 struct OperatorService: Service {
-    let theOperator: SwitchyardOperator
+    let theOperator: OperatorReplica
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
@@ -70,7 +70,7 @@ public enum OperatorApplication {
         }
         var settings = OperatorSettings(namespace: options.namespace, defaultImage: options.image)
         settings.workers = options.workers
-        let theOperator = SwitchyardOperator(
+        let theOperator = OperatorReplica(
             client: client, settings: settings, lease: LeaseSettings(name: options.leaseName, namespace: leaseNamespace, identity: identity),
             registry: registry, logger: logger)
         let endpoints = HealthEndpoints(

@@ -35,13 +35,13 @@ final class Harness: @unchecked Sendable {
     }
 
     /// An operator with a fast Lease (2 s, renewed every 100 ms), started at once; stopped when the harness closes.
-    func startOperator(identity: String, namespace: String? = nil, token: String? = nil, client: KubeClient? = nil) throws -> SwitchyardOperator {
+    func startOperator(identity: String, namespace: String? = nil, token: String? = nil, client: KubeClient? = nil) throws -> OperatorReplica {
         let theOperator = try makeOperator(identity: identity, namespace: namespace, token: token, client: client)
         running.append(Task { await theOperator.run() })
         return theOperator
     }
 
-    func makeOperator(identity: String, namespace: String? = nil, token: String? = nil, client: KubeClient? = nil) throws -> SwitchyardOperator {
+    func makeOperator(identity: String, namespace: String? = nil, token: String? = nil, client: KubeClient? = nil) throws -> OperatorReplica {
         var settings = OperatorSettings(namespace: namespace, defaultImage: "switchyard:test")
         settings.initialRequeue = .milliseconds(50)
         settings.maxRequeue = .milliseconds(500)
@@ -49,7 +49,7 @@ final class Harness: @unchecked Sendable {
         lease.leaseDuration = .seconds(2)
         lease.renewDeadline = .milliseconds(1500)
         lease.retryPeriod = .milliseconds(100)
-        return SwitchyardOperator(client: try client ?? self.client(token: token), settings: settings, lease: lease, registry: registry, logger: testLogger)
+        return OperatorReplica(client: try client ?? self.client(token: token), settings: settings, lease: lease, registry: registry, logger: testLogger)
     }
 
     func close() async {

@@ -4,30 +4,6 @@ import Synchronization
 import SwitchyardConfig
 import SwitchyardCore
 
-/// How the operator runs.
-public struct OperatorSettings: Sendable {
-    /// The namespace whose Connectors it manages; nil: every namespace.
-    public var namespace: String?
-    /// The image of connector pods whose `spec.deployment.image` is not set.
-    public var defaultImage: String
-    /// Reconciles running at once (on different Connectors).
-    public var workers = 2
-    /// Every Connector is reconciled again this often, even without an event.
-    public var resyncInterval: Duration = .seconds(300)
-    /// A Connector with more than one pod is reconciled this often, to count its idle pods.
-    public var memberInterval: Duration = .seconds(30)
-    /// A failed reconcile is retried after this, doubling up to `maxRequeue`.
-    public var initialRequeue: Duration = .milliseconds(250)
-    public var maxRequeue: Duration = .seconds(60)
-    /// Asked of the server for each watch; it ends the watch after about this long.
-    public var watchTimeoutSeconds = 300
-
-    public init(namespace: String?, defaultImage: String) {
-        self.namespace = namespace
-        self.defaultImage = defaultImage
-    }
-}
-
 /// Watches Connectors and the Deployments it owns, and reconciles each Connector from a work
 /// queue. Runs until cancelled.
 public final class ConnectorController: Sendable {
@@ -132,26 +108,5 @@ extension Metrics.Timer {
     func recordElapsed(since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
         recordNanoseconds(Int64(elapsed.components.seconds) * 1_000_000_000 + Int64(elapsed.components.attoseconds / 1_000_000_000))
-    }
-}
-
-/// The whole operator: leader election, and the controller while this replica leads.
-public final class SwitchyardOperator: Sendable {
-    public let client: KubeClient
-    public let elector: LeaderElector
-    public let controller: ConnectorController
-
-    public init(client: KubeClient, settings: OperatorSettings, lease: LeaseSettings, registry: ConnectorRegistry, logger: Logger) {
-        self.client = client
-        let renderer = ConnectorRenderer(registry: registry, defaultImage: settings.defaultImage)
-        self.elector = LeaderElector(client: client, settings: lease, logger: logger)
-        self.controller = ConnectorController(
-            client: client, reconciler: ConnectorReconciler(client: client, renderer: renderer, logger: logger), settings: settings, logger: logger)
-    }
-
-    /// Until cancelled; a held Lease is released on the way out.
-    public func run() async {
-        let controller = self.controller
-        await elector.run { await controller.run() }
     }
 }
