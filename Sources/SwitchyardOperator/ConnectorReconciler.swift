@@ -218,7 +218,10 @@ public final class ConnectorReconciler: Sendable {
             _ = try await apply(.triggerAuthentication, authentication, uid: uid)
             if let name = authentication[path: ["metadata", "name"]]?.string { wanted.insert(name) }
         }
-        // The ones no trigger needs any more (where KEDA is served at all).
+        // The ones no trigger needs any more. Only where KEDA was seen (a ScaledObject now, or
+        // discovery found KEDA before): otherwise there is nothing of KEDA's to remove, and
+        // every reconcile would ask the API server for a resource it does not serve.
+        guard rendered.scalerType == .scaledObject || kedaDiscovery.withLock({ $0.served }) else { return }
         let existing: JSON
         do {
             existing = try await client.list(.triggerAuthentication, namespace: namespace, labelSelector: rendered.selector)
