@@ -158,10 +158,12 @@ final class AMQPConnection: @unchecked Sendable {
     }
 
     /// Starts consuming `queue` on channel 1 with manual acknowledgements; returns the tag.
-    func consume(queue: String, consumerTag: String) throws(AMQPError) -> String {
+    /// `exclusive`: the broker refuses it (403) while the queue has another consumer, and
+    /// refuses every other consumer while this one lives.
+    func consume(queue: String, consumerTag: String, exclusive: Bool = false) throws(AMQPError) -> String {
         var arena = CArena()
         defer { arena.free() }
-        let ok = amqp_basic_consume(state, 1, arena.bytes(queue), arena.bytes(consumerTag), 0, 0, 0, amqp_empty_table)
+        let ok = amqp_basic_consume(state, 1, arena.bytes(queue), arena.bytes(consumerTag), 0, 0, exclusive ? 1 : 0, amqp_empty_table)
         try check("cannot consume from queue '\(queue)'")
         return ok?.pointee.consumer_tag.string ?? consumerTag
     }

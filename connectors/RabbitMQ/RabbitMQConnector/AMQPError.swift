@@ -36,6 +36,12 @@ struct AMQPError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The broker refused a consumer because another one holds the queue exclusively (or
+    /// this one asked for exclusive use of a queue that has consumers): 403 on the channel.
+    var refusesExclusiveUse: Bool {
+        kind == .channelClosed && code == 403 && message.contains("exclusive")
+    }
+
     /// The error as the core's ``ConnectorError``: retriable, or the target is down.
     var connectorError: ConnectorError {
         isRetriable ? .retriable(message) : .targetDown(message)

@@ -26,6 +26,8 @@ final class RabbitMQSource: Source {
             OptionField("consumerTag", .string, doc: "consumer tag; absent: the broker makes one"),
             OptionField("keyHeader", .string, default: RabbitMQOptions.defaultKeyHeader, doc: "AMQP header whose value becomes the message key (and is removed from the headers), as a rabbitmq target writes it; empty: messages have no key"),
             OptionField("declare", .object(RabbitMQOptions.declareSchema), doc: "exchanges, queue and bindings to declare on every (re)connect"),
+            OptionField("fencing", .choice(Fencing.allCases.map(\.rawValue)), default: Fencing.none.rawValue, doc: "keep a second process from consuming the queue at the same time: exclusive (an exclusive consumer; the broker refuses every other consumer while it lives, and a refused source stands by and tries again every standbyInterval), singleActiveConsumer (declares the queue with x-single-active-consumer: the broker delivers to one consumer and fails over to the next when it goes; needs declare.queue), none"),
+            OptionField("standbyInterval", .duration, default: "2s", doc: "with fencing: exclusive, how often a standby source asks for the queue again"),
         ]),
         validate: { options in
             var issues = RabbitMQOptions.validateConnection(options)
@@ -35,12 +37,30 @@ final class RabbitMQSource: Source {
             if let estimate = options.size("messageSizeEstimate"), estimate < 1 {
                 issues.append(options.issue("messageSizeEstimate", "must be at least 1 byte"))
             }
+            if options.string("fencing") == Fencing.singleActiveConsumer.rawValue {
+                if let queue = options.object("declare")?.object("queue") {
+                    let argument = RabbitMQOptions.fieldTable(queue, "arguments").first { $0.0 == Fencing.singleActiveArgument }
+                    if let argument, argument.1 != .bool(true) {
+                        issues.append(options.issue("fencing", "singleActiveConsumer contradicts declare.queue.arguments.\(Fencing.singleActiveArgument), which is not true"))
+                    }
+                } else {
+                    issues.append(options.issue("fencing", "singleActiveConsumer needs declare.queue: the broker takes x-single-active-consumer only when the queue is created (for a queue that exists, use fencing: exclusive)"))
+                }
+            }
             return issues
         },
         positions: .perSession,
         reportsLag: true,
         make: { setup in try RabbitMQSource(setup) }
     )
+
+    /// How a source keeps other processes from consuming its queue at the same time.
+    enum Fencing: String, Sendable, CaseIterable {
+        case none
+        case exclusive
+        case singleActiveConsumer
+        static let singleActiveArgument = "x-single-active-consumer"
+    }
 
     struct Binding: Sendable {
         var exchange: String
@@ -72,6 +92,8 @@ final class RabbitMQSource: Source {
         var staleAcks = 0
         var lastError: String?
         var generation: Int32 = 0
+        /// With exclusive fencing: another consumer holds the queue, and this source waits.
+        var standby = false
     }
 
     let name: String
@@ -85,6 +107,8 @@ final class RabbitMQSource: Source {
     let logger: Logger
     let batchLimit: Int
     let keyHeader: String
+    let fencing: Fencing
+    let standbyInterval: Duration
     /// The queue's ready messages at the last check (connect, then every 5 s).
     let readyMessages = Atomic<Int>(0)
     let mailbox = DeliveryMailbox()
@@ -117,11 +141,18 @@ final class RabbitMQSource: Source {
             ])
         }
         batchLimit = min(prefetch, 1000)
+        let fencing = Fencing(rawValue: options.string("fencing") ?? "") ?? .none
+        self.fencing = fencing
+        standbyInterval = options.duration("standbyInterval") ?? .seconds(2)
         let declare = options.object("declare")
         queueDeclaration = declare?.object("queue").map { queue in
-            QueueDeclaration(
+            var arguments = RabbitMQOptions.fieldTable(queue, "arguments")
+            if fencing == .singleActiveConsumer && !arguments.contains(where: { $0.0 == Fencing.singleActiveArgument }) {
+                arguments.append((Fencing.singleActiveArgument, .bool(true)))
+            }
+            return QueueDeclaration(
                 durable: queue.bool("durable") ?? true, exclusive: queue.bool("exclusive") ?? false,
-                autoDelete: queue.bool("autoDelete") ?? false, arguments: RabbitMQOptions.fieldTable(queue, "arguments"))
+                autoDelete: queue.bool("autoDelete") ?? false, arguments: arguments)
         }
         exchanges = RabbitMQOptions.exchanges(declare)
         bindings = (declare?.list("bindings") ?? []).compactMap { value in
@@ -148,6 +179,9 @@ final class RabbitMQSource: Source {
     var health: ConnectorHealth { shared.withLock { $0.health } }
 
     var backlog: Int? { readyMessages.load(ordering: .relaxed) }
+
+    /// A standby (exclusive fencing, another consumer holds the queue) consumes nothing.
+    var idle: Bool { shared.withLock { $0.standby } }
 
     /// The number of connections made so far (1 after the first connect, 2 after a reconnect).
     var connectionGeneration: Int32 { shared.withLock { $0.generation } }
@@ -234,6 +268,7 @@ final class RabbitMQSource: Source {
                     backoff.reset()
                     if generation > 1 { reconnects.increment() }
                     shared.withLock {
+                        $0.standby = false
                         $0.liveGeneration = generation
                         $0.generation = generation
                         $0.releasedThrough = 0
@@ -243,6 +278,21 @@ final class RabbitMQSource: Source {
                     }
                     connectionUp.record(1)
                     logger.info("rabbitmq source connected", metadata: ["source": "\(name)", "broker": "\(settings.url.redacted)", "queue": "\(queue)", "prefetch": "\(prefetch)", "generation": "\(generation)"])
+                } catch let error where fencing == .exclusive && error.refusesExclusiveUse {
+                    let changed = shared.withLock { shared -> Bool in
+                        defer {
+                            shared.standby = true
+                            shared.health = .up
+                            shared.lastError = nil
+                        }
+                        return !shared.standby
+                    }
+                    connectionUp.record(1)
+                    if changed {
+                        logger.notice("rabbitmq source stands by: another consumer holds the queue exclusively", metadata: ["source": "\(name)", "queue": "\(queue)", "retry": "\(standbyInterval)", "error": "\(error)"])
+                    }
+                    backoff.reset()
+                    sleep(standbyInterval)
                 } catch {
                     let message = "\(error)"
                     let changed = shared.withLock { shared -> Bool in
@@ -328,7 +378,7 @@ final class RabbitMQSource: Source {
         readyMessages.store(Int(counts.messages), ordering: .relaxed)
         try connection.openChannel(2)
         try connection.qos(prefetch: prefetch)
-        _ = try connection.consume(queue: queue, consumerTag: consumerTag)
+        _ = try connection.consume(queue: queue, consumerTag: consumerTag, exclusive: fencing == .exclusive)
         return connection
     }
 
