@@ -28,7 +28,10 @@ final class PipelineService: Service {
 /// and handles signals (the first SIGTERM or SIGINT drains; a second exits at once).
 public enum Application {
     /// Exit codes: 0 after a clean shutdown, 2 for an invalid document, 1 for other failures.
-    public static func run(configPath: String, registry: ConnectorRegistry, environment: [String: String]) async -> Int32 {
+    /// `stopAtEnd`: a bounded run (every source stops at the end of what its system held when
+    /// it started; the process exits 0 once all of it is acknowledged); the document is not
+    /// reloaded then.
+    public static func run(configPath: String, registry: ConnectorRegistry, environment: [String: String], stopAtEnd: Bool = false) async -> Int32 {
         let loader = DocumentLoader(registry: registry, interpolator: Interpolator(environment: environment))
         let text: String
         switch Interpolator.readDocument(configPath) {
@@ -44,13 +47,21 @@ public enum Application {
             writeStandardError(Array("switchyard: \(configPath) is not valid:\n\(errors.description.split(separator: "\n").map { "  \($0)" }.joined(separator: "\n"))\n".utf8))
             return 2
         }
+        if stopAtEnd {
+            let unable = document.sources.filter { registry.source($0.kind)?.stopsAtEnd != true }
+            if !unable.isEmpty {
+                let named = unable.map { "\($0.path) (\($0.kind))" }.joined(separator: ", ")
+                writeStandardError(Array("switchyard: \(configPath): --stop-at end needs sources that can stop at the end of their input (kafka); these cannot: \(named)\n".utf8))
+                return 2
+            }
+        }
         LogSetup.bootstrap(format: document.observability.logFormat, level: LogSetup.level(document.observability.logLevel))
         MetricsSetup.bootstrap()
         let logger = Logger(label: "switchyard")
 
         let pipeline: Pipeline
         do {
-            pipeline = try Pipeline(document: document, registry: registry, logger: logger)
+            pipeline = try Pipeline(document: document, registry: registry, logger: logger, stopAtEnd: stopAtEnd)
         } catch {
             logger.critical("cannot build the pipeline", metadata: ["error": "\(error)"])
             return 1
@@ -69,7 +80,9 @@ public enum Application {
             services.append(.init(service: HealthServer(host: address.host, port: address.port, endpoints: endpoints, logger: logger)))
         }
         services.append(.init(service: PipelineService(pipeline: pipeline), successTerminationBehavior: .gracefullyShutdownGroup))
-        services.append(.init(service: ConfigWatcher(path: configPath, loader: loader, pipeline: pipeline, initialText: text, logger: logger)))
+        if !stopAtEnd {
+            services.append(.init(service: ConfigWatcher(path: configPath, loader: loader, pipeline: pipeline, initialText: text, logger: logger)))
+        }
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
 
         let signals = SignalHandler(logger: logger) {

@@ -93,6 +93,7 @@ struct Switchyard: AsyncParsableCommand {
         #if Kafka
         commands.append(OffsetsCommand.self)
         commands.append(ReconcileCommand.self)
+        commands.append(CutoverCommand.self)
         #endif
         return commands
     }
@@ -104,8 +105,15 @@ struct Run: AsyncParsableCommand {
     @Option(name: [.short, .customLong("config")], help: "The document: a Connector resource or its spec.")
     var config: String
 
+    @Option(name: .customLong("stop-at"), help: "end: a bounded run. Each source notes where its input ends when it starts (Kafka: every partition's high watermark), takes nothing past it, and the process exits 0 once everything before it is written and acknowledged (docs/migration.md).")
+    var stopAt: StopPoint?
+
+    enum StopPoint: String, ExpressibleByArgument {
+        case end
+    }
+
     func run() async throws {
-        let code = await Application.run(configPath: config, registry: Families.registry(), environment: environment())
+        let code = await Application.run(configPath: config, registry: Families.registry(), environment: environment(), stopAtEnd: stopAt == .end)
         if code != 0 { throw ExitCode(code) }
     }
 }

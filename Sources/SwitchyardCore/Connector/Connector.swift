@@ -86,8 +86,13 @@ public struct ConnectorSetup: Sendable {
     public var logger: Logger
     /// The process byte budget, for sizing client prefetch.
     public var memoryLimit: Int
+    /// A bounded run (`switchyard run --stop-at end`): the source notes where its system ends
+    /// when it starts, takes nothing past that, and returns from `run` once it handed over
+    /// everything before it. Only for kinds whose ``SourceKind/stopsAtEnd`` is true.
+    public var stopAtEnd: Bool
 
-    public init(name: String, options: OptionValues, logger: Logger, memoryLimit: Int) {
+    public init(name: String, options: OptionValues, logger: Logger, memoryLimit: Int, stopAtEnd: Bool = false) {
+        self.stopAtEnd = stopAtEnd
         self.name = name
         self.options = options
         self.logger = logger

@@ -12,9 +12,13 @@ public struct SourceKind: Sendable {
     /// Whether the source reports a lag a scaler can act on (`switchyard_source_lag_messages`
     /// or a queue depth): required by `spec.autoscaling`.
     public var reportsLag: Bool
+    /// Whether the source can stop at the end of what its system held when it started
+    /// (``ConnectorSetup/stopAtEnd``): `switchyard run --stop-at end` and cutovers need it.
+    public var stopsAtEnd: Bool
 
-    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, positions: PositionNumbering = .durable, reportsLag: Bool = false, make: @escaping @Sendable (ConnectorSetup) throws -> any Source) {
+    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, positions: PositionNumbering = .durable, reportsLag: Bool = false, stopsAtEnd: Bool = false, make: @escaping @Sendable (ConnectorSetup) throws -> any Source) {
         self.positions = positions
+        self.stopsAtEnd = stopsAtEnd
         self.reportsLag = reportsLag
         self.kind = kind
         self.summary = summary

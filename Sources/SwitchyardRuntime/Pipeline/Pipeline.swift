@@ -72,10 +72,13 @@ public final class Pipeline: Sendable {
     public let tap = TapHub()
     let started = ContinuousClock.now
     let rates = RateMeter()
+    /// A bounded run: every source stops at the end of what its system held when it started.
+    let stopAtEnd: Bool
 
     /// Builds every connector of `document`. Throws when a factory fails (the document was
     /// already validated, so this means a connector could not be created at all).
-    public init(document: ConnectorDocument, registry: ConnectorRegistry, logger: Logger) throws {
+    public init(document: ConnectorDocument, registry: ConnectorRegistry, logger: Logger, stopAtEnd: Bool = false) throws {
+        self.stopAtEnd = stopAtEnd
         self.registry = registry
         self.logger = logger
         let limit = document.delivery.memoryLimit ?? MemoryLimit.defaultBudget()
@@ -144,7 +147,10 @@ public final class Pipeline: Sendable {
         }
         var sourceLogger = logger
         sourceLogger[metadataKey: "source"] = "\(entry.name)"
-        let setup = ConnectorSetup(name: entry.name, options: entry.options, logger: sourceLogger, memoryLimit: budget.limit)
+        if stopAtEnd && !kind.stopsAtEnd {
+            throw ConnectorError.targetDown("\(entry.path): a \(entry.kind) source cannot stop at the end of its input")
+        }
+        let setup = ConnectorSetup(name: entry.name, options: entry.options, logger: sourceLogger, memoryLimit: budget.limit, stopAtEnd: stopAtEnd)
         let source = try kind.make(setup)
         let context = SourceContext(name: entry.name, source: source, router: router, logger: sourceLogger, provenance: document.provenance(for: entry))
         return RunningSource(entry: entry, source: source, context: context)

@@ -39,6 +39,10 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     /// Where each owned partition's consumption started when nothing was taken from it yet:
     /// the group's committed offset, or the reset position without one.
     private var startPosition: [Int32: Int64] = [:]
+    /// A bounded run's stop offset of each partition (empty: unbounded), and the owned
+    /// partitions that reached theirs (paused; nothing at or past the stop is taken).
+    private var stopOffsets: [TopicPartition: Int64] = [:]
+    private var reachedStop: Set<TopicPartition> = []
     private var lastLagRefresh = ContinuousClock.now - .seconds(1)
     private var lastStartLookup = ContinuousClock.now - .seconds(10)
     /// What a `/metrics` scrape needs to compute the lag exactly (see ``publishLag()``),
@@ -107,6 +111,7 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         }
         let config = RDKafkaConfig()
         do {
+            if settings.stopAtEnd { stopOffsets = try source.stopOffsets() }
             try config.set(settings.properties)
             consumer = try RDKafkaConsumer(config: config, topics: settings.topics, logger: logger, events: self)
         } catch {
@@ -128,6 +133,12 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
                 pauseAll()
                 pending = [:]
                 pendingOrder = []
+                handoff.end(.finished)
+            }
+            if !stopped && !stopOffsets.isEmpty && reachedEveryStop() {
+                stopped = true
+                pauseAll()
+                logger.notice("kafka source reached the end of its input: every partition is taken up to its stop offset", metadata: ["source": "\(settings.name)"])
                 handoff.end(.finished)
             }
             if stopped {
@@ -201,7 +212,15 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     }
 
     private func accept(_ message: Message) -> Bool {
-        guard let shard = shardOf[TopicPartition(topic: message.channel, partition: message.partition)] else { return false }
+        let partition = TopicPartition(topic: message.channel, partition: message.partition)
+        guard let shard = shardOf[partition] else { return false }
+        if let stop = stopOffsets[partition] {
+            if message.offset >= stop {
+                markReached(partition)
+                return false
+            }
+            if message.offset + 1 >= stop { markReached(partition) }
+        }
         if brokersDown { markUp() }
         // A message fetched again (after a pause, say) is already in flight: never twice, and
         // never out of order, into one shard's ledger.
@@ -217,8 +236,30 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     }
 
     private func report(_ error: KafkaError, _ partition: TopicPartition?) {
-        if error.code == .partitionEOF { return }
+        if error.code == .partitionEOF {
+            // At the end of the partition, past its stop offset (high watermarks only grow).
+            if let partition, stopOffsets[partition] != nil, shardOf[partition] != nil { markReached(partition) }
+            return
+        }
         logger.warning("kafka consumer error", metadata: ["error": "\(error)", "partition": "\(partition.map(\.description) ?? "-")"])
+    }
+
+    /// A bounded run's partition that holds nothing more to take: paused for good.
+    private func markReached(_ partition: TopicPartition) {
+        guard reachedStop.insert(partition).inserted else { return }
+        consumer?.pause([partition])
+    }
+
+    /// Whether a bounded run is done: this member owns every partition of its topics, each
+    /// reached its stop offset (or started at it), and everything taken was handed over.
+    private func reachedEveryStop() -> Bool {
+        guard pendingOrder.isEmpty, handoff.isEmpty else { return false }
+        for (partition, stop) in stopOffsets {
+            guard let shard = shardOf[partition] else { return false }
+            if reachedStop.contains(partition) { continue }
+            guard let position = nextOffset[shard] ?? startPosition[shard], position >= stop else { return false }
+        }
+        return true
     }
 
     private func pauseAll() {
@@ -230,8 +271,9 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     private func resumeAll() {
         guard let consumer else { return }
         // Continue after what was taken, not from what librdkafka may fall back to.
-        consumer.seek(shardOf.compactMap { partition, shard in nextOffset[shard].map { (partition, $0) } })
-        consumer.resume(Array(shardOf.keys))
+        let resumed = shardOf.filter { !reachedStop.contains($0.key) }
+        consumer.seek(resumed.compactMap { partition, shard in nextOffset[shard].map { (partition, $0) } })
+        consumer.resume(Array(resumed.keys))
         paused = false
     }
 
@@ -378,7 +420,10 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
             commit(shards: shards, async: false)
         }
         source.release(shards)
-        for partition in partitions { shardOf[partition] = nil }
+        for partition in partitions {
+            shardOf[partition] = nil
+            reachedStop.remove(partition)
+        }
         for shard in shards {
             committed[shard] = nil
             nextOffset[shard] = nil

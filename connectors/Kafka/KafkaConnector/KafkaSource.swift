@@ -43,7 +43,8 @@ final class KafkaSource: Source {
             return issues
         },
         reportsLag: true,
-        make: { setup in KafkaSource(setup) }
+        stopsAtEnd: true,
+        make: { setup in try KafkaSource(setup) }
     )
 
     /// librdkafka properties the source sets itself.
@@ -69,6 +70,10 @@ final class KafkaSource: Source {
         var batchSize: Int
         var roundBytes: Int
         var prefetchBytes: Int
+        /// A bounded run: stop each partition at its high watermark as of the start.
+        var stopAtEnd: Bool
+        /// The cluster connection alone (no group settings), for the stop offsets' lookup.
+        var clientProperties: [(String, String)]
     }
 
     /// Which partitions this member owns (by shard) and what was acknowledged for them.
@@ -85,11 +90,17 @@ final class KafkaSource: Source {
     let session = Mutex<KafkaConsumerSession?>(nil)
     /// Messages of the owned partitions not fetched yet, updated every commit interval.
     let backlogMessages = Atomic<Int>(0)
+    /// In a bounded run, each partition's end when the source started (its first session):
+    /// offsets at or past it are not taken.
+    let stops = Mutex<[TopicPartition: Int64]?>(nil)
 
     var backlog: Int? { backlogMessages.load(ordering: .relaxed) }
 
-    init(_ setup: ConnectorSetup) {
+    init(_ setup: ConnectorSetup) throws {
         let options = setup.options
+        if setup.stopAtEnd, let pattern = (options.strings("topics") ?? []).first(where: { $0.hasPrefix("^") }) {
+            throw ConnectorError.targetDown("\(options.path(of: "topics")): '\(pattern)' is a pattern; a source that stops at the end of its input needs topics by name")
+        }
         let prefetch = options.size("prefetch") ?? min(64 << 20, max(64 << 10, setup.memoryLimit / 12))
         // librdkafka 2.0 stops fetching a partition for a whole second (rd_kafka_max_block_ms)
         // once the consumer queue holds queued.min.messages (default 100,000, counted over all
@@ -109,6 +120,9 @@ final class KafkaSource: Source {
             // One fetch response must not overshoot the prefetch bound by much.
             ("fetch.max.bytes", String(max(1 << 20, min(prefetch / 2, 50 << 20)))),
         ]
+        // A bounded run learns that a partition holds nothing more from its end-of-partition
+        // event (the last offsets before the stop may be gone: compaction, transaction markers).
+        if setup.stopAtEnd { properties.append(("enable.partition.eof", "true")) }
         properties += KafkaClientOptions.raw(options)
         settings = Settings(
             name: setup.name,
@@ -119,7 +133,9 @@ final class KafkaSource: Source {
             batchSize: options.int("batchSize") ?? 1000,
             roundBytes: max(64 << 10, min(4 << 20, setup.memoryLimit / 16)),
             // Never reserve so much that a batch could not fit beside the reservation.
-            prefetchBytes: min(prefetch + prefetchMessages * KafkaSource.queuedMessageOverhead, max(1, setup.memoryLimit / 4)))
+            prefetchBytes: min(prefetch + prefetchMessages * KafkaSource.queuedMessageOverhead, max(1, setup.memoryLimit / 4)),
+            stopAtEnd: setup.stopAtEnd,
+            clientProperties: KafkaClientOptions.properties(options))
         logger = setup.logger
     }
 
@@ -216,6 +232,26 @@ final class KafkaSource: Source {
         }
     }
 
+    /// The stop offsets of a bounded run: noted once, when the first session starts, as each
+    /// partition's high watermark then (asked of its leader). Blocking: on the poll thread.
+    func stopOffsets() throws(KafkaError) -> [TopicPartition: Int64] {
+        if let known = stops.withLock({ $0 }) { return known }
+        let inspector = try RDKafkaInspector(properties: settings.clientProperties, group: "switchyard-stop-offsets", logger: logger)
+        var found: [TopicPartition: Int64] = [:]
+        for topic in settings.topics {
+            let count = try inspector.partitionCount(topic: topic)
+            for partition in 0..<count {
+                found[TopicPartition(topic: topic, partition: partition)] = try inspector.watermarks(topic: topic, partition: partition).end
+            }
+        }
+        logger.notice("kafka source stops at the end of its input", metadata: [
+            "source": "\(settings.name)",
+            "stopOffsets": "\(found.sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))",
+        ])
+        stops.withLock { $0 = found }
+        return found
+    }
+
     func setHealth(_ health: ConnectorHealth) {
         let changed = healthState.withLock { state -> Bool in
             defer { state = health }
@@ -273,6 +309,9 @@ final class RoundHandoff: Sendable {
             state.round = kept.isEmpty ? nil : kept
         }
     }
+
+    /// Whether no round waits for `run`.
+    var isEmpty: Bool { state.withLock { $0.round == nil } }
 
     func end(_ step: Step) {
         let waiter = state.withLock { state -> CheckedContinuation<Step, Never>? in

@@ -17,14 +17,16 @@ public struct ReconciliationReport: Sendable {
 /// (docs/migration.md, "Reconciliation"). Every librdkafka call runs on a dispatch queue of
 /// its own, never on the cooperative pool.
 public enum KafkaReconciler {
-    public static func reconcile(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int = 5, logger: Logger? = nil) async throws -> ReconciliationReport {
+    /// - Parameter until: per source topic and partition, where the compared range ends (a
+    ///   cutover's stop offsets); absent: each partition's end when reading starts.
+    public static func reconcile(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int = 5, until: [String: [Int32: Int64]]? = nil, logger: Logger? = nil) async throws -> ReconciliationReport {
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.reconcile")
         return try await BlockingQueue(label: "switchyard.reconcile").run {
-            try reconcileBlocking(source: source, target: target, cluster: cluster, show: show, logger: logger)
+            try reconcileBlocking(source: source, target: target, cluster: cluster, show: show, until: until, logger: logger)
         }
     }
 
-    static func reconcileBlocking(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int, logger: Logger) throws -> ReconciliationReport {
+    static func reconcileBlocking(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int, until: [String: [Int32: Int64]]?, logger: Logger) throws -> ReconciliationReport {
         let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: "switchyard-reconcile", purpose: "reconciliation", bulk: true, logger: logger)
         let started = ContinuousClock.now
         var report = ReconciliationReport(sourceName: source.name, targetName: target.name, cluster: cluster, topics: [], seconds: 0)
@@ -34,7 +36,7 @@ public enum KafkaReconciler {
             do {
                 report.topics.append(try Reconciliation.reconcile(
                     cluster: cluster, sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: pair.sourcePartitions, targetPartitions: pair.targetPartitions,
-                    source: { KafkaPartitionScanner(client: clients.source, topic: topic, partition: $0, positionsOf: nil) },
+                    source: { KafkaPartitionScanner(client: clients.source, topic: topic, partition: $0, positionsOf: nil, endLimit: until?[topic]?[$0]) },
                     target: { KafkaPartitionScanner(client: clients.target, topic: targetTopic, partition: $0, positionsOf: (cluster, topic)) },
                     show: show))
             } catch {
@@ -53,9 +55,13 @@ struct KafkaPartitionScanner: PartitionScanner {
     let topic: String
     let partition: Int32
     let positionsOf: (cluster: String, topic: String)?
+    /// Where the range ends at most (a cutover's stop offset).
+    var endLimit: Int64? = nil
 
     func bounds() throws -> (start: Int64, end: Int64) {
-        try client.watermarks(topic: topic, partition: partition)
+        let marks = try client.watermarks(topic: topic, partition: partition)
+        guard let endLimit else { return marks }
+        return (min(marks.start, endLimit), min(marks.end, endLimit))
     }
 
     func scan(from: Int64, to: Int64, _ body: (Int64, UInt64, RecordOrigin) -> Void) throws {

@@ -1,0 +1,84 @@
+import CRdKafka
+import Logging
+import SwitchyardCore
+
+/// What a cutover asks of a Kafka-to-Kafka bridge's clusters before and after the bounded
+/// copy (docs/migration.md, "switchyard cutover"). Every librdkafka call runs on a dispatch
+/// queue of its own, never on the cooperative pool.
+public enum KafkaCutoverChecks {
+    /// Per source topic and partition: an offset (an end, or a committed position).
+    public typealias Offsets = [String: [Int32: Int64]]
+
+    /// The log start and end (high watermark) of a partition.
+    public struct Range: Sendable, Equatable {
+        public var start: Int64
+        public var end: Int64
+    }
+
+    /// The range of every partition of the bridge's source topics.
+    public static func sourceRanges(source: ConnectorEntry, target: ConnectorEntry, cluster: String, logger: Logger? = nil) async throws -> [String: [Int32: Range]] {
+        let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.cutover")
+        return try await BlockingQueue(label: "switchyard.cutover").run {
+            let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: "switchyard-cutover", purpose: "a cutover", bulk: false, logger: logger)
+            var ends: [String: [Int32: Range]] = [:]
+            for topic in clients.topics {
+                let pair = try clients.pair(topic)
+                for partition in 0..<pair.sourcePartitions {
+                    do {
+                        let marks = try clients.source.watermarks(topic: topic, partition: partition)
+                        ends[topic, default: [:]][partition] = Range(start: marks.start, end: marks.end)
+                    } catch {
+                        throw OffsetTranslationError("the end of '\(topic)'[\(partition)] on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
+                    }
+                }
+            }
+            return ends
+        }
+    }
+
+    /// A group's committed offsets on the source cluster, per source topic (partitions
+    /// without one are absent).
+    public static func committedOnSource(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, logger: Logger? = nil) async throws -> Offsets {
+        let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.cutover")
+        return try await BlockingQueue(label: "switchyard.cutover").run {
+            let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: group, purpose: "a cutover", bulk: false, logger: logger)
+            var result: Offsets = [:]
+            for topic in clients.topics {
+                let pair = try clients.pair(topic)
+                do { result[topic] = try clients.source.committed(topic: topic, count: pair.sourcePartitions) } catch {
+                    throw OffsetTranslationError("committed offsets of group '\(group)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
+                }
+            }
+            return result
+        }
+    }
+
+    /// Whether `group` has members on the source cluster: its committed offsets committed
+    /// again, unchanged, from outside the group, which a broker refuses while the group has
+    /// members. A group without committed offsets there is reported as without members.
+    public static func hasMembersOnSource(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, logger: Logger? = nil) async throws -> Bool {
+        let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.cutover")
+        return try await BlockingQueue(label: "switchyard.cutover").run {
+            let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: group, purpose: "a cutover", bulk: false, logger: logger)
+            for topic in clients.topics {
+                let pair = try clients.pair(topic)
+                let committed: [Int32: Int64]
+                do { committed = try clients.source.committed(topic: topic, count: pair.sourcePartitions) } catch {
+                    throw OffsetTranslationError("committed offsets of group '\(group)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
+                }
+                guard !committed.isEmpty else { continue }
+                do { try clients.source.commit(topic: topic, offsets: committed) } catch let error as KafkaError {
+                    switch error.code.c {
+                    case RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID, RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION, RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+                        return true
+                    default:
+                        throw OffsetTranslationError("checking group '\(group)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
+                    }
+                } catch {
+                    throw OffsetTranslationError("checking group '\(group)' on cluster \(cluster): \(error)")
+                }
+            }
+            return false
+        }
+    }
+}
