@@ -96,6 +96,10 @@ public enum Application {
             logger.critical("runtime failed", metadata: ["error": "\(error)"])
             return 1
         }
+        if let failure = pipeline.boundedRunFailure {
+            logger.critical("the bounded run failed", metadata: ["error": "\(failure)"])
+            return 1
+        }
         logger.info("switchyard stopped")
         return 0
     }

@@ -48,7 +48,8 @@ struct CutoverCommand: AsyncParsableCommand {
         }
         var result = CutoverReport(source: sourceEntry.name, target: targetEntry.name, cluster: cluster, bridgeGroup: bridgeGroup, groups: groups)
         do {
-            try await Self.preflight(sourceEntry, targetEntry, cluster: cluster, bridgeGroup: bridgeGroup, groups: groups)
+            result.unchecked = try await Self.preflight(sourceEntry, targetEntry, cluster: cluster, bridgeGroup: bridgeGroup, groups: groups)
+            for warning in result.unchecked { printError("cutover: warning: \(warning)") }
         } catch let error as OffsetTranslationError {
             throw KafkaBridgeDocument.fail("cutover: \(error.message). Nothing was done")
         }
@@ -66,20 +67,30 @@ struct CutoverCommand: AsyncParsableCommand {
 
     /// Refuses a cutover that cannot be exact: the bridge still running (its group has
     /// members), a listed group still consuming on the source, or one that never committed.
-    static func preflight(_ sourceEntry: ConnectorEntry, _ targetEntry: ConnectorEntry, cluster: String, bridgeGroup: String, groups: [String]) async throws {
+    /// Returns the checks it could not make (a cluster that does not list groups).
+    static func preflight(_ sourceEntry: ConnectorEntry, _ targetEntry: ConnectorEntry, cluster: String, bridgeGroup: String, groups: [String]) async throws -> [String] {
         if groups.isEmpty { throw OffsetTranslationError("name the consumer groups that move with --group") }
-        if try await KafkaCutoverChecks.hasMembersOnSource(source: sourceEntry, target: targetEntry, cluster: cluster, group: bridgeGroup) {
-            throw OffsetTranslationError("the bridge's group '\(bridgeGroup)' has members on cluster \(cluster): a bridge is still running; stop it (scale its Connector to 0, or stop the process) so that the cutover copies alone")
+        var unchecked: [String] = []
+        func members(_ group: String) async throws -> Int {
+            if let count = try await KafkaCutoverChecks.membersOnSource(source: sourceEntry, target: targetEntry, cluster: cluster, group: group) { return count }
+            unchecked.append("group '\(group)' on cluster \(cluster): the cluster does not list groups, so that it has no members was not checked")
+            return 0
+        }
+        let bridgeMembers = try await members(bridgeGroup)
+        if bridgeMembers > 0 {
+            throw OffsetTranslationError("the bridge's group '\(bridgeGroup)' has \(bridgeMembers) member\(bridgeMembers == 1 ? "" : "s") on cluster \(cluster): a bridge is still running; stop it (scale its Connector to 0, or stop the process) so that the cutover copies alone")
         }
         for group in groups {
             let committed = try await KafkaCutoverChecks.committedOnSource(source: sourceEntry, target: targetEntry, cluster: cluster, group: group)
             if committed.values.allSatisfy(\.isEmpty) {
                 throw OffsetTranslationError("group '\(group)' has no committed offsets on cluster \(cluster) for the bridge's topics: an unknown group, or one that never committed")
             }
-            if try await KafkaCutoverChecks.hasMembersOnSource(source: sourceEntry, target: targetEntry, cluster: cluster, group: group) {
-                throw OffsetTranslationError("group '\(group)' still has members on cluster \(cluster): stop its consumers there first, so that its committed offsets are final")
+            let count = try await members(group)
+            if count > 0 {
+                throw OffsetTranslationError("group '\(group)' still has \(count) member\(count == 1 ? "" : "s") on cluster \(cluster): stop its consumers there first, so that its committed offsets are final")
             }
         }
+        return unchecked
     }
 
     /// The steps after the preflight; each failure ends the cutover with its reason.

@@ -11,6 +11,8 @@ struct CutoverReport {
     var cluster: String
     var bridgeGroup: String
     var groups: [String]
+    /// Membership checks the source cluster could not answer.
+    var unchecked: [String] = []
     /// Each source partition's range when the cutover began.
     var ranges: [String: [Int32: KafkaCutoverChecks.Range]] = [:]
     /// The bridge group's committed offsets after the bounded copy.
@@ -40,6 +42,7 @@ struct CutoverReport {
             }
             lines.append("  copied \(topic) through (partition:committed/end at start) \(copied.joined(separator: " "))")
         }
+        for warning in unchecked { lines.append("  not checked: \(warning)") }
         for translation in translations {
             let verdicts = Dictionary(grouping: translation.partitions, by: { OffsetsTranslate.verdictText($0.verdict) }).mapValues(\.count)
             let summary = verdicts.keys.sorted().map { "\(verdicts[$0]!) \($0)" }.joined(separator: ", ")
@@ -76,6 +79,7 @@ struct CutoverReport {
         ]
         fields["groups"] = .array(groups.map { JSONValue.string($0) })
         fields["copiedRecords"] = .int(Int(copiedRecords))
+        fields["unchecked"] = .array(unchecked.map { JSONValue.string($0) })
         fields["copied"] = .object(copied)
         fields["translations"] = .array(translations.map { OffsetsTranslate.json($0) })
         fields["reconciliation"] = reconciliation.map { ReconcileCommand.json($0) } ?? .null

@@ -57,6 +57,7 @@ public final class Pipeline: Sendable {
         var draining = false
         var shutdownRequested = false
         var generation: Int
+        var boundedRunFailure: String?
     }
 
     let registry: ConnectorRegistry
@@ -183,6 +184,9 @@ public final class Pipeline: Sendable {
         logger.info("pipeline stopped")
     }
 
+    /// Why a bounded run failed (a source failed), if it did.
+    public var boundedRunFailure: String? { state.withLock { $0.boundedRunFailure } }
+
     /// Begins the graceful shutdown (idempotent).
     public func requestShutdown() {
         let first = state.withLock { state -> Bool in
@@ -203,6 +207,13 @@ public final class Pipeline: Sendable {
                 break
             } catch {
                 if running.context.isStopping { break }
+                if stopAtEnd {
+                    // A bounded run does not restart a failed source: it ends, and fails.
+                    logger.error("source failed; the bounded run ends", metadata: ["source": "\(running.entry.name)", "error": "\(error)"])
+                    state.withLock { $0.boundedRunFailure = "\(running.entry.name): \(error)" }
+                    requestShutdown()
+                    break
+                }
                 running.context.tally.recordError("source failed and restarts: \(error)")
                 let delay = settings.retry.delay(attempt: attempt)
                 logger.error("source failed; restarting it", metadata: ["source": "\(running.entry.name)", "error": "\(error)", "retryIn": "\(delay)"])

@@ -1,3 +1,4 @@
+import CRdKafka
 import Dispatch
 import Logging
 import Metrics
@@ -43,6 +44,8 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     /// partitions that reached theirs (paused; nothing at or past the stop is taken).
     private var stopOffsets: [TopicPartition: Int64] = [:]
     private var reachedStop: Set<TopicPartition> = []
+    /// When a bounded run's member first got partitions: it must own them all soon after.
+    private var firstAssigned: ContinuousClock.Instant?
     private var lastLagRefresh = ContinuousClock.now - .seconds(1)
     private var lastStartLookup = ContinuousClock.now - .seconds(10)
     /// What a `/metrics` scrape needs to compute the lag exactly (see ``publishLag()``),
@@ -134,6 +137,11 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
                 pending = [:]
                 pendingOrder = []
                 handoff.end(.finished)
+            }
+            if !stopped && !stopOffsets.isEmpty, let error = sharedGroupError() {
+                source.setHealth(.down(error.message))
+                handoff.end(.failed(error))
+                stopped = true
             }
             if !stopped && !stopOffsets.isEmpty && reachedEveryStop() {
                 stopped = true
@@ -248,6 +256,19 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     private func markReached(_ partition: TopicPartition) {
         guard reachedStop.insert(partition).inserted else { return }
         consumer?.pause([partition])
+    }
+
+    /// A bounded run needs its group to itself: another member (a bridge still running) holds
+    /// partitions that this one would wait for forever. Checked once the group had three
+    /// session timeouts (at least 10 s) since the first assignment to settle.
+    private func sharedGroupError() -> KafkaError? {
+        guard let firstAssigned else { return nil }
+        let session = settings.properties.last { $0.0 == "session.timeout.ms" }.flatMap { Int($0.1) } ?? 45_000
+        guard ContinuousClock.now - firstAssigned > max(.seconds(10), .milliseconds(3 * session)) else { return nil }
+        let owned = stopOffsets.keys.filter { shardOf[$0] != nil }.count
+        guard owned < stopOffsets.count else { return nil }
+        let group = settings.properties.last { $0.0 == "group.id" }?.1 ?? "?"
+        return KafkaError(RD_KAFKA_RESP_ERR__STATE, "a bounded run needs group '\(group)' to itself, but this member owns \(owned) of \(stopOffsets.count) partitions: another member (a bridge still running?) holds the rest; stop it and run again", fatal: true)
     }
 
     /// Whether a bounded run is done: this member owns every partition of its topics, each
@@ -399,6 +420,7 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         for partition in partitions where shardOf[partition] == nil {
             shardOf[partition] = source.assign(partition)
         }
+        if firstAssigned == nil && !partitions.isEmpty { firstAssigned = .now }
         logger.info("kafka partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
         markUp()
         if paused, let consumer {

@@ -53,32 +53,15 @@ public enum KafkaCutoverChecks {
         }
     }
 
-    /// Whether `group` has members on the source cluster: its committed offsets committed
-    /// again, unchanged, from outside the group, which a broker refuses while the group has
-    /// members. A group without committed offsets there is reported as without members.
-    public static func hasMembersOnSource(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, logger: Logger? = nil) async throws -> Bool {
+    /// How many members `group` has on the source cluster; nil when the cluster does not say
+    /// (it does not answer ListGroups: librdkafka's mock cluster).
+    public static func membersOnSource(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, logger: Logger? = nil) async throws -> Int? {
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.cutover")
         return try await BlockingQueue(label: "switchyard.cutover").run {
             let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: group, purpose: "a cutover", bulk: false, logger: logger)
-            for topic in clients.topics {
-                let pair = try clients.pair(topic)
-                let committed: [Int32: Int64]
-                do { committed = try clients.source.committed(topic: topic, count: pair.sourcePartitions) } catch {
-                    throw OffsetTranslationError("committed offsets of group '\(group)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
-                }
-                guard !committed.isEmpty else { continue }
-                do { try clients.source.commit(topic: topic, offsets: committed) } catch let error as KafkaError {
-                    switch error.code.c {
-                    case RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID, RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION, RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
-                        return true
-                    default:
-                        throw OffsetTranslationError("checking group '\(group)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
-                    }
-                } catch {
-                    throw OffsetTranslationError("checking group '\(group)' on cluster \(cluster): \(error)")
-                }
+            do { return try clients.source.memberCount(group: group) } catch {
+                throw OffsetTranslationError("the members of group '\(group)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
             }
-            return false
         }
     }
 }
