@@ -51,7 +51,7 @@ public enum Application {
             let unable = document.sources.filter { registry.source($0.kind)?.stopsAtEnd != true }
             if !unable.isEmpty {
                 let named = unable.map { "\($0.path) (\($0.kind))" }.joined(separator: ", ")
-                writeStandardError(Array("switchyard: \(configPath): --stop-at end needs sources that can stop at the end of their input (kafka); these cannot: \(named)\n".utf8))
+                writeStandardError(Array("switchyard: \(configPath): --stop-at end needs sources that can stop at the end of their input (kafka, rabbitmq); these cannot: \(named)\n".utf8))
                 return 2
             }
         }

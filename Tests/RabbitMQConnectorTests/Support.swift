@@ -264,10 +264,10 @@ extension Message {
 }
 
 /// `switchyard run -c CONFIG` (the debug build) with its output appended to `log`.
-func startSwitchyard(_ config: URL, log: URL, environment: [String: String]? = nil) throws -> Process {
+func startSwitchyard(_ config: URL, log: URL, environment: [String: String]? = nil, arguments: [String] = []) throws -> Process {
     let process = Process()
     process.executableURL = TestBed.root.appendingPathComponent(".build/debug/switchyard")
-    process.arguments = ["run", "-c", config.path]
+    process.arguments = ["run", "-c", config.path] + arguments
     if let environment { process.environment = environment }
     _ = FileManager.default.createFile(atPath: log.path, contents: nil)
     let handle = try FileHandle(forWritingTo: log)

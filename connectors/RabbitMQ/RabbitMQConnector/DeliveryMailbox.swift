@@ -42,6 +42,9 @@ final class DeliveryMailbox: Sendable {
         state.withLock { state in state.chunks.removeAll { $0.generation == generation } }
     }
 
+    /// Whether no chunk waits to be taken.
+    var isEmpty: Bool { state.withLock { $0.chunks.isEmpty } }
+
     /// No more chunks: the waiting `take` returns nil, and so do later ones.
     func finish() {
         let waiter = state.withLock { state -> CheckedContinuation<Chunk?, Never>? in

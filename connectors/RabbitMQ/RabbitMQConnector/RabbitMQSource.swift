@@ -28,6 +28,7 @@ final class RabbitMQSource: Source {
             OptionField("declare", .object(RabbitMQOptions.declareSchema), doc: "exchanges, queue and bindings to declare on every (re)connect"),
             OptionField("fencing", .choice(Fencing.allCases.map(\.rawValue)), default: Fencing.none.rawValue, doc: "keep a second process from consuming the queue at the same time: exclusive (an exclusive consumer; the broker refuses every other consumer while it lives, and a refused source stands by and tries again every standbyInterval), singleActiveConsumer (declares the queue with x-single-active-consumer: the broker delivers to one consumer and fails over to the next when it goes; needs declare.queue), none"),
             OptionField("standbyInterval", .duration, default: "2s", doc: "with fencing: exclusive, how often a standby source asks for the queue again"),
+            OptionField("quietPeriod", .duration, default: "5s", doc: "in a bounded run (switchyard run --stop-at end), how long the queue must stay empty, with nothing delivered, before the source stops"),
         ]),
         validate: { options in
             var issues = RabbitMQOptions.validateConnection(options)
@@ -51,6 +52,7 @@ final class RabbitMQSource: Source {
         },
         positions: .perSession,
         reportsLag: true,
+        stopsAtEnd: true,
         make: { setup in try RabbitMQSource(setup) }
     )
 
@@ -109,6 +111,10 @@ final class RabbitMQSource: Source {
     let keyHeader: String
     let fencing: Fencing
     let standbyInterval: Duration
+    /// A bounded run: stop once the queue stayed empty this long (nil: unbounded).
+    let quietPeriod: Duration?
+    /// Deliveries received so far (the bounded run's quiet check).
+    let delivered = Atomic<Int>(0)
     /// The queue's ready messages at the last check (connect, then every 5 s).
     let readyMessages = Atomic<Int>(0)
     let mailbox = DeliveryMailbox()
@@ -144,6 +150,7 @@ final class RabbitMQSource: Source {
         let fencing = Fencing(rawValue: options.string("fencing") ?? "") ?? .none
         self.fencing = fencing
         standbyInterval = options.duration("standbyInterval") ?? .seconds(2)
+        quietPeriod = setup.stopAtEnd ? options.duration("quietPeriod") ?? .seconds(5) : nil
         let declare = options.object("declare")
         queueDeclaration = declare?.object("queue").map { queue in
             var arguments = RabbitMQOptions.fieldTable(queue, "arguments")
@@ -251,6 +258,7 @@ final class RabbitMQSource: Source {
         var session: UInt64 = 0
         var pending: [Message] = []
         var lastDepthCheck = ContinuousClock.now
+        var quiet = QuietWatch()
         while true {
             let (closing, stopFetching) = shared.withLock { ($0.closing, $0.stopFetching) }
             if closing { break }
@@ -313,9 +321,17 @@ final class RabbitMQSource: Source {
             do {
                 try sendAcknowledgements(live)
                 try pump(live, generation: generation, session: session, pending: &pending, discard: context.isStopping || stopFetching)
-                if ContinuousClock.now - lastDepthCheck > .seconds(5) {
+                if ContinuousClock.now - lastDepthCheck > (quietPeriod == nil ? .seconds(5) : .milliseconds(500)) {
                     lastDepthCheck = .now
                     try checkDepth(live)
+                }
+                if let quietPeriod, !stopFetching, !context.isStopping {
+                    let idle = pending.isEmpty && mailbox.isEmpty && readyMessages.load(ordering: .relaxed) == 0
+                    if quiet.observe(idle: idle, delivered: delivered.load(ordering: .relaxed), lasting: quietPeriod) {
+                        logger.notice("rabbitmq source reached the end of its input: the queue stayed empty", metadata: ["source": "\(name)", "queue": "\(queue)", "quietPeriod": "\(quietPeriod)"])
+                        shared.withLock { $0.stopFetching = true }
+                        mailbox.finish()
+                    }
                 }
             } catch {
                 logger.warning("rabbitmq source lost its connection; reconnecting (unacknowledged deliveries come back redelivered)", metadata: ["source": "\(name)", "error": "\(error)", "generation": "\(generation)"])
@@ -423,6 +439,7 @@ final class RabbitMQSource: Source {
         case AMQP_RESPONSE_NORMAL:
             defer { amqp_destroy_envelope(&envelope) }
             deliveries.increment()
+            delivered.add(1, ordering: .relaxed)
             if envelope.redelivered != 0 { redeliveries.increment() }
             if !discard {
                 pending.append(Self.message(envelope, generation: generation, session: session, keyHeader: keyHeader))
@@ -439,6 +456,23 @@ final class RabbitMQSource: Source {
         if !pending.isEmpty && (pending.count >= batchLimit || !connection.hasBufferedData) {
             mailbox.push(.init(generation: generation, messages: pending))
             pending = []
+        }
+    }
+
+    /// A bounded run's end for a queue: empty, with nothing delivered, for a quiet period.
+    struct QuietWatch {
+        var since: ContinuousClock.Instant?
+        var delivered = -1
+
+        /// Whether the queue has been quiet for `lasting` as of now.
+        mutating func observe(idle: Bool, delivered count: Int, lasting: Duration, now: ContinuousClock.Instant = .now) -> Bool {
+            defer { delivered = count }
+            guard idle, count == delivered else {
+                since = nil
+                return false
+            }
+            if since == nil { since = now }
+            return now - since! >= lasting
         }
     }
 
