@@ -34,6 +34,9 @@ struct CutoverCommand: AsyncParsableCommand {
     @Option(help: "How many records of each kind of difference the reconciliation names.")
     var show = 5
 
+    @Option(name: .customLong("header"), help: "A header the reconciliation compares besides key and value (repeat for several).")
+    var headers: [String] = []
+
     @Option(help: "The kafka source to use, when the document has several.")
     var source: String?
 
@@ -53,7 +56,7 @@ struct CutoverCommand: AsyncParsableCommand {
         } catch let error as OffsetTranslationError {
             throw KafkaBridgeDocument.fail("cutover: \(error.message). Nothing was done")
         }
-        await Self.carryOut(&result, config: config, sourceEntry, targetEntry, show: show)
+        await Self.carryOut(&result, config: config, sourceEntry, targetEntry, show: show, headers: headers)
         let json = result.json.rendered()
         if let report {
             do { try Data((json + "\n").utf8).write(to: URL(fileURLWithPath: report)) } catch {
@@ -94,7 +97,7 @@ struct CutoverCommand: AsyncParsableCommand {
     }
 
     /// The steps after the preflight; each failure ends the cutover with its reason.
-    static func carryOut(_ result: inout CutoverReport, config: String, _ sourceEntry: ConnectorEntry, _ targetEntry: ConnectorEntry, show: Int) async {
+    static func carryOut(_ result: inout CutoverReport, config: String, _ sourceEntry: ConnectorEntry, _ targetEntry: ConnectorEntry, show: Int, headers: [String]) async {
         let cluster = result.cluster
         do {
             result.ranges = try await KafkaCutoverChecks.sourceRanges(source: sourceEntry, target: targetEntry, cluster: cluster)
@@ -146,7 +149,7 @@ struct CutoverCommand: AsyncParsableCommand {
             for (partition, range) in partitions { until[topic, default: [:]][partition] = result.copiedThrough[topic]?[partition] ?? range.end }
         }
         do {
-            let reconciliation = try await KafkaReconciler.reconcile(source: sourceEntry, target: targetEntry, cluster: cluster, show: show, until: until)
+            let reconciliation = try await KafkaReconciler.reconcile(source: sourceEntry, target: targetEntry, cluster: cluster, show: show, until: until, headers: headers)
             result.reconciliation = reconciliation
             if !reconciliation.isEqual { result.failure = ("reconcile", "the target does not hold the same records as the source over the copied range") }
         } catch {

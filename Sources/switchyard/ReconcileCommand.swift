@@ -10,7 +10,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         abstract: "Compare what a Kafka-to-Kafka bridge's source holds with what its target holds (docs/migration.md).",
         discussion: """
             Per source partition, over the records present when it starts: the count and an order-independent \
-            digest of key and value on both sides (target records are matched by their source position headers), \
+            digest of key, value and the --header headers on both sides (target records are matched by their source position headers), \
             and for a partition that differs, the missing, differing and duplicated records by source offset. \
             Target records without a source position are extra. Exit status 0 when both sides hold the same \
             records, 1 on a difference or an error.
@@ -25,6 +25,9 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(help: "How many records of each kind of difference to name.")
     var show = 5
 
+    @Option(name: .customLong("header"), help: "A header whose value is compared besides key and value (repeat for several; the last value of a header counts).")
+    var headers: [String] = []
+
     @Option(help: "The kafka source to use, when the document has several.")
     var source: String?
 
@@ -35,7 +38,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         let (sourceEntry, targetEntry, cluster) = try KafkaBridgeDocument.load(config, source: source, target: target, purpose: "reconciled")
         let report: ReconciliationReport
         do {
-            report = try await KafkaReconciler.reconcile(source: sourceEntry, target: targetEntry, cluster: cluster, show: show)
+            report = try await KafkaReconciler.reconcile(source: sourceEntry, target: targetEntry, cluster: cluster, show: show, headers: headers)
         } catch let error as OffsetTranslationError {
             throw KafkaBridgeDocument.fail("reconcile: \(error.message)")
         }

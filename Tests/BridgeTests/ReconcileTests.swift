@@ -72,5 +72,20 @@ struct ReconcileTests {
         let text = try await OffsetTranslationTests.switchyard(["reconcile", "-c", filtered], environment: partialEnv)
         #expect(text.status == 1)
         #expect(text.output.contains("1 missing (source offsets \(dropped.offset))") && text.output.contains("1 differing (\(altered.offset))") && text.output.contains("extra: 1 target record"), "\(text.output)")
+
+        // The dropped record produced on the target after all, with its key and value but
+        // another value of the header `copy`: equal by key and value; differing with --header copy.
+        try await partial.produce("mirror.orders", keyed: ["k-drop|dropped"], headers: [
+            ("copy", "changed"), ("switchyard-source-cluster", "east"), ("switchyard-source-topic", "orders"),
+            ("switchyard-source-partition", String(dropped.partition)), ("switchyard-source-offset", String(dropped.offset)),
+        ], partition: dropped.partition)
+        let byValue = try Self.report(try await OffsetTranslationTests.switchyard(["reconcile", "-c", filtered, "--output", "json"], environment: partialEnv).output)
+        #expect(byValue.partitions[dropped.partition]?.missing == [], "\(byValue.partitions)")
+        #expect(byValue.partitions[dropped.partition]?.differing.contains(Int(dropped.offset)) == false, "\(byValue.partitions)")
+        let byHeader = try Self.report(try await OffsetTranslationTests.switchyard(["reconcile", "-c", filtered, "--output", "json", "--header", "copy"], environment: partialEnv).output)
+        #expect(byHeader.partitions[dropped.partition]?.differing.contains(Int(dropped.offset)) == true, "\(byHeader.partitions)")
+        // The complete copy carries the header unchanged: still equal with it.
+        let wholeByHeader = try await OffsetTranslationTests.switchyard(["reconcile", "-c", whole, "--header", "copy"], environment: wholeEnv)
+        #expect(wholeByHeader.status == 0, "\(wholeByHeader.output) \(wholeByHeader.errors)")
     }
 }

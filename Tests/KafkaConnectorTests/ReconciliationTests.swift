@@ -81,4 +81,16 @@ struct ReconciliationTests {
         #expect(RecordDigest.hash(key: nil, value: [1]) != RecordDigest.hash(key: [], value: [1]), "an absent key is not an empty key")
         #expect(RecordDigest.hash(key: [1], value: [2]) != RecordDigest.hash(key: [], value: [1, 2]), "the key's length is part of the hash")
     }
+
+    @Test func chosenHeadersArePartOfTheHash() {
+        let plain = RecordDigest.hash(key: [1], value: [2])
+        #expect(RecordDigest.hash(key: [1], value: [2], headers: []) == plain, "no header chosen: key and value alone")
+        let withHeader = RecordDigest.hash(key: [1], value: [2], headers: [[7]])
+        #expect(withHeader != plain)
+        #expect(withHeader == RecordDigest.hash(key: [1], value: [2], headers: [[7]]))
+        #expect(withHeader != RecordDigest.hash(key: [1], value: [2], headers: [[8]]), "another header value")
+        #expect(RecordDigest.hash(key: [1], value: [2], headers: [nil]) != RecordDigest.hash(key: [1], value: [2], headers: [[]]), "an absent header is not an empty one")
+        #expect(RecordDigest.hash(key: [1], value: [2, 7], headers: [[]]) != RecordDigest.hash(key: [1], value: [2], headers: [[7]]), "the value's length separates it from the headers")
+        #expect(RecordDigest.hash(key: [1], value: [2], headers: [[7], nil]) != RecordDigest.hash(key: [1], value: [2], headers: [nil, [7]]), "headers in the order chosen")
+    }
 }

@@ -150,7 +150,8 @@ final class RDKafkaInspector {
     /// Reads `[from, to)` of a partition in order, calling `body` with each record's offset,
     /// its ``RecordDigest`` hash and, when `cluster` and `topic` are given, its position
     /// relative to them. Payloads are hashed in place (not copied).
-    func scan(topic: String, partition: Int32, from: Int64, to: Int64, positionsOf source: (cluster: String, topic: String)?, _ body: (Int64, UInt64, RecordOrigin) -> Void) throws(KafkaError) {
+    /// `headers`: the headers whose values the hash covers besides key and value.
+    func scan(topic: String, partition: Int32, from: Int64, to: Int64, positionsOf source: (cluster: String, topic: String)?, headers: [String] = [], _ body: (Int64, UInt64, RecordOrigin) -> Void) throws(KafkaError) {
         guard from < to else { return }
         let list = RDKafkaTopicPartitionList(capacity: 1)
         list.add(TopicPartition(topic: topic, partition: partition), offset: from)
@@ -178,10 +179,22 @@ final class RDKafkaInspector {
             next = message.offset + 1
             let key = message.key.map { UnsafeRawBufferPointer(start: $0, count: message.key_len) }
             let value = UnsafeRawBufferPointer(start: message.payload, count: message.payload == nil ? 0 : message.len)
-            let hash = RecordDigest.hash(key: key, value: value)
+            let hash = headers.isEmpty ? RecordDigest.hash(key: key, value: value) : RecordDigest.hash(key: key, value: value, headers: Self.headerValues(raw, headers))
             var position = RecordOrigin.none
             if let cluster, let sourceTopic { position = Self.scannedPosition(raw, cluster: cluster, topic: sourceTopic) }
             body(message.offset, hash, position)
+        }
+    }
+
+    /// The last value of each named header of a message (nil when absent), pointing into it.
+    private static func headerValues(_ message: UnsafeMutablePointer<rd_kafka_message_t>, _ names: [String]) -> [UnsafeRawBufferPointer?] {
+        var headers: OpaquePointer?
+        guard rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else { return names.map { _ in nil } }
+        return names.map { name in
+            var value: UnsafeRawPointer?
+            var size = 0
+            guard rd_kafka_header_get_last(headers, name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+            return UnsafeRawBufferPointer(start: value, count: value == nil ? 0 : size)
         }
     }
 

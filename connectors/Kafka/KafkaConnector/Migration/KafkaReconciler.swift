@@ -19,14 +19,15 @@ public struct ReconciliationReport: Sendable {
 public enum KafkaReconciler {
     /// - Parameter until: per source topic and partition, where the compared range ends (a
     ///   cutover's stop offsets); absent: each partition's end when reading starts.
-    public static func reconcile(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int = 5, until: [String: [Int32: Int64]]? = nil, logger: Logger? = nil) async throws -> ReconciliationReport {
+    /// - Parameter headers: headers whose values are compared besides key and value.
+    public static func reconcile(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int = 5, until: [String: [Int32: Int64]]? = nil, headers: [String] = [], logger: Logger? = nil) async throws -> ReconciliationReport {
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.reconcile")
         return try await BlockingQueue(label: "switchyard.reconcile").run {
-            try reconcileBlocking(source: source, target: target, cluster: cluster, show: show, until: until, logger: logger)
+            try reconcileBlocking(source: source, target: target, cluster: cluster, show: show, until: until, headers: headers, logger: logger)
         }
     }
 
-    static func reconcileBlocking(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int, until: [String: [Int32: Int64]]?, logger: Logger) throws -> ReconciliationReport {
+    static func reconcileBlocking(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int, until: [String: [Int32: Int64]]?, headers: [String], logger: Logger) throws -> ReconciliationReport {
         let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: "switchyard-reconcile", purpose: "reconciliation", bulk: true, logger: logger)
         let started = ContinuousClock.now
         var report = ReconciliationReport(sourceName: source.name, targetName: target.name, cluster: cluster, topics: [], seconds: 0)
@@ -36,8 +37,8 @@ public enum KafkaReconciler {
             do {
                 report.topics.append(try Reconciliation.reconcile(
                     cluster: cluster, sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: pair.sourcePartitions, targetPartitions: pair.targetPartitions,
-                    source: { KafkaPartitionScanner(client: clients.source, topic: topic, partition: $0, positionsOf: nil, endLimit: until?[topic]?[$0]) },
-                    target: { KafkaPartitionScanner(client: clients.target, topic: targetTopic, partition: $0, positionsOf: (cluster, topic)) },
+                    source: { KafkaPartitionScanner(client: clients.source, topic: topic, partition: $0, positionsOf: nil, headers: headers, endLimit: until?[topic]?[$0]) },
+                    target: { KafkaPartitionScanner(client: clients.target, topic: targetTopic, partition: $0, positionsOf: (cluster, topic), headers: headers) },
                     show: show))
             } catch {
                 throw OffsetTranslationError("reading '\(topic)' on cluster \(cluster) or '\(targetTopic)' on \(target.name): \(KafkaBridgeClients.describe(error))")
@@ -55,6 +56,8 @@ struct KafkaPartitionScanner: PartitionScanner {
     let topic: String
     let partition: Int32
     let positionsOf: (cluster: String, topic: String)?
+    /// Headers compared besides key and value.
+    var headers: [String] = []
     /// Where the range ends at most (a cutover's stop offset).
     var endLimit: Int64? = nil
 
@@ -65,6 +68,6 @@ struct KafkaPartitionScanner: PartitionScanner {
     }
 
     func scan(from: Int64, to: Int64, _ body: (Int64, UInt64, RecordOrigin) -> Void) throws {
-        try client.scan(topic: topic, partition: partition, from: from, to: to, positionsOf: positionsOf, body)
+        try client.scan(topic: topic, partition: partition, from: from, to: to, positionsOf: positionsOf, headers: headers, body)
     }
 }
