@@ -19,8 +19,7 @@ struct CutoverCommand: AsyncParsableCommand {
             step failed and why).
             """)
 
-    @Option(name: [.short, .customLong("config")], help: "The bridge's document (a kafka source routed to a kafka target).")
-    var config: String
+    @OptionGroup var bridge: BridgeChoice
 
     @Option(name: .customLong("group"), help: "A consumer group to move to the target cluster (repeat for several).")
     var groups: [String] = []
@@ -37,14 +36,8 @@ struct CutoverCommand: AsyncParsableCommand {
     @Option(name: .customLong("header"), help: "A header the reconciliation compares besides key and value (repeat for several).")
     var headers: [String] = []
 
-    @Option(help: "The kafka source to use, when the document has several.")
-    var source: String?
-
-    @Option(help: "The kafka target to use, when the source is routed to several.")
-    var target: String?
-
     func run() async throws {
-        let (sourceEntry, targetEntry, cluster) = try KafkaBridgeDocument.load(config, source: source, target: target, purpose: "cut over")
+        let (sourceEntry, targetEntry, cluster) = try bridge.load(purpose: "cut over")
         let bridgeGroup = sourceEntry.options.string("group") ?? sourceEntry.name
         if let repeated = groups.first(where: { $0 == bridgeGroup }) {
             throw KafkaBridgeDocument.fail("cutover: '\(repeated)' is the bridge's own group (\(sourceEntry.path).kafka.group); list the groups of the applications that move")
@@ -56,7 +49,7 @@ struct CutoverCommand: AsyncParsableCommand {
         } catch let error as OffsetTranslationError {
             throw KafkaBridgeDocument.fail("cutover: \(error.message). Nothing was done")
         }
-        await Self.carryOut(&result, config: config, sourceEntry, targetEntry, show: show, headers: headers)
+        await Self.carryOut(&result, config: bridge.config, sourceEntry, targetEntry, show: show, headers: headers)
         let json = result.json.rendered()
         if let report {
             do { try Data((json + "\n").utf8).write(to: URL(fileURLWithPath: report)) } catch {

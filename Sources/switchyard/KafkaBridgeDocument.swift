@@ -3,6 +3,24 @@ import ArgumentParser
 import SwitchyardConfig
 import SwitchyardCore
 
+/// The options that choose a migration command's bridge: its document, and which source and
+/// target when it has several.
+struct BridgeChoice: ParsableArguments {
+    @Option(name: [.short, .customLong("config")], help: "The bridge's document (a kafka source routed to a kafka target).")
+    var config: String
+
+    @Option(help: "The kafka source to use, when the document has several.")
+    var source: String?
+
+    @Option(help: "The kafka target to use, when the source is routed to several.")
+    var target: String?
+
+    /// The chosen source and target entries and the source's cluster name.
+    func load(purpose: String) throws -> (ConnectorEntry, ConnectorEntry, String) {
+        try KafkaBridgeDocument.load(config, source: source, target: target, purpose: purpose)
+    }
+}
+
 /// The Kafka-to-Kafka bridge a migration command works on: a `kafka` source routed to a
 /// `kafka` target in a document, and the source's cluster name.
 enum KafkaBridgeDocument {

@@ -22,8 +22,7 @@ struct OffsetsTranslate: AsyncParsableCommand {
             any partition is refused. Exit status 1 on a refusal or an error.
             """)
 
-    @Option(name: [.short, .customLong("config")], help: "The bridge's document (a kafka source routed to a kafka target).")
-    var config: String
+    @OptionGroup var bridge: BridgeChoice
 
     @Option(help: "The consumer group to translate (its offsets on the source cluster).")
     var group: String
@@ -34,18 +33,13 @@ struct OffsetsTranslate: AsyncParsableCommand {
     @Option(help: "text or json.")
     var output: OutputFormat = .text
 
-    @Option(help: "The kafka source to use, when the document has several.")
-    var source: String?
-
-    @Option(help: "The kafka target to use, when the source is routed to several.")
-    var target: String?
 
     enum OutputFormat: String, ExpressibleByArgument {
         case text, json
     }
 
     func run() async throws {
-        let (sourceEntry, targetEntry, cluster) = try KafkaBridgeDocument.load(config, source: source, target: target, purpose: "translated")
+        let (sourceEntry, targetEntry, cluster) = try bridge.load(purpose: "translated")
         let report: OffsetTranslationReport
         do {
             report = try await KafkaOffsetTranslator.translate(source: sourceEntry, target: targetEntry, cluster: cluster, group: group, apply: apply)

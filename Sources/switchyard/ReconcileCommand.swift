@@ -16,8 +16,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             records, 1 on a difference or an error.
             """)
 
-    @Option(name: [.short, .customLong("config")], help: "The bridge's document (a kafka source routed to a kafka target).")
-    var config: String
+    @OptionGroup var bridge: BridgeChoice
 
     @Option(help: "text or json.")
     var output: OffsetsTranslate.OutputFormat = .text
@@ -28,14 +27,8 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(name: .customLong("header"), help: "A header whose value is compared besides key and value (repeat for several; the last value of a header counts).")
     var headers: [String] = []
 
-    @Option(help: "The kafka source to use, when the document has several.")
-    var source: String?
-
-    @Option(help: "The kafka target to use, when the source is routed to several.")
-    var target: String?
-
     func run() async throws {
-        let (sourceEntry, targetEntry, cluster) = try KafkaBridgeDocument.load(config, source: source, target: target, purpose: "reconciled")
+        let (sourceEntry, targetEntry, cluster) = try bridge.load(purpose: "reconciled")
         let report: ReconciliationReport
         do {
             report = try await KafkaReconciler.reconcile(source: sourceEntry, target: targetEntry, cluster: cluster, show: show, headers: headers)

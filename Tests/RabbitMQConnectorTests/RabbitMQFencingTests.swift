@@ -20,18 +20,19 @@ struct RabbitMQFencingTests {
         }
     }
 
-    func document(queue: String, output: URL, fencing: String, declare: Bool) throws -> String {
+    /// `slow`: a target that writes at most 100 messages a second (batches of 10, 100 ms each),
+    /// so that the first process still has most of the queue ahead of it when the second
+    /// starts, however loaded the machine; the second process writes at full speed.
+    func document(queue: String, output: URL, fencing: String, declare: Bool, slow: Bool) throws -> String {
         let declaration = declare ? ", declare: {queue: {durable: true}}" : ""
-        // A slow target (batches of 20, 50 ms each: at most 400 a second, 10 s for everything)
-        // so that the kill lands mid-stream.
         return """
         sources:
           - name: orders
             rabbitmq: {url: "\(try TestBed.amqpURL())", queue: \(queue), prefetch: 100, fencing: \(fencing), standbyInterval: 200ms\(declaration)}
         targets:
           - name: archive
-            file: {path: "\(output.path)", fsync: false, delay: 50ms}
-            batching: {maxMessages: 20, maxDelay: 5ms}
+            file: {path: "\(output.path)", fsync: false\(slow ? ", delay: 100ms" : "")}
+            batching: {maxMessages: \(slow ? 10 : 500), maxDelay: 5ms}
         routes:
           - {from: [orders], to: [archive]}
         observability: {listen: ""}
@@ -39,7 +40,7 @@ struct RabbitMQFencingTests {
     }
 
     func takeover(fencing: String) async throws {
-        let count = 4000
+        let count = 3000
         let queue = TestBed.uniqueName("fencing-\(fencing)")
         let declare = fencing == "singleActiveConsumer"
         if !declare { try Admin().declare(queue) }
@@ -51,7 +52,7 @@ struct RabbitMQFencingTests {
         var configs: [URL] = []
         for (index, output) in outputs.enumerated() {
             let config = directory.appendingPathComponent("\(index).yaml")
-            try document(queue: queue, output: output, fencing: fencing, declare: declare).write(to: config, atomically: true, encoding: .utf8)
+            try document(queue: queue, output: output, fencing: fencing, declare: declare, slow: index == 0).write(to: config, atomically: true, encoding: .utf8)
             configs.append(config)
         }
         let first = try startSwitchyard(configs[0], log: logs[0])
@@ -72,9 +73,12 @@ struct RabbitMQFencingTests {
         } else {
             await eventually("the second process consumes the queue", within: .seconds(30)) { log().contains("rabbitmq source connected") }
         }
-        try await Task.sleep(for: .seconds(2))
-        let firstBeforeKill = values(outputs[0]).count
-        #expect(firstBeforeKill < count, "the kill lands mid-stream")
+        try await Task.sleep(for: .seconds(1))
+        // Messages waited in the queue while both processes lived: without fencing the second
+        // would have taken some of them.
+        let waiting = try Admin().messageCount(queue)
+        #expect(waiting > 0, "the queue still had ready messages while both processes lived")
+        #expect(values(outputs[0]).count < count, "the kill lands mid-stream")
         #expect(values(outputs[1]).isEmpty, "the second process consumed nothing while the first lived: \(values(outputs[1]).count) messages")
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()

@@ -34,25 +34,18 @@ public struct RecordDigest: Sendable, Equatable, CustomStringConvertible {
                 length >>= 8
             }
         }
-        if let key {
+        /// A presence marker, then the length and the bytes when present.
+        func mixOptional(_ bytes: UnsafeRawBufferPointer?) {
+            guard let bytes else { return mix(0) }
             mix(1)
-            mixLength(key.count)
-            for byte in key { mix(byte) }
-        } else {
-            mix(0)
+            mixLength(bytes.count)
+            for byte in bytes { mix(byte) }
         }
+        mixOptional(key)
         for byte in value { mix(byte) }
         if !headers.isEmpty {
             mixLength(value.count)
-            for header in headers {
-                if let header {
-                    mix(1)
-                    mixLength(header.count)
-                    for byte in header { mix(byte) }
-                } else {
-                    mix(0)
-                }
-            }
+            for header in headers { mixOptional(header) }
         }
         var z = hash &+ 0x9e37_79b9_7f4a_7c15
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
