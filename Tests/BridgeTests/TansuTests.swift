@@ -19,7 +19,7 @@ struct TansuTests {
         try await Tansu.tool("create", source, "5", "retention.ms=123456789", "max.message.bytes=2000000")
         try await Tansu.tool("produce", source, "200")
         let run = try Tansu.Run(try Tansu.bridge(
-            source: source, topic: "copy.{{ channel }}", createTopics: "{partitions: source, configs: [retention.ms, max.message.bytes, segment.ms]}"))
+            source: source, topic: "copy.{{ channel }}", createTopics: "{configs: [retention.ms, max.message.bytes, segment.ms]}"))
         defer { run.stop() }
         let target = "copy.\(source)"
         var records: [Tansu.Record] = []

@@ -49,7 +49,7 @@ final class KafkaTarget: Target {
     )
 
     static let createTopicsSchema = ObjectSchema(doc: "Creates the missing target topics before the first write.", [
-        OptionField("partitions", .string, default: "source", doc: "source: as many partitions as the source topic written into it (of a kafka source routed to this target; the largest when several); or a number"),
+        OptionField("partitions", .int(min: 1, max: 1_000_000), doc: "partitions of each created topic; absent: as many as the source topic written into it (of a kafka source routed to this target; the largest when several)"),
         OptionField("replicationFactor", .int(min: -1, max: 32767), default: "-1", doc: "replicas of each partition; -1: the broker's default (default.replication.factor)"),
         OptionField("configs", .list(.string), doc: "topic configs copied from the source topic (DescribeConfigs on the source cluster), e.g. [retention.ms, cleanup.policy]; a config the source does not report is not copied"),
     ])
@@ -57,9 +57,6 @@ final class KafkaTarget: Target {
     static func validateCreateTopics(_ options: OptionValues) -> [ConfigIssue] {
         guard let create = options.object("createTopics") else { return [] }
         var issues: [ConfigIssue] = []
-        if let partitions = create.string("partitions"), partitions != "source", !(1...1_000_000).contains(Int(partitions) ?? 0) {
-            issues.append(create.issue("partitions", "expected source or a partition count of at least 1, found '\(partitions)'"))
-        }
         if create.int("replicationFactor") == 0 {
             issues.append(create.issue("replicationFactor", "expected -1 (the broker's default) or at least 1"))
         }

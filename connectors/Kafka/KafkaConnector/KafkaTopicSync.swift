@@ -9,7 +9,8 @@ import SwitchyardCore
 /// is refused. Blocking: ``run(logger:)`` runs on the target's own queue.
 struct KafkaTopicSync: Sendable {
     enum PartitionCount: Sendable, Equatable {
-        /// The partition count of the source topic (the largest, when several feed one topic).
+        /// The partition count of the source topic (the largest, when several feed one topic):
+        /// `partitions` absent.
         case source
         case fixed(Int32)
     }
@@ -22,8 +23,7 @@ struct KafkaTopicSync: Sendable {
 
         init?(_ options: OptionValues?) {
             guard let options else { return nil }
-            let text = options.string("partitions") ?? "source"
-            partitions = text == "source" ? .source : .fixed(Int32(text) ?? 1)
+            partitions = options.int("partitions").map { .fixed(Int32($0)) } ?? .source
             replicationFactor = Int32(options.int("replicationFactor") ?? -1)
             configs = options.strings("configs") ?? []
         }
@@ -120,7 +120,7 @@ struct KafkaTopicSync: Sendable {
                     if let feed = feeds.first {
                         throw ConnectorError.retriable("\(path).createTopics: source topic '\(feed.topic)' (source \(feed.source.name)) does not exist on its cluster, so target topic '\(targetTopic)' cannot be sized after it; it is created once the source topic exists")
                     }
-                    throw ConnectorRefusal("\(path).createTopics.partitions: source sizes target topic '\(targetTopic)' after a source topic, but no kafka source with named topics is routed to this target; set a number instead")
+                    throw ConnectorRefusal("\(path).createTopics: without partitions, target topic '\(targetTopic)' is sized after a source topic, but no kafka source with named topics is routed to this target; set partitions")
                 }
                 partitions = widest.count
             }
