@@ -48,19 +48,13 @@ final class RDKafkaTopicAdmin {
             throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, "cannot describe topic '\(topic)'")
         }
         defer { rd_kafka_ConfigResource_destroy(resource) }
-        let options = try adminOptions(RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS)
-        defer { rd_kafka_AdminOptions_destroy(options) }
-        var resources: [OpaquePointer?] = [resource]
-        rd_kafka_DescribeConfigs(handle, &resources, 1, options, queue)
-        let event = try awaitResult("DescribeConfigs")
+        let event = try request("DescribeConfigs", RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, answer: { rd_kafka_event_DescribeConfigs_result($0) != nil }) { options in
+            var resources: [OpaquePointer?] = [resource]
+            rd_kafka_DescribeConfigs(handle, &resources, 1, options, queue)
+        }
         defer { rd_kafka_event_destroy(event) }
-        guard let result = rd_kafka_event_DescribeConfigs_result(event) else {
-            throw KafkaError(RD_KAFKA_RESP_ERR__FAIL, "DescribeConfigs gave no result")
-        }
         var count = 0
-        guard let described = rd_kafka_DescribeConfigs_result_resources(result, &count), count == 1, let first = described[0] else {
-            throw KafkaError(RD_KAFKA_RESP_ERR__FAIL, "DescribeConfigs described \(count) resources, not 1")
-        }
+        let first = try Self.only(rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event), &count), count, "DescribeConfigs")
         let error = rd_kafka_ConfigResource_error(first)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(error, rd_kafka_ConfigResource_error_string(first).map { String(cString: $0) })
@@ -86,23 +80,54 @@ final class RDKafkaTopicAdmin {
             let set = rd_kafka_NewTopic_set_config(newTopic, name, value)
             if set != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(set, "config \(name)=\(value): \(String(cString: rd_kafka_err2str(set)))") }
         }
-        let options = try adminOptions(RD_KAFKA_ADMIN_OP_CREATETOPICS)
-        defer { rd_kafka_AdminOptions_destroy(options) }
-        var topics: [OpaquePointer?] = [newTopic]
-        rd_kafka_CreateTopics(handle, &topics, 1, options, queue)
-        let event = try awaitResult("CreateTopics")
+        let event = try request("CreateTopics", RD_KAFKA_ADMIN_OP_CREATETOPICS, answer: { rd_kafka_event_CreateTopics_result($0) != nil }) { options in
+            var topics: [OpaquePointer?] = [newTopic]
+            rd_kafka_CreateTopics(handle, &topics, 1, options, queue)
+        }
         defer { rd_kafka_event_destroy(event) }
-        guard let result = rd_kafka_event_CreateTopics_result(event) else {
-            throw KafkaError(RD_KAFKA_RESP_ERR__FAIL, "CreateTopics gave no result")
-        }
         var count = 0
-        guard let results = rd_kafka_CreateTopics_result_topics(result, &count), count == 1, let first = results[0] else {
-            throw KafkaError(RD_KAFKA_RESP_ERR__FAIL, "CreateTopics answered for \(count) topics, not 1")
-        }
+        let first = try Self.only(rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count), count, "CreateTopics")
         let error = rd_kafka_topic_result_error(first)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(error, rd_kafka_topic_result_error_string(first).map { String(cString: $0) })
         }
+    }
+
+    /// Sends one request with its options (`send` gets them and puts the request on `queue`)
+    /// and returns its result event (the first event for which `answer` holds: the late answer
+    /// of an earlier request that timed out is dropped), which the caller destroys. Throws the
+    /// request-level error.
+    private func request(_ name: String, _ operation: rd_kafka_admin_op_t, answer: (OpaquePointer) -> Bool, send: (OpaquePointer) -> Void) throws(KafkaError) -> OpaquePointer {
+        let options = try adminOptions(operation)
+        defer { rd_kafka_AdminOptions_destroy(options) }
+        send(options)
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeoutMs) + 5000)
+        while true {
+            let left = deadline - ContinuousClock.now
+            let wait = Int32(max(0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            guard wait > 0, let event = rd_kafka_queue_poll(queue, wait) else {
+                throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, "\(name) got no answer within \(timeoutMs + 5000) ms")
+            }
+            guard answer(event) else {
+                rd_kafka_event_destroy(event)
+                continue
+            }
+            let error = rd_kafka_event_error(event)
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                let message = rd_kafka_event_error_string(event).map { String(cString: $0) }
+                rd_kafka_event_destroy(event)
+                throw KafkaError(error, message)
+            }
+            return event
+        }
+    }
+
+    /// The one entry of the result of a request about one resource.
+    private static func only(_ list: UnsafeMutablePointer<OpaquePointer?>?, _ count: Int, _ request: String) throws(KafkaError) -> OpaquePointer {
+        guard let list, count == 1, let first = list[0] else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__FAIL, "\(request) answered for \(count) resources, not 1")
+        }
+        return first
     }
 
     private func adminOptions(_ operation: rd_kafka_admin_op_t) throws(KafkaError) -> OpaquePointer {
@@ -115,20 +140,5 @@ final class RDKafkaTopicAdmin {
             _ = rd_kafka_AdminOptions_set_operation_timeout(options, timeoutMs, &text, text.count)
         }
         return options
-    }
-
-    /// The result event of the request just made (the queue holds nothing else); throws its
-    /// request-level error.
-    private func awaitResult(_ request: String) throws(KafkaError) -> OpaquePointer {
-        guard let event = rd_kafka_queue_poll(queue, timeoutMs + 5000) else {
-            throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, "\(request) got no answer within \(timeoutMs + 5000) ms")
-        }
-        let error = rd_kafka_event_error(event)
-        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
-            let message = rd_kafka_event_error_string(event).map { String(cString: $0) }
-            rd_kafka_event_destroy(event)
-            throw KafkaError(error, message)
-        }
-        return event
     }
 }
