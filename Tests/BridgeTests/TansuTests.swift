@@ -41,6 +41,31 @@ struct TansuTests {
         #expect(await run.stopCleanly() == 0, "\(run.log)")
     }
 
+    /// From another cluster (a librdkafka mock cluster) to tansu: the created topic takes the
+    /// partition count the source cluster reports for the source topic.
+    @Test func createTopicsSizesAfterASourceOnAnotherCluster() async throws {
+        let source = Bed.unique("orders")
+        let east = try await Cluster.start([source: 6])
+        defer { east.terminate() }
+        for partition in 0..<6 {
+            try await east.produce(source, keyed: (0..<10).map { "k\(partition)-\($0)|\(partition):\(partition * 10 + $0)" }, partition: partition)
+        }
+        let run = try Tansu.Run(try Tansu.bridge(source: source, on: east.brokers, topic: "copy.{{ channel }}", createTopics: "{}"))
+        defer { run.stop() }
+        let target = "copy.\(source)"
+        var records: [Tansu.Record] = []
+        await eventually("60 records arrived in \(target)", within: .seconds(60)) {
+            records = (try? await Tansu.consume(target, 60, seconds: 2, recordFailure: false)) ?? []
+            return records.count >= 60 || run.exited
+        }
+        #expect(try await Tansu.describe(target).partitions == 6, "\(run.log)")
+        #expect(Set(records.map(\.value)).count == 60, "\(run.log)")
+        for record in records {
+            #expect(record.value.hasPrefix("\(record.partition):"), "record \(record.value) landed in partition \(record.partition)")
+        }
+        #expect(await run.stopCleanly() == 0, "\(run.log)")
+    }
+
     /// A target topic with fewer partitions than the source topic is refused at the start under
     /// partition: keep, before anything is read: the process exits 1 naming both topics and counts.
     @Test func keepRefusesATargetTopicWithTooFewPartitions() async throws {
@@ -191,13 +216,14 @@ enum Tansu {
         return try JSONDecoder().decode([Record].self, from: Data(output.utf8))
     }
 
-    /// A tansu-to-tansu bridge document: source topic `source` (source `east`, partition keep).
-    static func bridge(source: String, topic: String, createTopics: String?) throws -> String {
+    /// A bridge document to tansu: source topic `source` (source `east`, on tansu unless
+    /// `sourceBrokers` names another cluster), partition keep.
+    static func bridge(source: String, on sourceBrokers: String? = nil, topic: String, createTopics: String?) throws -> String {
         """
         sources:
           - name: east
             cluster: east
-            kafka: {brokers: ["\(try brokers())"], topics: [\(source)], group: \(Bed.unique("bridge")), startOffset: earliest}
+            kafka: {brokers: ["\(try sourceBrokers ?? brokers())"], topics: [\(source)], group: \(Bed.unique("bridge")), startOffset: earliest}
         targets:
           - name: west
             kafka:
