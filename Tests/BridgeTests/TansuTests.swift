@@ -22,12 +22,7 @@ struct TansuTests {
             source: source, topic: "copy.{{ channel }}", createTopics: "{configs: [retention.ms, max.message.bytes, segment.ms]}"))
         defer { run.stop() }
         let target = "copy.\(source)"
-        var records: [Tansu.Record] = []
-        await eventually("200 records arrived in \(target)", within: .seconds(60)) {
-            // Until the bridge created it, the topic does not exist and the reader fails.
-            records = (try? await Tansu.consume(target, 200, seconds: 2, recordFailure: false)) ?? []
-            return records.count >= 200 || run.exited
-        }
+        let records = await run.written(200, to: target)
         let described = try await Tansu.describe(target)
         #expect(described.partitions == 5)
         #expect(described.configs["retention.ms"] == "123456789")
@@ -53,11 +48,7 @@ struct TansuTests {
         let run = try Tansu.Run(try Tansu.bridge(source: source, on: east.brokers, topic: "copy.{{ channel }}", createTopics: "{}"))
         defer { run.stop() }
         let target = "copy.\(source)"
-        var records: [Tansu.Record] = []
-        await eventually("60 records arrived in \(target)", within: .seconds(60)) {
-            records = (try? await Tansu.consume(target, 60, seconds: 2, recordFailure: false)) ?? []
-            return records.count >= 60 || run.exited
-        }
+        let records = await run.written(60, to: target)
         #expect(try await Tansu.describe(target).partitions == 6, "\(run.log)")
         #expect(Set(records.map(\.value)).count == 60, "\(run.log)")
         for record in records {
@@ -252,6 +243,17 @@ enum Tansu {
         }
 
         var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+        /// The records of `topic` once `count` arrived (or the process exited, or a minute passed).
+        func written(_ count: Int, to topic: String, sourceLocation: SourceLocation = #_sourceLocation) async -> [Record] {
+            var records: [Record] = []
+            await eventually("\(count) records arrived in \(topic)", within: .seconds(60), sourceLocation: sourceLocation) {
+                // Until the process created it, the topic does not exist and the reader fails.
+                records = (try? await Tansu.consume(topic, count, seconds: 2, recordFailure: false)) ?? []
+                return records.count >= count || exited
+            }
+            return records
+        }
 
         /// Whether the process has exited (gone or a zombie; not reaped here), so that a wait
         /// for its output can stop early.
