@@ -66,6 +66,11 @@ public enum Application {
             logger.critical("cannot build the pipeline", metadata: ["error": "\(error)"])
             return 1
         }
+        if let refusal = await pipeline.preflight() {
+            logger.critical("a target refuses to start", metadata: ["reason": "\(refusal)"])
+            writeStandardError(Array("switchyard: cannot start: \(refusal)\n".utf8))
+            return 1
+        }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         let listen = document.observability.listen
         if !listen.isEmpty, let address = ListenAddress(listen) {

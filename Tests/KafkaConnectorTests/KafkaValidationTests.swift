@@ -54,6 +54,20 @@ struct KafkaValidationTests {
         #expect(issues(.target, ["brokers": ["b:9092"], "topic": "t", "partition": "3"]).isEmpty)
     }
 
+    @Test func createTopicsIsCheckedWithItsPaths() {
+        func target(_ createTopics: Node, topic: Node = "mirror.{{ channel }}") -> [ConfigIssue] {
+            issues(.target, ["brokers": ["b:9092"], "topic": topic, "createTopics": createTopics])
+        }
+        #expect(target(["configs": ["retention.ms"]]).isEmpty)
+        #expect(target(["partitions": "12", "replicationFactor": "3"]).isEmpty)
+        #expect(target(["partitions": "many"]).map(\.path) == ["spec.targets[0].kafka.createTopics.partitions"])
+        #expect(target(["partitions": "0"]).map(\.path) == ["spec.targets[0].kafka.createTopics.partitions"])
+        #expect(target(["replicationFactor": "0"]).map(\.path) == ["spec.targets[0].kafka.createTopics.replicationFactor"])
+        let keyed = target(["partitions": "3"], topic: "t.{{ key }}")
+        #expect(keyed.map(\.path) == ["spec.targets[0].kafka.createTopics"])
+        #expect(keyed.first?.message.contains("constant or read only {{ channel }}") == true)
+    }
+
     @Test func saslAndTLSBecomeLibrdkafkaProperties() throws {
         guard case .success(let entry) = decode(.source, [
             "brokers": ["b1:9093", "b2:9093"], "topics": ["t"], "group": "g",

@@ -64,6 +64,11 @@ public struct WriteResult: Sendable {
 /// (`retriable` or `targetDown`; a thrown `permanent` error fails every message of the batch).
 /// Any other thrown error is treated as retriable.
 public protocol Target: AnyObject, Sendable {
+    /// Checks and prepares what the target writes to, once, before the sources start (the
+    /// Kafka target creates missing topics and checks partition counts). A thrown
+    /// ``ConnectorRefusal`` stops `switchyard run` with exit status 1; any other error is
+    /// logged, and `open` is expected to do the work again.
+    func prepare() async throws
     /// Connects; a thrown error is retried with backoff before the first write.
     func open() async throws
     func write(_ messages: [Message]) async throws -> WriteResult
@@ -73,6 +78,7 @@ public protocol Target: AnyObject, Sendable {
 }
 
 extension Target {
+    public func prepare() async throws {}
     public func open() async throws {}
     public func close() async {}
     public var health: ConnectorHealth { .up }
@@ -90,12 +96,16 @@ public struct ConnectorSetup: Sendable {
     /// when it starts, takes nothing past that, and returns from `run` once it handed over
     /// everything before it. Only for kinds whose ``SourceKind/stopsAtEnd`` is true.
     public var stopAtEnd: Bool
+    /// For a target: the sources of the document whose routes lead to it (a Kafka target sizes
+    /// the topics it creates after a Kafka source's); empty for a source.
+    public var feeders: [ConnectorEntry]
 
-    public init(name: String, options: OptionValues, logger: Logger, memoryLimit: Int, stopAtEnd: Bool = false) {
+    public init(name: String, options: OptionValues, logger: Logger, memoryLimit: Int, stopAtEnd: Bool = false, feeders: [ConnectorEntry] = []) {
         self.stopAtEnd = stopAtEnd
         self.name = name
         self.options = options
         self.logger = logger
         self.memoryLimit = memoryLimit
+        self.feeders = feeders
     }
 }

@@ -17,6 +17,8 @@ public final class TargetRunner: Sendable {
         var opened = false
         var paused: String?
         var stopped: String?
+        /// Why `open` refused (``ConnectorRefusal``), until an `open` succeeds.
+        var refused: String?
     }
 
     let status = Mutex(Status())
@@ -56,7 +58,7 @@ public final class TargetRunner: Sendable {
     /// Why the target is paused (a permanent error of the target itself), if it is.
     public var pausedReason: String? { status.withLock { $0.paused } }
     /// Why the target stopped for good (a message that could not be written, no dead-letter target).
-    public var stoppedReason: String? { status.withLock { $0.stopped } }
+    public var stoppedReason: String? { status.withLock { $0.stopped ?? $0.refused } }
     public var isOpen: Bool { status.withLock { $0.opened } }
     public var queuedMessages: Int { lanes.reduce(0) { $0 + $1.depth } }
 
@@ -113,13 +115,19 @@ public final class TargetRunner: Sendable {
         while !Task.isCancelled {
             do {
                 try await target.open()
-                status.withLock { $0.opened = true }
+                status.withLock {
+                    $0.opened = true
+                    $0.refused = nil
+                }
                 if logged != nil {
                     logger.notice("target connected", metadata: ["target": "\(name)", "attempts": "\(attempt + 1)"])
                 }
                 break
             } catch {
                 let description = "\(error)"
+                if let refusal = error as? ConnectorRefusal {
+                    status.withLock { $0.refused = refusal.message }
+                }
                 tally.recordError("cannot connect: \(description)")
                 if description != logged {
                     logged = description

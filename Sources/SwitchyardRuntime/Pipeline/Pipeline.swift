@@ -133,7 +133,10 @@ public final class Pipeline: Sendable {
         }
         var targetLogger = logger
         targetLogger[metadataKey: "target"] = "\(entry.name)"
-        let setup = ConnectorSetup(name: entry.name, options: entry.options, logger: targetLogger, memoryLimit: budget.limit)
+        let feeding = Set(document.routes.filter { $0.to.contains(entry.name) }.flatMap(\.from))
+        let setup = ConnectorSetup(
+            name: entry.name, options: entry.options, logger: targetLogger, memoryLimit: budget.limit,
+            feeders: document.sources.filter { feeding.contains($0.name) })
         let target = try kind.make(setup)
         let batching = document.batching(for: entry)
         let lanes = entry.common.int("parallelism") ?? 1
@@ -155,6 +158,34 @@ public final class Pipeline: Sendable {
         let source = try kind.make(setup)
         let context = SourceContext(name: entry.name, source: source, router: router, logger: sourceLogger, provenance: document.provenance(for: entry))
         return RunningSource(entry: entry, source: source, context: context)
+    }
+
+    /// Prepares every target once, together, before anything runs (``Target/prepare()``).
+    /// Returns the first refusal, naming its target; other failures are logged and left to the
+    /// targets' `open`.
+    public func preflight() async -> String? {
+        let targets = state.withLock { Array($0.targets.values) }
+        let logger = self.logger
+        return await withTaskGroup(of: String?.self) { group in
+            for running in targets {
+                group.addTask {
+                    do {
+                        try await running.runner.target.prepare()
+                        return nil
+                    } catch let refusal as ConnectorRefusal {
+                        return "target \(running.entry.name) (\(running.entry.path)): \(refusal.message)"
+                    } catch {
+                        logger.warning("target not prepared before the start; its first open tries again", metadata: [
+                            "target": "\(running.entry.name)", "error": "\(error)",
+                        ])
+                        return nil
+                    }
+                }
+            }
+            var first: String?
+            for await refusal in group where first == nil { first = refusal }
+            return first
+        }
     }
 
     /// Runs every connector until shutdown completes.

@@ -25,6 +25,7 @@ final class KafkaTarget: Target {
             OptionField("idempotence", .bool, default: "true", doc: "enable.idempotence: no duplicates or reordering from producer retries (needs acks all)"),
             OptionField("linger", .duration, default: "5ms", doc: "how long librdkafka waits to fill a request (linger.ms)"),
             OptionField("deliveryTimeout", .duration, default: "30s", doc: "how long librdkafka retries a message before reporting it failed (message.timeout.ms); the core then retries it with backoff"),
+            OptionField("createTopics", .object(createTopicsSchema), doc: "before the first write, create the target topics that are missing (the topic must be constant or read only {{ channel }}); absent: topics are not created (a broker may still create them on first use)"),
         ]),
         validate: { options in
             var issues: [ConfigIssue] = []
@@ -37,6 +38,7 @@ final class KafkaTarget: Target {
                     issues.append(options.issue("partition", "expected hash, keep, mirror, a partition number or a template rendering one, found '\(text)'"))
                 }
             }
+            issues += validateCreateTopics(options)
             if options.bool("idempotence") == true, let acks = options.string("acks"), acks != "all" {
                 issues.append(options.issue("acks", "acks \(acks) needs idempotence: false (an idempotent producer waits for all replicas)"))
             }
@@ -45,6 +47,27 @@ final class KafkaTarget: Target {
         },
         make: { setup in KafkaTarget(setup) }
     )
+
+    static let createTopicsSchema = ObjectSchema(doc: "Creates the missing target topics before the first write.", [
+        OptionField("partitions", .int(min: 1, max: 1_000_000), doc: "partitions of each created topic; absent: as many as the source topic written into it (of a kafka source routed to this target; the largest when several)"),
+        OptionField("replicationFactor", .int(min: -1, max: 32767), default: "-1", doc: "replicas of each partition; -1: the broker's default (default.replication.factor)"),
+        OptionField("configs", .list(.string), doc: "topic configs copied from the source topic (DescribeConfigs on the source cluster), e.g. [retention.ms, cleanup.policy]; a config the source does not report is not copied"),
+    ])
+
+    static func validateCreateTopics(_ options: OptionValues) -> [ConfigIssue] {
+        guard let create = options.object("createTopics") else { return [] }
+        var issues: [ConfigIssue] = []
+        if create.int("replicationFactor") == 0 {
+            issues.append(create.issue("replicationFactor", "expected -1 (the broker's default) or at least 1"))
+        }
+        for (index, name) in (create.strings("configs") ?? []).enumerated() where name.trimmingSpaces.isEmpty {
+            issues.append(ConfigIssue(path: "\(create.path(of: "configs"))[\(index)]", line: create.line(of: "configs"), message: "must not be empty"))
+        }
+        if let topic = options.template("topic"), topic.constant == nil, !topic.readsOnlyChannel {
+            issues.append(options.issue("createTopics", "needs the target topics known before messages arrive: topic '\(topic)' must be constant or read only {{ channel }}"))
+        }
+        return issues
+    }
 
     static let reserved: [String: String] = [
         "bootstrap.servers": "use brokers", "metadata.broker.list": "use brokers", "client.id": "use clientId",
@@ -103,6 +126,8 @@ final class KafkaTarget: Target {
     let io: BlockingQueue
     let client = Mutex<Client?>(nil)
     let healthState = Mutex<ConnectorHealth>(.connecting)
+    /// The topic checks and creation of ``prepare()``; nil once done (or when there is nothing to do).
+    let topicSync: Mutex<KafkaTopicSync?>
 
     init(_ setup: ConnectorSetup) {
         let options = setup.options
@@ -141,6 +166,8 @@ final class KafkaTarget: Target {
         properties += KafkaClientOptions.raw(options)
         self.properties = properties
         io = BlockingQueue(label: "switchyard.kafka.target.\(setup.name)")
+        let sync = KafkaTopicSync(options: options, topic: options.template("topic")!, keep: partitionTemplate?.constant == Array("keep".utf8), feeders: setup.feeders, logger: logger)
+        topicSync = Mutex(sync.isNeeded ? sync : nil)
     }
 
     static func milliseconds(_ duration: Duration) -> Int {
@@ -159,7 +186,16 @@ final class KafkaTarget: Target {
         }
     }
 
+    /// Creates the missing target topics and checks partition counts (``KafkaTopicSync``), once.
+    func prepare() async throws {
+        guard let sync = topicSync.withLock({ $0 }) else { return }
+        let logger = self.logger
+        try await io.run { try sync.run(logger: logger) }
+        topicSync.withLock { $0 = nil }
+    }
+
     func open() async throws {
+        try await prepare()
         _ = try await connect()
     }
 

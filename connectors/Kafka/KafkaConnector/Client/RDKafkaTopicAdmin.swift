@@ -1,0 +1,144 @@
+import CRdKafka
+import Logging
+
+/// A client of one cluster for topic administration: the partition count of every topic, a
+/// topic's configuration (DescribeConfigs) and topic creation (CreateTopics). It never produces
+/// or joins a group. Blocking and not thread-safe: used on one thread, then dropped.
+final class RDKafkaTopicAdmin {
+    private let handle: OpaquePointer
+    private let context: RDKafkaCallbackContext
+    private let queue: OpaquePointer
+    /// Milliseconds each request may take.
+    let timeoutMs: Int32
+
+    init(properties: [(String, String)], logger: Logger, timeoutMs: Int32 = 10_000) throws(KafkaError) {
+        self.timeoutMs = timeoutMs
+        let config = RDKafkaConfig()
+        try config.set(properties)
+        context = RDKafkaCallbackContext(logger: logger)
+        handle = try config.makeHandle(RD_KAFKA_PRODUCER, context: context)
+        queue = rd_kafka_queue_new(handle)
+    }
+
+    deinit {
+        rd_kafka_queue_destroy(queue)
+        rd_kafka_destroy(handle)
+        Unmanaged.passUnretained(context).release()
+    }
+
+    /// The partition count of every topic of the cluster. Asks for all topics: a request that
+    /// names a topic would let a cluster that creates topics on demand create it.
+    func partitionCounts() throws(KafkaError) -> [String: Int32] {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let result = rd_kafka_metadata(handle, 1, nil, &metadata, timeoutMs)
+        defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError(result) }
+        var counts: [String: Int32] = [:]
+        for index in 0..<Int(metadata.pointee.topic_cnt) {
+            let entry = metadata.pointee.topics[index]
+            guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR, entry.partition_cnt > 0 else { continue }
+            counts[String(cString: entry.topic)] = entry.partition_cnt
+        }
+        return counts
+    }
+
+    /// The configuration of `topic` as the cluster reports it (entries without a value left out).
+    func configs(topic: String) throws(KafkaError) -> [String: String] {
+        guard let resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic) else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, "cannot describe topic '\(topic)'")
+        }
+        defer { rd_kafka_ConfigResource_destroy(resource) }
+        let event = try request("DescribeConfigs", RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, answer: { rd_kafka_event_DescribeConfigs_result($0) != nil }) { options in
+            var resources: [OpaquePointer?] = [resource]
+            rd_kafka_DescribeConfigs(handle, &resources, 1, options, queue)
+        }
+        defer { rd_kafka_event_destroy(event) }
+        var count = 0
+        let first = try Self.only(rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event), &count), count, "DescribeConfigs")
+        let error = rd_kafka_ConfigResource_error(first)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(error, rd_kafka_ConfigResource_error_string(first).map { String(cString: $0) })
+        }
+        var entryCount = 0
+        var configs: [String: String] = [:]
+        guard let entries = rd_kafka_ConfigResource_configs(first, &entryCount) else { return configs }
+        for index in 0..<entryCount {
+            guard let entry = entries[index], let value = rd_kafka_ConfigEntry_value(entry) else { continue }
+            configs[String(cString: rd_kafka_ConfigEntry_name(entry))] = String(cString: value)
+        }
+        return configs
+    }
+
+    /// Creates `topic`; a replication factor of -1 takes the broker's default.
+    func createTopic(_ topic: String, partitions: Int32, replicationFactor: Int32, configs: [(String, String)]) throws(KafkaError) {
+        var text = [CChar](repeating: 0, count: 512)
+        guard let newTopic = rd_kafka_NewTopic_new(topic, partitions, replicationFactor, &text, text.count) else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        }
+        defer { rd_kafka_NewTopic_destroy(newTopic) }
+        for (name, value) in configs {
+            let set = rd_kafka_NewTopic_set_config(newTopic, name, value)
+            if set != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(set, "config \(name)=\(value): \(String(cString: rd_kafka_err2str(set)))") }
+        }
+        let event = try request("CreateTopics", RD_KAFKA_ADMIN_OP_CREATETOPICS, answer: { rd_kafka_event_CreateTopics_result($0) != nil }) { options in
+            var topics: [OpaquePointer?] = [newTopic]
+            rd_kafka_CreateTopics(handle, &topics, 1, options, queue)
+        }
+        defer { rd_kafka_event_destroy(event) }
+        var count = 0
+        let first = try Self.only(rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count), count, "CreateTopics")
+        let error = rd_kafka_topic_result_error(first)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(error, rd_kafka_topic_result_error_string(first).map { String(cString: $0) })
+        }
+    }
+
+    /// Sends one request with its options (`send` gets them and puts the request on `queue`)
+    /// and returns its result event (the first event for which `answer` holds: the late answer
+    /// of an earlier request that timed out is dropped), which the caller destroys. Throws the
+    /// request-level error.
+    private func request(_ name: String, _ operation: rd_kafka_admin_op_t, answer: (OpaquePointer) -> Bool, send: (OpaquePointer) -> Void) throws(KafkaError) -> OpaquePointer {
+        let options = try adminOptions(operation)
+        defer { rd_kafka_AdminOptions_destroy(options) }
+        send(options)
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeoutMs) + 5000)
+        while true {
+            let left = deadline - ContinuousClock.now
+            let wait = Int32(max(0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            guard wait > 0, let event = rd_kafka_queue_poll(queue, wait) else {
+                throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, "\(name) got no answer within \(timeoutMs + 5000) ms")
+            }
+            guard answer(event) else {
+                rd_kafka_event_destroy(event)
+                continue
+            }
+            let error = rd_kafka_event_error(event)
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                let message = rd_kafka_event_error_string(event).map { String(cString: $0) }
+                rd_kafka_event_destroy(event)
+                throw KafkaError(error, message)
+            }
+            return event
+        }
+    }
+
+    /// The one entry of the result of a request about one resource.
+    private static func only(_ list: UnsafeMutablePointer<OpaquePointer?>?, _ count: Int, _ request: String) throws(KafkaError) -> OpaquePointer {
+        guard let list, count == 1, let first = list[0] else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__FAIL, "\(request) answered for \(count) resources, not 1")
+        }
+        return first
+    }
+
+    private func adminOptions(_ operation: rd_kafka_admin_op_t) throws(KafkaError) -> OpaquePointer {
+        guard let options = rd_kafka_AdminOptions_new(handle, operation) else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, "this librdkafka has no admin options for the request")
+        }
+        var text = [CChar](repeating: 0, count: 512)
+        _ = rd_kafka_AdminOptions_set_request_timeout(options, timeoutMs, &text, text.count)
+        if operation == RD_KAFKA_ADMIN_OP_CREATETOPICS {
+            _ = rd_kafka_AdminOptions_set_operation_timeout(options, timeoutMs, &text, text.count)
+        }
+        return options
+    }
+}
