@@ -36,6 +36,30 @@ struct TansuTests {
         #expect(await run.stopCleanly() == 0, "\(run.log)")
     }
 
+    /// A cluster that lists groups (the mock cluster does not): `switchyard cutover` sees the
+    /// running bridge's member in the preflight and refuses before anything is done.
+    @Test func aCutoverWhileTheBridgeRunsIsRefusedInThePreflight() async throws {
+        let source = Bed.unique("orders")
+        try await Tansu.tool("create", source, "3")
+        try await Tansu.tool("produce", source, "100")
+        let document = try Tansu.bridge(source: source, topic: "cut.{{ channel }}", createTopics: "{}")
+        let run = try Tansu.Run(document)
+        defer { run.stop() }
+        #expect(await run.written(100, to: "cut.\(source)").count == 100)
+        let directory = try Bed.scratch("tansu-cutover")
+        let config = directory.appendingPathComponent("bridge.yaml")
+        try document.write(to: config, atomically: true, encoding: .utf8)
+        let errors = directory.appendingPathComponent("errors").path
+        let cutover = try Child(
+            [Bed.binary, "cutover", "-c", config.path, "--group", Bed.unique("billing")],
+            environment: ["LD_LIBRARY_PATH": try Tansu.libraryFolder()], output: directory.appendingPathComponent("out").path, errors: errors)
+        let status = await cutover.exit(within: .seconds(60))
+        let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+        #expect(status == 1, "\(text)")
+        #expect(text.contains("a bridge is still running") && text.contains("Nothing was done"), "\(text)")
+        #expect(await run.stopCleanly() == 0, "\(run.log)")
+    }
+
     /// From another cluster (a librdkafka mock cluster) to tansu: the created topic takes the
     /// partition count the source cluster reports for the source topic.
     @Test func createTopicsSizesAfterASourceOnAnotherCluster() async throws {
