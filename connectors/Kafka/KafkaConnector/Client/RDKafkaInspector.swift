@@ -46,21 +46,13 @@ final class RDKafkaInspector {
     }
 
     /// The partition count of `topic`; throws `UNKNOWN_TOPIC_OR_PART` when the cluster does
-    /// not have it. Asks for the metadata of every topic: a request naming the topic would let
-    /// a cluster that creates topics on demand create it.
+    /// not have it (see ``RDKafkaMetadata``).
     func partitionCount(topic: String) throws(KafkaError) -> Int32 {
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        let result = rd_kafka_metadata(handle, 1, nil, &metadata, timeoutMs)
-        defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
-        guard result == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError(result) }
-        for index in 0..<Int(metadata.pointee.topic_cnt) {
-            let entry = metadata.pointee.topics[index]
-            guard String(cString: entry.topic) == topic else { continue }
-            if entry.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(entry.err) }
-            guard entry.partition_cnt > 0 else { break }
-            return entry.partition_cnt
+        switch try RDKafkaMetadata.topics(handle, timeoutMs: timeoutMs)[topic] {
+        case .success(let count)? where count > 0: return count
+        case .failure(let error)?: throw error
+        default: throw KafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
         }
-        throw KafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
     }
 
     /// How many members `group` has (ListGroups and DescribeGroups); nil when the cluster does

@@ -26,20 +26,13 @@ final class RDKafkaTopicAdmin {
         Unmanaged.passUnretained(context).release()
     }
 
-    /// The partition count of every topic of the cluster. Asks for all topics: a request that
-    /// names a topic would let a cluster that creates topics on demand create it.
+    /// The partition count of every topic of the cluster (see ``RDKafkaMetadata``); topics the
+    /// cluster reports an error for are left out.
     func partitionCounts() throws(KafkaError) -> [String: Int32] {
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        let result = rd_kafka_metadata(handle, 1, nil, &metadata, timeoutMs)
-        defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
-        guard result == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError(result) }
-        var counts: [String: Int32] = [:]
-        for index in 0..<Int(metadata.pointee.topic_cnt) {
-            let entry = metadata.pointee.topics[index]
-            guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR, entry.partition_cnt > 0 else { continue }
-            counts[String(cString: entry.topic)] = entry.partition_cnt
+        try RDKafkaMetadata.topics(handle, timeoutMs: timeoutMs).compactMapValues { result in
+            guard case .success(let count) = result, count > 0 else { return nil }
+            return count
         }
-        return counts
     }
 
     /// The configuration of `topic` as the cluster reports it (entries without a value left out).
