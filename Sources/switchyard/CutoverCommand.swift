@@ -67,23 +67,25 @@ struct CutoverCommand: AsyncParsableCommand {
     static func preflight(_ sourceEntry: ConnectorEntry, _ targetEntry: ConnectorEntry, cluster: String, bridgeGroup: String, groups: [String]) async throws -> [String] {
         if groups.isEmpty { throw OffsetTranslationError("name the consumer groups that move with --group") }
         var unchecked: [String] = []
-        func members(_ group: String) async throws -> Int {
-            if let count = try await KafkaCutoverChecks.membersOnSource(source: sourceEntry, target: targetEntry, cluster: cluster, group: group) { return count }
-            unchecked.append("group '\(group)' on cluster \(cluster): the cluster does not list groups, so that it has no members was not checked")
-            return 0
+        /// Why `group` counts as running on the source cluster, or nil when it does not.
+        func running(_ group: String) async throws -> String? {
+            guard let state = try await KafkaCutoverChecks.groupOnSource(source: sourceEntry, cluster: cluster, group: group) else {
+                unchecked.append("group '\(group)' on cluster \(cluster): the cluster does not describe groups, so that it has no members was not checked")
+                return nil
+            }
+            guard state.isActive else { return nil }
+            return state.members > 0 ? "has \(state.members) member\(state.members == 1 ? "" : "s")" : "is \(state.state) (a live generation)"
         }
-        let bridgeMembers = try await members(bridgeGroup)
-        if bridgeMembers > 0 {
-            throw OffsetTranslationError("the bridge's group '\(bridgeGroup)' has \(bridgeMembers) member\(bridgeMembers == 1 ? "" : "s") on cluster \(cluster): a bridge is still running; stop it (scale its Connector to 0, or stop the process) so that the cutover copies alone")
+        if let why = try await running(bridgeGroup) {
+            throw OffsetTranslationError("the bridge's group '\(bridgeGroup)' \(why) on cluster \(cluster): a bridge is still running; stop it (scale its Connector to 0, or stop the process) so that the cutover copies alone")
         }
         for group in groups {
             let committed = try await KafkaCutoverChecks.committedOnSource(source: sourceEntry, target: targetEntry, cluster: cluster, group: group)
             if committed.values.allSatisfy(\.isEmpty) {
                 throw OffsetTranslationError("group '\(group)' has no committed offsets on cluster \(cluster) for the bridge's topics: an unknown group, or one that never committed")
             }
-            let count = try await members(group)
-            if count > 0 {
-                throw OffsetTranslationError("group '\(group)' still has \(count) member\(count == 1 ? "" : "s") on cluster \(cluster): stop its consumers there first, so that its committed offsets are final")
+            if let why = try await running(group) {
+                throw OffsetTranslationError("group '\(group)' \(why) on cluster \(cluster): stop its consumers there first, so that its committed offsets are final")
             }
         }
         return unchecked

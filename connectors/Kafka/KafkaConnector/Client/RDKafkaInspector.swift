@@ -55,24 +55,6 @@ final class RDKafkaInspector {
         }
     }
 
-    /// How many members `group` has (ListGroups and DescribeGroups); nil when the cluster does
-    /// not answer those requests (librdkafka's mock cluster).
-    func memberCount(group: String) throws(KafkaError) -> Int? {
-        var list: UnsafePointer<rd_kafka_group_list>?
-        let result = rd_kafka_list_groups(handle, group, &list, timeoutMs)
-        defer { if let list { rd_kafka_group_list_destroy(list) } }
-        if result == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE { return nil }
-        guard result == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { throw KafkaError(result) }
-        var members = 0
-        for index in 0..<Int(list.pointee.group_cnt) {
-            let entry = list.pointee.groups[index]
-            guard String(cString: entry.group) == group else { continue }
-            if entry.err != RD_KAFKA_RESP_ERR_NO_ERROR && entry.err != RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND { throw KafkaError(entry.err) }
-            members += Int(entry.member_cnt)
-        }
-        return members
-    }
-
     /// The log start and end (high watermark) of a partition, asked of its leader.
     func watermarks(topic: String, partition: Int32) throws(KafkaError) -> (start: Int64, end: Int64) {
         var low: Int64 = -1

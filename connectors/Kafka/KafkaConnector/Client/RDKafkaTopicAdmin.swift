@@ -2,7 +2,8 @@ import CRdKafka
 import Logging
 
 /// A client of one cluster for topic administration: the partition count of every topic, a
-/// topic's configuration (DescribeConfigs) and topic creation (CreateTopics). It never produces
+/// topic's configuration (DescribeConfigs) and topic creation (CreateTopics); and the state of
+/// a consumer group (DescribeConsumerGroups). It never produces
 /// or joins a group. Blocking and not thread-safe: used on one thread, then dropped.
 final class RDKafkaTopicAdmin {
     private let handle: OpaquePointer
@@ -86,6 +87,45 @@ final class RDKafkaTopicAdmin {
         }
     }
 
+    /// What the cluster's group coordinator says of `group` (DescribeConsumerGroups, asked of
+    /// the coordinator directly, so a group the broker's ListGroups has not caught up with is
+    /// still seen); nil when the cluster does not answer the request (librdkafka's mock cluster).
+    func describe(group: String) throws(KafkaError) -> GroupDescription? {
+        // A cluster without ListGroups (the mock cluster) is not asked DescribeConsumerGroups:
+        // librdkafka 2.0 aborts on an assertion when that request goes unanswered there.
+        var groupList: UnsafePointer<rd_kafka_group_list>?
+        let listed = rd_kafka_list_groups(handle, group, &groupList, timeoutMs)
+        if let groupList { rd_kafka_group_list_destroy(groupList) }
+        if listed == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE { return nil }
+        let event: OpaquePointer
+        do {
+            event = try request("DescribeConsumerGroups", RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS, answer: { rd_kafka_event_DescribeConsumerGroups_result($0) != nil }) { options in
+                var groups: [UnsafePointer<CChar>?] = []
+                group.withCString { name in
+                    groups = [name]
+                    rd_kafka_DescribeConsumerGroups(handle, &groups, 1, options, queue)
+                }
+            }
+        } catch where GroupDescription.unanswered(error.code.c) {
+            return nil
+        }
+        defer { rd_kafka_event_destroy(event) }
+        var count = 0
+        let list = rd_kafka_DescribeConsumerGroups_result_groups(rd_kafka_event_DescribeConsumerGroups_result(event), &count)
+        guard let list, count == 1, let first = list[0] else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__FAIL, "DescribeConsumerGroups answered for \(count) groups, not 1")
+        }
+        if let error = rd_kafka_ConsumerGroupDescription_error(first) {
+            let code = rd_kafka_error_code(error)
+            if GroupDescription.unanswered(code) { return nil }
+            if code != RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND {
+                throw KafkaError(code, rd_kafka_error_string(error).map { String(cString: $0) })
+            }
+            return GroupDescription(state: RD_KAFKA_CONSUMER_GROUP_STATE_DEAD, members: 0)
+        }
+        return GroupDescription(state: rd_kafka_ConsumerGroupDescription_state(first), members: rd_kafka_ConsumerGroupDescription_member_count(first))
+    }
+
     /// Sends one request with its options (`send` gets them and puts the request on `queue`)
     /// and returns its result event (the first event for which `answer` holds: the late answer
     /// of an earlier request that timed out is dropped), which the caller destroys. Throws the
@@ -133,5 +173,30 @@ final class RDKafkaTopicAdmin {
             _ = rd_kafka_AdminOptions_set_operation_timeout(options, timeoutMs, &text, text.count)
         }
         return options
+    }
+}
+
+/// A consumer group as its coordinator describes it.
+struct GroupDescription: Equatable {
+    let state: rd_kafka_consumer_group_state_t
+    let members: Int
+
+    /// Whether a generation of the group is alive: members listed, or a state that only a group
+    /// with members is in. Some brokers (tansu) report a stable group without listing its
+    /// members, so the state counts as well as the list.
+    var isActive: Bool {
+        members > 0
+            || state == RD_KAFKA_CONSUMER_GROUP_STATE_STABLE
+            || state == RD_KAFKA_CONSUMER_GROUP_STATE_PREPARING_REBALANCE
+            || state == RD_KAFKA_CONSUMER_GROUP_STATE_COMPLETING_REBALANCE
+    }
+
+    /// The state's name as the broker spells it (Stable, Empty, ...).
+    var stateName: String { String(cString: rd_kafka_consumer_group_state_name(state)) }
+
+    /// Whether `code` means the cluster does not serve the request at all.
+    static func unanswered(_ code: rd_kafka_resp_err_t) -> Bool {
+        code == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE || code == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION
+            || code == RD_KAFKA_RESP_ERR_INVALID_REQUEST
     }
 }

@@ -53,14 +53,28 @@ public enum KafkaCutoverChecks {
         }
     }
 
-    /// How many members `group` has on the source cluster; nil when the cluster does not say
-    /// (it does not answer ListGroups: librdkafka's mock cluster).
-    public static func membersOnSource(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, logger: Logger? = nil) async throws -> Int? {
+    /// What the source cluster's coordinator says of a group.
+    public struct GroupState: Sendable, Equatable {
+        /// Members the coordinator lists.
+        public var members: Int
+        /// The group's state as the broker names it (Stable, Empty, Dead, ...).
+        public var state: String
+        /// Whether a generation of the group is alive (members listed, or a rebalancing or
+        /// stable state: some brokers leave the member list empty).
+        public var isActive: Bool
+    }
+
+    /// The state of `group` on the source cluster; nil when the cluster does not describe
+    /// groups (librdkafka's mock cluster).
+    public static func groupOnSource(source: ConnectorEntry, cluster: String, group: String, logger: Logger? = nil) async throws -> GroupState? {
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.cutover")
         return try await BlockingQueue(label: "switchyard.cutover").run {
-            let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: group, purpose: "a cutover", bulk: false, logger: logger)
-            do { return try clients.source.memberCount(group: group) } catch {
-                throw OffsetTranslationError("the members of group '\(group)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
+            do {
+                let admin = try RDKafkaTopicAdmin(properties: KafkaClientOptions.properties(source.options), logger: logger)
+                guard let description = try admin.describe(group: group) else { return nil }
+                return GroupState(members: description.members, state: description.stateName, isActive: description.isActive)
+            } catch {
+                throw OffsetTranslationError("the state of group '\(group)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
             }
         }
     }
