@@ -1,18 +1,23 @@
 #if Kafka
 import ArgumentParser
 import KafkaConnector
+#if S3
+import S3Connector
+#endif
 import SwitchyardConfig
 import SwitchyardCore
 
 struct ReconcileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
-        abstract: "Compare what a Kafka-to-Kafka bridge's source holds with what its target holds (docs/migration.md).",
+        abstract: "Compare what a Kafka source holds with what its Kafka or S3 target holds (docs/migration.md).",
         discussion: """
             Per source partition, over the records present when it starts: the count and an order-independent \
             digest of key, value and the --header headers on both sides (target records are matched by their source position headers), \
             and for a partition that differs, the missing, differing and duplicated records by source offset. \
-            Target records without a source position are extra. Exit status 0 when both sides hold the same \
+            Target records without a source position are extra. An s3 target is read back from its NDJSON lines \
+            (each names its source partition and offset) under the prefix its key template starts with, or --prefix. \
+            Exit status 0 when both sides hold the same \
             records, 1 on a difference or an error.
             """)
 
@@ -27,11 +32,18 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(name: .customLong("header"), help: "A header whose value is compared besides key and value (repeat for several; the last value of a header counts).")
     var headers: [String] = []
 
+    @Option(help: "s3 target: the key prefix to read (default: where the target's key template puts each topic's objects).")
+    var prefix: String?
+
     func run() async throws {
-        let (sourceEntry, targetEntry, cluster) = try bridge.load(purpose: "reconciled")
+        let (sourceEntry, targetEntry, cluster) = try bridge.load(purpose: "reconciled", targetKinds: Self.targetKinds)
         let report: ReconciliationReport
         do {
-            report = try await KafkaReconciler.reconcile(source: sourceEntry, target: targetEntry, cluster: cluster, show: show, headers: headers)
+            if targetEntry.kind == "kafka" {
+                report = try await KafkaReconciler.reconcile(source: sourceEntry, target: targetEntry, cluster: cluster, show: show, headers: headers)
+            } else {
+                report = try await reconcileS3(source: sourceEntry, target: targetEntry, cluster: cluster)
+            }
         } catch let error as OffsetTranslationError {
             throw KafkaBridgeDocument.fail("reconcile: \(error.message)")
         }
@@ -63,7 +75,7 @@ struct ReconcileCommand: AsyncParsableCommand {
                 lines.append(line)
             }
             if topic.extraCount > 0 {
-                let named = topic.extra.map { "\($0.partition)@\($0.offset)" }.joined(separator: ", ")
+                let named = topic.extraPlaces.isEmpty ? topic.extra.map { "\($0.partition)@\($0.offset)" }.joined(separator: ", ") : topic.extraPlaces.joined(separator: "; ")
                 lines.append("  extra: \(topic.extraCount) target record\(topic.extraCount == 1 ? "" : "s") without a source position (\(named)\(topic.extraCount > topic.extra.count ? ", ..." : ""))")
             }
             if topic.otherSources > 0 { lines.append("  \(topic.otherSources) target records from other clusters or topics (not compared)") }
@@ -73,6 +85,37 @@ struct ReconcileCommand: AsyncParsableCommand {
         lines.append(report.isEqual ? "equal" : "DIFFERENT")
         return lines.joined(separator: "\n") + "\n"
     }
+
+    #if S3
+    static let targetKinds = ["kafka", "s3"]
+
+    /// A Kafka source against the NDJSON objects of an `s3` target.
+    func reconcileS3(source: ConnectorEntry, target: ConnectorEntry, cluster: String) async throws -> ReconciliationReport {
+        guard target.options.string("format") ?? "ndjson" == "ndjson" else {
+            throw OffsetTranslationError("\(target.path).s3.format: raw objects hold no source positions; reconciliation reads format: ndjson")
+        }
+        let reader: S3BucketReader
+        do { reader = try S3BucketReader(target: target.options) } catch {
+            throw OffsetTranslationError("target '\(target.name)': \(error.message)")
+        }
+        let prefix = self.prefix
+        let extras = S3LineScanner.ExtraPlaces(show: show)
+        let headers = self.headers
+        let location = { @Sendable (topic: String) in "s3://\(reader.bucket)/\(prefix ?? reader.prefix(channel: topic))" }
+        var report = try await KafkaReconciler.reconcile(
+            source: source, cluster: cluster, targetName: target.name, show: show, headers: headers, describe: location,
+            target: { topic in S3LineScanner(reader: reader, prefix: prefix ?? reader.prefix(channel: topic), topic: topic, headers: headers, extras: extras) })
+        let places = extras.places.withLock { $0 }
+        for index in report.topics.indices where report.topics[index].extraCount > 0 { report.topics[index].extraPlaces = places }
+        return report
+    }
+    #else
+    static let targetKinds = ["kafka"]
+
+    func reconcileS3(source: ConnectorEntry, target: ConnectorEntry, cluster: String) async throws -> ReconciliationReport {
+        throw OffsetTranslationError("this build has no s3 connector")
+    }
+    #endif
 
     static func list(_ offsets: [Int64], _ count: Int) -> String {
         offsets.map(String.init).joined(separator: ", ") + (count > offsets.count ? ", ..." : "")
@@ -87,7 +130,10 @@ struct ReconcileCommand: AsyncParsableCommand {
                 .object([
                     "sourceTopic": .string(topic.sourceTopic), "targetTopic": .string(topic.targetTopic), "equal": .bool(topic.isEqual),
                     "sourceRecords": .int(topic.sourceRecords), "targetRecords": .int(topic.targetRecords),
-                    "extraCount": .int(topic.extraCount), "extra": .array(topic.extra.map { .object(["partition": .int(Int($0.partition)), "offset": .int(Int($0.offset))]) }),
+                    "extraCount": .int(topic.extraCount),
+                    "extra": topic.extraPlaces.isEmpty
+                        ? .array(topic.extra.map { .object(["partition": .int(Int($0.partition)), "offset": .int(Int($0.offset))]) })
+                        : .array(topic.extraPlaces.map { .object(["place": .string($0)]) }),
                     "otherSources": .int(topic.otherSources), "later": .int(topic.later),
                     "partitions": .array(topic.partitions.map { partition -> JSONValue in
                         .object([

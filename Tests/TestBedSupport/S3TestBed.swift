@@ -63,6 +63,8 @@ elif command == "getall":
         plain = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
         out.append({"key": o["Key"], "body": plain.decode()})
     print(json.dumps(out))
+elif command == "put":
+    s3.put_object(Bucket=bucket, Key=sys.argv[3], Body=base64.b64decode(sys.argv[4]))
 elif command == "delete":
     for o in [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])]:
         s3.delete_object(Bucket=bucket, Key=o["Key"])
@@ -128,6 +130,11 @@ elif command == "delete":
             contentType: item["contentType"] as? String ?? "", gzip: item["gzip"] as? Bool ?? false,
             sha256: item["sha256"] as? String ?? "", plainSize: item["plainSize"] as? Int ?? -1,
             body: String(decoding: body, as: UTF8.self))
+    }
+
+    /// PutObject of `body` as given (not compressed).
+    public static func put(_ bucket: String, _ key: String, _ body: String) throws {
+        try boto("put", bucket, key, Data(body.utf8).base64EncodedString())
     }
 
     /// Every object of `bucket`, decompressed: key to text.

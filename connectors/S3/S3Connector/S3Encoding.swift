@@ -63,4 +63,24 @@ enum S3Digest {
         defer { free(out) }
         return Array(UnsafeBufferPointer(start: out, count: length))
     }
+
+    /// Decompresses gzip data (every member), refusing more than `limit` bytes of output;
+    /// `nil` with the zlib error code on corrupt, truncated or oversized input.
+    static func gunzip(_ bytes: [UInt8], limit: Int) -> Result<[UInt8], GunzipFailure> {
+        var out: UnsafeMutablePointer<UInt8>?
+        var length = 0
+        let rc = bytes.withUnsafeBufferPointer { input in
+            sy_gunzip(input.baseAddress, input.count, limit, &out, &length)
+        }
+        guard rc == 0, let out else {
+            return .failure(GunzipFailure(oversized: rc == Z_BUF_ERROR, code: rc))
+        }
+        defer { free(out) }
+        return .success(Array(UnsafeBufferPointer(start: out, count: length)))
+    }
+
+    struct GunzipFailure: Error {
+        var oversized: Bool
+        var code: Int32
+    }
 }

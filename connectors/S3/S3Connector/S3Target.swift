@@ -121,18 +121,8 @@ final class S3Target: Target {
         let options = setup.options
         name = setup.name
         logger = setup.logger
-        let region = options.string("region") ?? "us-east-1"
-        var endpointText = options.string("endpoint") ?? "https://s3.\(region).amazonaws.com"
-        while endpointText.hasSuffix("/") { endpointText.removeLast() }
-        let duration = { (name: String, fallback: Duration) -> Duration in options.duration(name) ?? fallback }
-        endpoint = S3Endpoint(
-            endpoint: endpointText, region: region, bucket: options.string("bucket") ?? "",
-            pathStyle: options.bool("pathStyle") ?? options.has("endpoint"),
-            connectTimeoutMillis: Int(Self.millis(duration("connectTimeout", .seconds(10)))),
-            stallSeconds: Int(max(1, Self.millis(duration("timeout", .seconds(30))) / 1000)))
-        credentialSettings = .init(
-            accessKeyId: options.string("accessKeyId"), secretAccessKey: options.string("secretAccessKey"),
-            sessionToken: options.string("sessionToken"), profile: options.string("profile"))
+        endpoint = Self.endpoint(options)
+        credentialSettings = Self.credentialSettings(options)
         let format = S3Format(rawValue: options.string("format") ?? "ndjson") ?? .ndjson
         compression = S3Compression(rawValue: options.string("compression") ?? "none") ?? .none
         if let key = options.string("key") {
@@ -150,6 +140,25 @@ final class S3Target: Target {
         multipartThreshold = options.size("multipartThreshold") ?? 64 << 20
         partSize = options.size("partSize") ?? 8 << 20
         connectionCount = options.int("connections") ?? 4
+    }
+
+    /// Where the options say the bucket is.
+    static func endpoint(_ options: OptionValues) -> S3Endpoint {
+        let region = options.string("region") ?? "us-east-1"
+        var endpointText = options.string("endpoint") ?? "https://s3.\(region).amazonaws.com"
+        while endpointText.hasSuffix("/") { endpointText.removeLast() }
+        let duration = { (name: String, fallback: Duration) -> Duration in options.duration(name) ?? fallback }
+        return S3Endpoint(
+            endpoint: endpointText, region: region, bucket: options.string("bucket") ?? "",
+            pathStyle: options.bool("pathStyle") ?? options.has("endpoint"),
+            connectTimeoutMillis: Int(Self.millis(duration("connectTimeout", .seconds(10)))),
+            stallSeconds: Int(max(1, Self.millis(duration("timeout", .seconds(30))) / 1000)))
+    }
+
+    static func credentialSettings(_ options: OptionValues) -> S3Credentials.Settings {
+        .init(
+            accessKeyId: options.string("accessKeyId"), secretAccessKey: options.string("secretAccessKey"),
+            sessionToken: options.string("sessionToken"), profile: options.string("profile"))
     }
 
     static func millis(_ duration: Duration) -> Int64 {

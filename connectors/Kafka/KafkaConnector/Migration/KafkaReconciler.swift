@@ -50,6 +50,53 @@ public enum KafkaReconciler {
     }
 }
 
+extension KafkaReconciler {
+    /// Compares a Kafka source with a target of another kind, whose records `target` reads
+    /// (one scanner per source topic, holding every record of the target that may name it;
+    /// see ``Reconciliation``). `describe` names the target's side of a topic for the report.
+    public static func reconcile(
+        source: ConnectorEntry, cluster: String, targetName: String, show: Int = 5, headers: [String] = [], logger: Logger? = nil,
+        describe: @escaping @Sendable (String) -> String,
+        target: @escaping @Sendable (String) throws -> any PartitionScanner
+    ) async throws -> ReconciliationReport {
+        let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.reconcile")
+        return try await BlockingQueue(label: "switchyard.reconcile").run {
+            let topics = source.options.strings("topics") ?? []
+            if let pattern = topics.first(where: { $0.hasPrefix("^") }) {
+                throw OffsetTranslationError("\(source.path).kafka.topics: '\(pattern)' is a regular expression; reconciliation needs the topics named")
+            }
+            let client: RDKafkaInspector
+            do {
+                client = try RDKafkaInspector(properties: KafkaClientOptions.properties(source.options), group: "switchyard-reconcile", logger: logger, bulk: true)
+            } catch {
+                throw OffsetTranslationError("cannot create a Kafka client: \(error)")
+            }
+            let started = ContinuousClock.now
+            var report = ReconciliationReport(sourceName: source.name, targetName: targetName, cluster: cluster, topics: [], seconds: 0)
+            for topic in topics {
+                let partitions: Int32
+                do { partitions = try client.partitionCount(topic: topic) } catch {
+                    throw OffsetTranslationError("source topic '\(topic)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
+                }
+                do {
+                    report.topics.append(try Reconciliation.reconcile(
+                        cluster: cluster, sourceTopic: topic, targetTopic: describe(topic), sourcePartitions: partitions, targetPartitions: 1,
+                        source: { KafkaPartitionScanner(client: client, topic: topic, partition: $0, positionsOf: nil, headers: headers) },
+                        target: { _ in try target(topic) },
+                        show: show))
+                } catch let error as OffsetTranslationError {
+                    throw error
+                } catch {
+                    throw OffsetTranslationError("reading '\(topic)' on cluster \(cluster) or its records on \(targetName): \(KafkaBridgeClients.describe(error))")
+                }
+            }
+            let elapsed = ContinuousClock.now - started
+            report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return report
+        }
+    }
+}
+
 /// One partition of a cluster, scanned through an ``RDKafkaInspector``.
 struct KafkaPartitionScanner: PartitionScanner {
     let client: RDKafkaInspector

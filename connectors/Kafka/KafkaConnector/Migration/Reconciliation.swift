@@ -51,6 +51,9 @@ public struct TopicReconciliation: Sendable {
     /// Target records without a source position (the first few, as partition and offset).
     public var extra: [(partition: Int32, offset: Int64)]
     public var extraCount: Int
+    /// Where the extra records are, in the target's own terms, when partition and offset do not
+    /// name them (an object key and line number); empty otherwise.
+    public var extraPlaces: [String] = []
     /// Target records from other clusters or topics (not a difference: an aggregate's).
     public var otherSources: Int
     /// Target records naming source offsets past the compared range (copied after it started).
