@@ -10,13 +10,15 @@ import SwitchyardCore
 struct ReconcileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
-        abstract: "Compare what a Kafka source holds with what its Kafka or S3 target holds (docs/migration.md).",
+        abstract: "Compare what a Kafka source holds with what its Kafka, S3 or PostgreSQL target holds (docs/migration.md).",
         discussion: """
             Per source partition, over the records present when it starts: the count and an order-independent \
             digest of key, value and the --header headers on both sides (target records are matched by their source position headers), \
             and for a partition that differs, the missing, differing and duplicated records by source offset. \
             Target records without a source position are extra. An s3 target is read back from its NDJSON lines \
             (each names its source partition and offset) under the prefix its key template starts with, or --prefix. \
+            A postgres target (mode: upsert) is compared row by row by its conflictColumns: the records rendered with its \
+            column templates against the table, in SQL on the same server. \
             Exit status 0 when both sides hold the same \
             records, 1 on a difference or an error.
             """)
@@ -35,8 +37,23 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(help: "s3 target: the key prefix to read (default: where the target's key template puts each topic's objects).")
     var prefix: String?
 
+    /// The kinds of target this build reconciles.
+    static var targetKinds: [String] {
+        var kinds = ["kafka"]
+        #if S3
+        kinds.append("s3")
+        #endif
+        #if Postgres
+        kinds.append("postgres")
+        #endif
+        return kinds
+    }
+
     func run() async throws {
         let (sourceEntry, targetEntry, cluster) = try bridge.load(purpose: "reconciled", targetKinds: Self.targetKinds)
+        #if Postgres
+        if targetEntry.kind == "postgres" { return try await runPostgres(source: sourceEntry, target: targetEntry, cluster: cluster) }
+        #endif
         let report: ReconciliationReport
         do {
             if targetEntry.kind == "kafka" {
@@ -87,7 +104,6 @@ struct ReconcileCommand: AsyncParsableCommand {
     }
 
     #if S3
-    static let targetKinds = ["kafka", "s3"]
 
     /// A Kafka source against the NDJSON objects of an `s3` target.
     func reconcileS3(source: ConnectorEntry, target: ConnectorEntry, cluster: String) async throws -> ReconciliationReport {
@@ -110,7 +126,6 @@ struct ReconcileCommand: AsyncParsableCommand {
         return report
     }
     #else
-    static let targetKinds = ["kafka"]
 
     func reconcileS3(source: ConnectorEntry, target: ConnectorEntry, cluster: String) async throws -> ReconciliationReport {
         throw OffsetTranslationError("this build has no s3 connector")

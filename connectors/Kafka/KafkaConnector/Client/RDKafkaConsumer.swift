@@ -72,6 +72,12 @@ final class RDKafkaConsumer {
             let partition = record.rkt == nil ? nil : TopicPartition(topic: topic, partition: record.partition)
             return .error(KafkaError(record.err, text ?? nil), partition)
         }
+        return .message(Self.message(raw, topic: topic))
+    }
+
+    /// A record as a ``Message``: key, value, headers and timestamp copied out of it.
+    static func message(_ raw: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) -> Message {
+        let record = raw.pointee
         var message = Message(value: [], channel: topic, partition: record.partition, offset: record.offset)
         if let payload = record.payload, record.len > 0 {
             message.value = Array(UnsafeRawBufferPointer(start: payload, count: record.len))
@@ -96,7 +102,7 @@ final class RDKafkaConsumer {
                 }
             }
         }
-        return .message(message)
+        return message
     }
 
     private func topicName(_ pointer: OpaquePointer?) -> String {

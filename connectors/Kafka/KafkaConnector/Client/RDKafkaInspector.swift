@@ -126,14 +126,37 @@ final class RDKafkaInspector {
     /// relative to them. Payloads are hashed in place (not copied).
     /// `headers`: the headers whose values the hash covers besides key and value.
     func scan(topic: String, partition: Int32, from: Int64, to: Int64, positionsOf source: (cluster: String, topic: String)?, headers: [String] = [], _ body: (Int64, UInt64, RecordOrigin) -> Void) throws(KafkaError) {
+        let cluster = source.map { Array($0.cluster.utf8) }
+        let sourceTopic = source.map { Array($0.topic.utf8) }
+        try read(topic: topic, partition: partition, from: from, to: to) { raw in
+            let message = raw.pointee
+            let key = message.key.map { UnsafeRawBufferPointer(start: $0, count: message.key_len) }
+            let value = UnsafeRawBufferPointer(start: message.payload, count: message.payload == nil ? 0 : message.len)
+            let hash = headers.isEmpty ? RecordDigest.hash(key: key, value: value) : RecordDigest.hash(key: key, value: value, headers: Self.headerValues(raw, headers))
+            var position = RecordOrigin.none
+            if let cluster, let sourceTopic { position = Self.scannedPosition(raw, cluster: cluster, topic: sourceTopic) }
+            body(message.offset, hash, position)
+        }
+    }
+
+    /// Calls `body` with each record of `[from, to)` as a ``Message``, in offset order.
+    func scanMessages(topic: String, partition: Int32, from: Int64, to: Int64, _ body: (Message) throws -> Void) throws {
+        var failure: (any Error)?
+        try read(topic: topic, partition: partition, from: from, to: to) { raw in
+            guard failure == nil else { return }
+            do { try body(RDKafkaConsumer.message(raw, topic: topic)) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Reads `[from, to)` of a partition by assigning it, calling `body` with each record.
+    private func read(topic: String, partition: Int32, from: Int64, to: Int64, _ body: (UnsafeMutablePointer<rd_kafka_message_t>) -> Void) throws(KafkaError) {
         guard from < to else { return }
         let list = RDKafkaTopicPartitionList(capacity: 1)
         list.add(TopicPartition(topic: topic, partition: partition), offset: from)
         let assigned = rd_kafka_assign(handle, list.pointer)
         if assigned != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(assigned) }
         defer { _ = rd_kafka_assign(handle, nil) }
-        let cluster = source.map { Array($0.cluster.utf8) }
-        let sourceTopic = source.map { Array($0.topic.utf8) }
         var next = from
         var waited: Int32 = 0
         while next < to {
@@ -151,12 +174,7 @@ final class RDKafkaInspector {
             guard message.offset >= next else { continue }
             if message.offset >= to { break }
             next = message.offset + 1
-            let key = message.key.map { UnsafeRawBufferPointer(start: $0, count: message.key_len) }
-            let value = UnsafeRawBufferPointer(start: message.payload, count: message.payload == nil ? 0 : message.len)
-            let hash = headers.isEmpty ? RecordDigest.hash(key: key, value: value) : RecordDigest.hash(key: key, value: value, headers: Self.headerValues(raw, headers))
-            var position = RecordOrigin.none
-            if let cluster, let sourceTopic { position = Self.scannedPosition(raw, cluster: cluster, topic: sourceTopic) }
-            body(message.offset, hash, position)
+            body(raw)
         }
     }
 
