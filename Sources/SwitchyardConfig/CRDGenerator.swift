@@ -116,6 +116,10 @@ public struct CRDGenerator: Sendable {
                 spec[path: ["properties", "autoscaling", "properties", name, "format"]] = .string("int32")
             }
         }
+        // The operator renders the cutover Job from `cutover`: literal values only.
+        if let field = DocumentSchema.spec.field("cutover") {
+            spec[path: ["properties", "cutover"]] = JSONSchemaGenerator(registry: registry, dialect: .kubernetes, allowsReferences: false).property(field)
+        }
         let limit = JSONValue.int(DocumentSchema.Limits.entries)
         for list in ["sources", "targets", "routes"] {
             spec[path: ["properties", list, "minItems"]] = .int(1)
@@ -173,9 +177,22 @@ public struct CRDGenerator: Sendable {
             "readyReplicas": integer("pods that are ready (every source and target connected)", format: "int32"),
             "idleReplicas": integer("running pods that hold no share of the work (every source a group member without a partition: more pods than partitions), as their /status says; counted while the Connector has more than one pod", format: "int32"),
             "selector": string("label selector of the pods, for the scale subresource"),
+            "cutover": .object([
+                "type": .string("object"),
+                "description": .string("where spec.cutover stands (docs/migration.md); the full report is in the ConfigMap named in report"),
+                "properties": .object([
+                    "phase": string("WaitingForPods, JobStarted, Running, Restarting, Complete or Failed"),
+                    "job": string("the cutover Job"),
+                    "report": string("the ConfigMap holding the JSON report"),
+                    "copiedRecords": integer("records the bounded copy moved", format: "int64"),
+                    "groups": .object(["type": .string("array"), "items": .object(["type": .string("string")]), "description": .string("the groups moved")]),
+                    "equal": .object(["type": .string("boolean"), "description": .string("whether the reconciliation found both sides equal")]),
+                    "failedStep": string("capture, copy, translate, reconcile or job: where a failed cutover stopped"),
+                ]),
+            ]),
             "conditions": .object([
                 "type": .string("array"),
-                "description": .string("Valid (the document passed validation), Ready (every pod is ready), Progressing (a rollout is under way)"),
+                "description": .string("Valid (the document passed validation), Ready (every pod is ready), Progressing (a rollout is under way), CutoverComplete and CutoverFailed (with spec.cutover)"),
                 "x-kubernetes-list-type": .string("map"),
                 "x-kubernetes-list-map-keys": .array([.string("type")]),
                 "items": .object([

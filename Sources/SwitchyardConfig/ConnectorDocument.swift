@@ -262,6 +262,9 @@ public struct DocumentLoader: Sendable {
         if let autoscaling = spec.object("autoscaling") {
             issues += autoscalingIssues(autoscaling, sources: sources)
         }
+        if let cutover = spec.object("cutover") {
+            issues += Self.cutoverIssues(cutover, routes: routes, sources: sources, targets: targets, provenance: provenance)
+        }
         return ConnectorDocument(
             name: name, generation: nil, sources: sources, targets: targets, routes: routes,
             delivery: .init(deadLetter: deadLetter, retry: retry, memoryLimit: memoryLimit, drainTimeout: deliveryValues?.duration("drainTimeout") ?? .seconds(20)),
@@ -343,6 +346,35 @@ public struct DocumentLoader: Sendable {
         }
         if let node = spec["delivery"]?["deadLetter"], case .scalar(let scalar) = node.content, !scalar.interpolated, !scalar.unresolved, !targets.contains(scalar.text) {
             issues.append(ConfigIssue(path: "spec.delivery.deadLetter", line: node.line, message: "no target is named '\(scalar.raw)' (targets: \(targets.sorted().joined(separator: ", ")))"))
+        }
+        return issues
+    }
+
+    /// `spec.cutover`: a Kafka source routed to a Kafka target, whose records carry their
+    /// source positions, and groups other than the bridge's own.
+    static func cutoverIssues(_ values: OptionValues, routes: [Route], sources: [ConnectorEntry], targets: [ConnectorEntry], provenance: ConnectorDocument.ProvenanceSettings) -> [ConfigIssue] {
+        var issues: [ConfigIssue] = []
+        let kafkaTargets = Set(targets.filter { $0.kind == "kafka" }.map(\.name))
+        let bridged = sources.filter { source in
+            source.kind == "kafka" && routes.contains { $0.from.contains(source.name) && $0.to.contains { kafkaTargets.contains($0) } }
+        }
+        guard let source = bridged.first else {
+            issues.append(values.issue("groups", "a cutover needs a kafka source routed to a kafka target (a Kafka-to-Kafka bridge)"))
+            return issues
+        }
+        if bridged.count > 1 {
+            issues.append(values.issue("groups", "a cutover works on one bridge: kafka sources \(bridged.map(\.name).joined(separator: ", ")) are each routed to a kafka target"))
+        }
+        if source.common.string("cluster") == nil && provenance.cluster == nil {
+            issues.append(values.issue("groups", "source '\(source.name)' names no cluster (set \(source.path).cluster or spec.provenance.cluster): the bridge stamps no source positions, so offsets cannot be translated"))
+        } else if !provenance.positionHeaders {
+            issues.append(values.issue("groups", "spec.provenance.positionHeaders is false: the bridge stamps no source positions, so offsets cannot be translated"))
+        }
+        let groups = values.strings("groups") ?? []
+        if groups.isEmpty { issues.append(values.issue("groups", "name at least one consumer group to move")) }
+        let own = source.options.string("group") ?? source.name
+        if groups.contains(own) {
+            issues.append(values.issue("groups", "'\(own)' is the bridge's own group (\(source.path).kafka.group); list the groups of the applications that move"))
         }
         return issues
     }

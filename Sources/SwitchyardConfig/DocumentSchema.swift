@@ -112,6 +112,12 @@ public enum DocumentSchema {
         OptionField("prometheus", .string, doc: "KEDA only: the Prometheus server address (http://host:port) for sources whose lag KEDA cannot read from the broker"),
     ])
 
+    public static let cutover = ObjectSchema(doc: "A cutover carried out by the operator (custom resource only, docs/migration.md): the workload stops, a Job runs `switchyard cutover` (copy to the source's end, move the groups' offsets, reconcile), the report goes to the ConfigMap <name>-cutover and the CutoverComplete or CutoverFailed condition; the Connector stays stopped while this is set.", [
+        OptionField("groups", .list(.string), required: true, doc: "the consumer groups that move to the target cluster (not the bridge's own)"),
+        OptionField("headers", .list(.string), doc: "headers the reconciliation compares besides key and value"),
+        OptionField("stopAt", .choice(["end"]), default: "end", doc: "end: the source's end when the cutover starts (a Kafka source's high watermarks)"),
+    ])
+
     public static let spec = ObjectSchema(doc: "A Switchyard connector: sources, targets, routes and delivery policy.", [
         OptionField("sources", .list(.connector(.source)), required: true, doc: "where messages come from"),
         OptionField("targets", .list(.connector(.target)), required: true, doc: "where messages go"),
@@ -123,6 +129,7 @@ public enum DocumentSchema {
         OptionField("state", .choice(["running", "paused", "stopped"]), default: "running", literal: true, doc: "custom resource only: running, paused (scaled to zero) or stopped (workload removed)"),
         OptionField("deployment", .object(deployment), doc: "custom resource only: how the pods run"),
         OptionField("autoscaling", .object(autoscaling), literal: true, doc: "custom resource only: scale the pods on the sources' lag (docs/scaling.md)"),
+        OptionField("cutover", .object(cutover), literal: true, doc: "custom resource only: finish a Kafka-to-Kafka migration through the operator (docs/migration.md)"),
     ])
 
     public static let metadata = ObjectSchema([

@@ -4,7 +4,7 @@ import Synchronization
 import SwitchyardConfig
 import SwitchyardCore
 
-/// Watches Connectors and the Deployments it owns, and reconciles each Connector from a work
+/// Watches Connectors and the Deployments and Jobs it owns, and reconciles each Connector from a work
 /// queue. Runs until cancelled.
 public final class ConnectorController: Sendable {
     let client: KubeClient
@@ -34,23 +34,26 @@ public final class ConnectorController: Sendable {
             }
             await queue.add(key)
         }
-        // Deployment status (ready pods, rollout) is reported on the owning Connector.
-        let deployments = Informer(
-            client: client, type: .deployment, namespace: settings.namespace,
-            labelSelector: "\(OperatorLabels.managedBy)=\(OperatorLabels.managedByValue)", logger: logger,
-            watchTimeoutSeconds: settings.watchTimeoutSeconds
-        ) { _, object in
-            guard let namespace = object[path: ["metadata", "namespace"]]?.string else { return }
-            for owner in object[path: ["metadata", "ownerReferences"]]?.array ?? []
-            where owner["controller"]?.bool == true && owner["kind"]?.string == "Connector" {
-                if let name = owner["name"]?.string { await queue.add("\(namespace)/\(name)") }
+        // Deployment status (ready pods, rollout) and a cutover Job's end are reported on the
+        // owning Connector.
+        let owned = [ResourceType.deployment, .job].map { type in
+            Informer(
+                client: client, type: type, namespace: settings.namespace,
+                labelSelector: "\(OperatorLabels.managedBy)=\(OperatorLabels.managedByValue)", logger: logger,
+                watchTimeoutSeconds: settings.watchTimeoutSeconds
+            ) { _, object in
+                guard let namespace = object[path: ["metadata", "namespace"]]?.string else { return }
+                for owner in object[path: ["metadata", "ownerReferences"]]?.array ?? []
+                where owner["controller"]?.bool == true && owner["kind"]?.string == "Connector" {
+                    if let name = owner["name"]?.string { await queue.add("\(namespace)/\(name)") }
+                }
             }
         }
         logger.info("reconciling Connectors", metadata: ["namespace": "\(settings.namespace ?? "(all)")", "workers": "\(settings.workers)"])
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await connectors.run() }
-                group.addTask { await deployments.run() }
+                for informer in owned { group.addTask { await informer.run() } }
                 for _ in 0..<max(1, settings.workers) {
                     group.addTask { await self.work(queue) }
                 }
@@ -66,7 +69,8 @@ public final class ConnectorController: Sendable {
                         try? await Task.sleep(for: self.settings.memberInterval)
                         if Task.isCancelled { break }
                         let known = self.known.withLock { $0 }
-                        for key in self.reconciler.multiPod.withLock({ $0 }) where known.contains(key) { await queue.add(key) }
+                        let again = self.reconciler.multiPod.withLock { $0 }.union(self.reconciler.waiting.withLock { $0 })
+                        for key in again where known.contains(key) { await queue.add(key) }
                     }
                 }
                 await group.waitForAll()

@@ -32,6 +32,9 @@ public final class ConnectorReconciler: Sendable {
     /// Connectors (namespace/name) that had more than one pod at their last reconcile: the
     /// controller reconciles them every `memberInterval` to keep `status.idleReplicas` current.
     let multiPod = Mutex<Set<String>>([])
+    /// Connectors (namespace/name) whose cutover is under way: reconciled every
+    /// `memberInterval` too, to see the pods go and the Job end.
+    let waiting = Mutex<Set<String>>([])
 
     public init(
         client: KubeClient, renderer: ConnectorRenderer, logger: Logger, instance: String = ProcessInfo.processInfo.hostName,
@@ -93,7 +96,7 @@ public final class ConnectorReconciler: Sendable {
         _ = try await apply(.service, rendered.service, uid: uid)
         _ = try await apply(.podDisruptionBudget, rendered.podDisruptionBudget, uid: uid)
         var deployment: JSON?
-        if rendered.state == "stopped" {
+        if rendered.state == "stopped" || rendered.state == "cutover" {
             try await deleteOwned(.deployment, namespace: namespace, name: name, uid: uid)
         } else {
             var desired = rendered.deployment
@@ -107,10 +110,16 @@ public final class ConnectorReconciler: Sendable {
         }
         try await applyScaler(rendered, namespace: namespace, name: name, uid: uid)
         let idle = await idleMembers(rendered, deployment: deployment, namespace: namespace, name: name)
+        var cutoverState: CutoverState?
+        if let cutover = rendered.cutover {
+            cutoverState = try await applyCutover(cutover, rendered: rendered, namespace: namespace, name: name, uid: uid)
+        }
+        let key = "\(namespace)/\(name)"
+        waiting.withLock { if cutoverState?.inProgress == true { $0.insert(key) } else { $0.remove(key) } }
         return Self.status(
             previous: previous, generation: generation, valid: (true, "Valid", "the document passed validation"),
             state: rendered.state, deployment: deployment, desiredReplicas: rendered.desiredReplicas, selector: rendered.selector,
-            idle: idle)
+            idle: idle, cutover: cutoverState)
     }
 
     /// The running pods that hold no share of the work, while the Connector runs more than one
@@ -287,7 +296,7 @@ public final class ConnectorReconciler: Sendable {
     /// The status the Connector should show now.
     static func status(
         previous: JSON, generation: Int, valid: (Bool, String, String), state: String, deployment: JSON?, desiredReplicas: Int, selector: String?,
-        idle: MemberProbe.Count? = nil
+        idle: MemberProbe.Count? = nil, cutover: CutoverState? = nil
     ) -> JSON {
         let replicas = deployment?[path: ["status", "replicas"]]?.int ?? 0
         let ready = deployment?[path: ["status", "readyReplicas"]]?.int ?? 0
@@ -302,6 +311,9 @@ public final class ConnectorReconciler: Sendable {
         case "stopped":
             readyCondition = (false, "Stopped", "spec.state is stopped: the workload is removed")
             progressing = (false, "Stopped", "nothing runs")
+        case "cutover":
+            readyCondition = (false, "Cutover", "spec.cutover is set: the workload is removed and the cutover Job carries it out")
+            progressing = cutover?.inProgress == true ? (true, "CutoverRunning", cutover?.complete.2 ?? "") : (false, "CutoverEnded", "nothing runs")
         case "undeployed":
             readyCondition = (false, "NotDeployed", "no valid document has been deployed yet")
             progressing = (false, "NotDeployed", "nothing runs")
@@ -335,6 +347,10 @@ public final class ConnectorReconciler: Sendable {
             "readyReplicas": .int(ready),
             "conditions": [condition("Valid", valid), condition("Ready", readyCondition), condition("Progressing", progressing)],
         ]
+        if let cutover {
+            status["conditions"] = .array((status["conditions"]?.array ?? []) + [condition("CutoverComplete", cutover.complete), condition("CutoverFailed", cutover.failed)])
+            status["cutover"] = cutover.summary
+        }
         if let selector { status["selector"] = .string(selector) }
         if let idle { status["idleReplicas"] = .int(idle.idle) }
         if rolledOut, let running = deployment?[path: ["metadata", "annotations", OperatorLabels.documentGeneration]]?.string.flatMap({ Int($0) }) {

@@ -40,6 +40,23 @@ public struct RenderedConnector: Sendable {
     public var scalerType: ResourceType?
     /// KEDA TriggerAuthentications the ScaledObject's triggers refer to.
     public var triggerAuthentications: [JSON] = []
+    /// The Job of `spec.cutover`; nil without one.
+    public var cutover: CutoverJob?
+}
+
+/// The Job that carries out a Connector's `spec.cutover`, and where its report goes.
+public struct CutoverJob: Sendable {
+    public var job: JSON
+    public var jobName: String
+    /// The ConfigMap the report is written to (`<name>-cutover`).
+    public var reportName: String
+    /// SHA-256 of the cutover's fields and the document: a changed cutover is a new one.
+    public var hash: String
+    public var groups: [String]
+    /// On the Job and the report ConfigMap.
+    public static let hashAnnotation = "switchyard.dev/cutover-hash"
+    /// The report's key in the ConfigMap.
+    public static let reportKey = "report.json"
 }
 
 /// Validates a Connector with the same loader as `switchyard validate` and renders the objects
@@ -71,6 +88,7 @@ public struct ConnectorRenderer: Sendable {
         var spec = connector["spec"] ?? .object([:])
         spec["deployment"] = nil
         spec["autoscaling"] = nil
+        spec["cutover"] = nil
         spec["state"] = nil
         var metadata: JSON = [:]
         metadata["name"] = connector[path: ["metadata", "name"]]
@@ -114,6 +132,9 @@ public struct ConnectorRenderer: Sendable {
         if !Self.isServiceName(name) {
             messages.append("metadata.name: '\(name)' must be a DNS label (lower-case letters, digits and '-', starting with a letter, at most 63 characters): it names the Service")
         }
+        if spec["cutover"] != nil && name.count > 55 {
+            messages.append("metadata.name: '\(name)' is longer than 55 characters: the cutover Job is named \(name)-cutover, and a Job's name has at most 63")
+        }
         if let loaded, loaded.observability.listen.isEmpty {
             messages.append("spec.observability.listen: the operator needs the health endpoints for the pods' probes; set HOST:PORT such as 0.0.0.0:8080")
         }
@@ -130,7 +151,7 @@ public struct ConnectorRenderer: Sendable {
         let port = ListenAddress(document.observability.listen)?.port ?? 8080
         let hash = DocumentHash.hex(Array(Self.document(of: connector, includingGeneration: false).utf8))
         let generation = connector[path: ["metadata", "generation"]]?.int ?? 0
-        let state = document.state
+        let state = spec["cutover"] != nil ? "cutover" : document.state
         var replicas = state == "running" ? (deploymentSpec["replicas"]?.int ?? 1) : 0
         if let scalerPlan, state == "running" {
             // The scaler writes spec.deployment.replicas through the scale subresource; until it
@@ -219,6 +240,9 @@ public struct ConnectorRenderer: Sendable {
         var rendered = RenderedConnector(
             configMap: configMap, deployment: deployment, service: service, podDisruptionBudget: pdb, documentHash: hash, state: state,
             selector: selector, desiredReplicas: replicas)
+        if let cutover = spec["cutover"] {
+            rendered.cutover = cutoverJob(cutover, podSpec: podSpec, container: container, labels: labels, metadata: metadata(), documentHash: hash)
+        }
         if let scalerPlan, state == "running" {
             rendered.scaler = scalerPlan.object(metadata: metadata())
             rendered.triggerAuthentications = scalerPlan.authenticationObjects { authentication in
@@ -229,6 +253,40 @@ public struct ConnectorRenderer: Sendable {
             rendered.scalerType = scalerPlan.type
         }
         return .valid(rendered)
+    }
+
+    /// The Job that runs `switchyard cutover` on the mounted document, in a pod like the
+    /// connector's (image, environment, volumes, service account), without its probes and port.
+    func cutoverJob(_ cutover: JSON, podSpec: JSON, container: JSON, labels: JSON, metadata: JSON, documentHash: String) -> CutoverJob {
+        let name = metadata["name"]?.string ?? ""
+        let groups = (cutover["groups"]?.array ?? []).compactMap(\.string)
+        let headers = (cutover["headers"]?.array ?? []).compactMap(\.string)
+        let hash = DocumentHash.hex(Array((cutover.text + "\n" + documentHash).utf8))
+        var arguments: [JSON] = ["cutover", "-c", .string("\(OperatorLabels.mountDirectory)/\(OperatorLabels.documentKey)"), "--output", "json"]
+        for group in groups { arguments += ["--group", .string(group)] }
+        for header in headers { arguments += ["--header", .string(header)] }
+        var jobContainer = container
+        jobContainer["name"] = "cutover"
+        jobContainer["args"] = .array(arguments)
+        for key in ["ports", "livenessProbe", "readinessProbe"] { jobContainer[key] = nil }
+        var jobPod = podSpec
+        jobPod["containers"] = [jobContainer]
+        jobPod["restartPolicy"] = "Never"
+        var jobLabels = labels
+        jobLabels[OperatorLabels.component] = "cutover"
+        var jobMetadata = metadata
+        jobMetadata["name"] = .string("\(name)-cutover")
+        jobMetadata["labels"] = jobLabels
+        jobMetadata["annotations"] = [CutoverJob.hashAnnotation: .string(hash)]
+        let job: JSON = [
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": jobMetadata,
+            "spec": [
+                // A failed cutover is looked at, not repeated blindly: once more for a lost pod.
+                "backoffLimit": 1,
+                "template": ["metadata": ["labels": jobLabels], "spec": jobPod],
+            ],
+        ]
+        return CutoverJob(job: job, jobName: "\(name)-cutover", reportName: "\(name)-cutover", hash: hash, groups: groups)
     }
 
     /// What is validated: the resource without its status and without the metadata the API

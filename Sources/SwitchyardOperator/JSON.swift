@@ -57,6 +57,12 @@ public indirect enum JSON: Sendable, Equatable, Codable, CustomStringConvertible
         return Array((try? encoder.encode(self)) ?? Data("null".utf8))
     }
 
+    /// The value of a JSON text, or nil when it is not JSON.
+    static func parseText(_ text: String) -> JSON? {
+        let bytes = Array(text.utf8)
+        return try? JSON.parse(bytes[...])
+    }
+
     public var text: String { String(decoding: encoded(), as: UTF8.self) }
     public var description: String { text }
 

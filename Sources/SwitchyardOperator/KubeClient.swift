@@ -69,6 +69,7 @@ public struct ResourceType: Sendable, Hashable {
     public static let horizontalPodAutoscaler = ResourceType(group: "autoscaling", version: "v2", plural: "horizontalpodautoscalers", kind: "HorizontalPodAutoscaler")
     public static let triggerAuthentication = ResourceType(group: "keda.sh", version: "v1alpha1", plural: "triggerauthentications", kind: "TriggerAuthentication")
     public static let scaledObject = ResourceType(group: "keda.sh", version: "v1alpha1", plural: "scaledobjects", kind: "ScaledObject")
+    public static let job = ResourceType(group: "batch", version: "v1", plural: "jobs", kind: "Job")
     public static let lease = ResourceType(group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease")
 }
 
@@ -167,21 +168,35 @@ public final class KubeClient: Sendable {
 
     /// One request; a response other than 2xx is thrown as the server's Status.
     public func request(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil, contentType: String = "application/json") async throws -> JSON {
+        let bytes = try await send(method, path, query: query, body: body, contentType: contentType)
+        return (try? JSON.parse(bytes.readableBytesView)) ?? .null
+    }
+
+    /// The body of a 2xx answer; any other answer is thrown as the server's Status.
+    func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil, contentType: String = "application/json", limit: Int = 64 << 20) async throws -> ByteBuffer {
         let request = makeRequest(method, path, query: query, body: body, contentType: contentType)
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
             response = try await http.execute(request, timeout: requestTimeout, logger: nil)
-            bytes = try await response.body.collect(upTo: 64 << 20)
+            bytes = try await response.body.collect(upTo: limit)
         } catch {
             throw KubeError(code: 0, reason: "Transport", message: "\(method) \(path): \(error)")
         }
-        let json = (try? JSON.parse(bytes.readableBytesView)) ?? .null
         guard (200..<300).contains(Int(response.status.code)) else {
+            let json = (try? JSON.parse(bytes.readableBytesView)) ?? .null
             if json["kind"]?.string == "Status" { throw KubeError(status: json, fallbackCode: Int(response.status.code)) }
             throw KubeError(code: Int(response.status.code), reason: response.status.reasonPhrase, message: "\(method) \(path): \(String(buffer: bytes).prefix(500))")
         }
-        return json
+        return bytes
+    }
+
+    /// The log of a pod's container (its standard output and error), up to `limitBytes`.
+    public func podLog(namespace: String, name: String, container: String? = nil, limitBytes: Int = 4 << 20) async throws -> String {
+        var query: [(String, String)] = [("limitBytes", String(limitBytes))]
+        if let container { query.append(("container", container)) }
+        let bytes = try await send(.GET, ResourceType.pod.path(namespace: namespace, name: name, subresource: "log"), query: query, limit: limitBytes + 65536)
+        return String(buffer: bytes)
     }
 
     // MARK: Typed calls

@@ -44,6 +44,7 @@ final class FakeKubernetes: Sendable {
         "autoscaling/horizontalpodautoscalers": Kind(apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", hasStatus: true, hasGeneration: true),
         "keda.sh/scaledobjects": Kind(apiVersion: "keda.sh/v1alpha1", kind: "ScaledObject", hasStatus: true, hasGeneration: true),
         "keda.sh/triggerauthentications": Kind(apiVersion: "keda.sh/v1alpha1", kind: "TriggerAuthentication", hasStatus: false, hasGeneration: true),
+        "batch/jobs": Kind(apiVersion: "batch/v1", kind: "Job", hasStatus: true, hasGeneration: true),
     ]
 
     struct Key: Hashable, Sendable {
@@ -87,6 +88,8 @@ final class FakeKubernetes: Sendable {
         var gone = 0
         /// Whether KEDA's CRDs are installed: keda.sh/v1alpha1 is discoverable and served.
         var servesKEDA = false
+        /// Pod logs (namespace/name to text), as the kubelet would serve them.
+        var podLogs: [String: String] = [:]
     }
 
     let state = Mutex(State())
@@ -386,6 +389,8 @@ final class FakeKubernetes: Sendable {
 
     enum Response {
         case full(Int, JSON)
+        /// A plain-text answer (a pod's log).
+        case text(Int, String)
         /// A watch was registered and its head written.
         case streaming
     }
@@ -433,6 +438,14 @@ final class FakeKubernetes: Sendable {
         state.withLock { $0.requests.append(Request(method: method.rawValue, path: path, query: queryText, token: token)) }
         if let tokens, !tokens.contains(token ?? "") {
             return .full(401, Self.status(401, "Unauthorized", "Unauthorized"))
+        }
+        // /api/v1/namespaces/NS/pods/NAME/log: what the kubelet gave for the pod.
+        let segments = path.split(separator: "/").map(String.init)
+        if segments.count == 7, segments[0] == "api", segments[2] == "namespaces", segments[4] == "pods", segments[6] == "log" {
+            guard method == .GET else { return .full(405, Self.status(405, "MethodNotAllowed", "\(method) is not supported here")) }
+            let log = state.withLock { $0.podLogs["\(segments[3])/\(segments[5])"] }
+            guard let log else { return .full(404, Self.status(404, "NotFound", "pods \"\(segments[5])\" not found")) }
+            return .text(200, log)
         }
         let servesKEDA = state.withLock { $0.servesKEDA }
         if path == "/apis/keda.sh/v1alpha1" {
@@ -580,6 +593,14 @@ final class FakeKubernetesHandler: ChannelInboundHandler, @unchecked Sendable {
             switch server.handle(method: head.method, uri: head.uri, headers: head.headers, body: body, channel: context.channel) {
             case .streaming:
                 break
+            case .text(let code, let text):
+                let bytes = Array(text.utf8)
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "text/plain")
+                headers.add(name: "Content-Length", value: String(bytes.count))
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: code), headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: bytes)))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             case .full(let code, let json):
                 let bytes = json.encoded()
                 var headers = HTTPHeaders()
@@ -602,6 +623,11 @@ final class FakeKubernetesHandler: ChannelInboundHandler, @unchecked Sendable {
 }
 
 extension FakeKubernetes {
+    /// Sets the log the pods/log subresource answers for a pod.
+    func setPodLog(_ namespace: String, _ name: String, _ text: String) {
+        state.withLock { $0.podLogs["\(namespace)/\(name)"] = text }
+    }
+
     /// Installs (or removes) KEDA's API: discovery and the ScaledObject resource.
     func setServesKEDA(_ served: Bool) {
         state.withLock { $0.servesKEDA = served }

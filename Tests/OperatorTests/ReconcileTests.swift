@@ -222,7 +222,7 @@ struct ReconcileTests {
             fake.create(.connector, "shop", connector("first"))
             _ = try harness.startOperator(identity: "a")
             try await eventually("the first Deployment") { fake.object(.deployment, "shop", "first") != nil }
-            try await eventually("both watches open") { fake.openWatches == 2 }
+            try await eventually("the three watches open (Connectors, Deployments, Jobs)") { fake.openWatches == 3 }
             let lists = fake.listCount(.connector)
             #expect(lists == 1)
 
@@ -250,7 +250,7 @@ struct ReconcileTests {
             fake.create(.connector, "shop", connector("first", replicas: 1))
             _ = try harness.startOperator(identity: "a")
             try await eventually("the first Deployment") { fake.object(.deployment, "shop", "first") != nil }
-            try await eventually("both watches open") { fake.openWatches == 2 }
+            try await eventually("the three watches open (Connectors, Deployments, Jobs)") { fake.openWatches == 3 }
             // The reconcile ends with the status write; on a loaded machine it can come later
             // than the quiet period below would wait.
             try await eventually("the first status") { fake.object(.connector, "shop", "first")?[path: ["status", "observedGeneration"]] != nil }
@@ -270,13 +270,13 @@ struct ReconcileTests {
             let lists = fake.listCount(.connector)
             fake.compact(below: bookmark)
             fake.closeWatches(inStreamGone: false)
-            try await eventually("watches open again") { fake.openWatches == 2 }
+            try await eventually("watches open again") { fake.openWatches == 3 }
             fake.create(.connector, "shop", connector("second", replicas: 1))
             try await eventually("the second Deployment") { fake.object(.deployment, "shop", "second") != nil }
             #expect(fake.listCount(.connector) == lists)
             #expect(fake.goneCount == 0)
-            // The new watches started from the bookmark's version.
-            #expect(fake.requests.filter { $0.query.contains("watch=true") && $0.query.contains("resourceVersion=\(bookmark)&") }.count == 2,
+            // The new watches (Connectors, Deployments, Jobs) started from the bookmark's version.
+            #expect(fake.requests.filter { $0.query.contains("watch=true") && $0.query.contains("resourceVersion=\(bookmark)&") }.count == 3,
                     "bookmark \(bookmark); history \(fake.recentHistory(24)); watches: \(fake.requests.filter { $0.query.contains("watch=true") }.map { "\($0.path)?\($0.query)" })")
         }
     }
