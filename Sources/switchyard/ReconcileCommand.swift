@@ -10,7 +10,7 @@ import SwitchyardCore
 struct ReconcileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
-        abstract: "Compare what a Kafka source holds with what its Kafka, S3 or PostgreSQL target holds (docs/migration.md).",
+        abstract: "Compare what a Kafka source holds with what its Kafka, S3, PostgreSQL or Redis target holds (docs/migration.md).",
         discussion: """
             Per source partition, over the records present when it starts: the count and an order-independent \
             digest of key, value and the --header headers on both sides (target records are matched by their source position headers), \
@@ -18,7 +18,8 @@ struct ReconcileCommand: AsyncParsableCommand {
             Target records without a source position are extra. An s3 target is read back from its NDJSON lines \
             (each names its source partition and offset) under the prefix its key template starts with, or --prefix. \
             A postgres target (mode: upsert) is compared row by row by its conflictColumns: the records rendered with its \
-            column templates against the table, in SQL on the same server. \
+            column templates against the table, in SQL on the same server. A redis target (set, or hset with a constant field) \
+            is compared key by key: values read back with GET or HGET, extra keys listed with SCAN under the key template's prefix. \
             Exit status 0 when both sides hold the same \
             records, 1 on a difference or an error.
             """)
@@ -46,13 +47,29 @@ struct ReconcileCommand: AsyncParsableCommand {
         #if Postgres
         kinds.append("postgres")
         #endif
+        #if Redis
+        kinds.append("redis")
+        #endif
         return kinds
+    }
+
+    /// Prints a keyed report (PostgreSQL rows, Redis keys); exit status 1 on a difference.
+    func printKeyed(_ report: KeyedReconciliationReport, source: ConnectorEntry, target: ConnectorEntry) throws {
+        if output == .json {
+            print(Self.json(report, source: source.name, target: target.name).rendered())
+        } else {
+            print(Self.text(report, source: source.name, target: target.name), terminator: "")
+        }
+        if !report.isEqual { throw ExitCode(1) }
     }
 
     func run() async throws {
         let (sourceEntry, targetEntry, cluster) = try bridge.load(purpose: "reconciled", targetKinds: Self.targetKinds)
         #if Postgres
         if targetEntry.kind == "postgres" { return try await runPostgres(source: sourceEntry, target: targetEntry, cluster: cluster) }
+        #endif
+        #if Redis
+        if targetEntry.kind == "redis" { return try await runRedis(source: sourceEntry, target: targetEntry, cluster: cluster) }
         #endif
         let report: ReconciliationReport
         do {

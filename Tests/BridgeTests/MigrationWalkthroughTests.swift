@@ -9,8 +9,14 @@ import TestBedSupport
 struct MigrationWalkthroughTests {
     /// The `sh` code blocks between `## Migration walkthrough` and the next `## ` heading.
     static func walkthroughCommands() throws -> [String] {
-        let text = try String(contentsOf: Bed.root.appendingPathComponent("docs/bridges.md"), encoding: .utf8)
-        guard let start = text.range(of: "\n## Migration walkthrough") else { return [] }
+        try commands(in: "docs/bridges.md", section: "Migration walkthrough")
+    }
+
+    /// The `sh` code blocks of a document's section: from its `## ` heading (which starts with
+    /// `section`) to the next one.
+    static func commands(in file: String, section heading: String) throws -> [String] {
+        let text = try String(contentsOf: Bed.root.appendingPathComponent(file), encoding: .utf8)
+        guard let start = text.range(of: "\n## \(heading)") else { return [] }
         var section = text[start.upperBound...]
         if let end = section.range(of: "\n## ") { section = section[..<end.lowerBound] }
         var blocks: [String] = []

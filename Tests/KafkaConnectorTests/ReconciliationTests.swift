@@ -65,6 +65,30 @@ struct ReconciliationTests {
         #expect(result.otherSources == 1)
     }
 
+    /// A partition whose target records exceed what naming may hold at once is named in
+    /// passes over residue classes of the offsets, with the same result.
+    @Test func namingInBoundedPassesFindsTheSameDifferences() throws {
+        var positions = (0..<200).map { (Int32(0), Int64($0)) }
+        positions.removeAll { [17, 18, 91, 150].contains($0.1) }
+        positions += [(0, 30), (0, 31), (0, 199), (0, 250), (0, 251)]  // duplicated, and offsets the source lacks
+        let target = copy(positions) { [40, 77, 120, 121].contains($1) ? "altered" : "v\($0)-\($1)" }
+        let sources = [source(0, 200)]
+        var results: [PartitionReconciliation] = []
+        for maxEntries in [Reconciliation.defaultMaxEntries, 7, 1] {
+            let result = try Reconciliation.reconcile(
+                cluster: "east", sourceTopic: "orders", targetTopic: "mirror.orders", sourcePartitions: 1, targetPartitions: 1,
+                source: { sources[Int($0)] }, target: { _ in target }, show: 3, maxEntries: maxEntries)
+            results.append(result.partitions[0])
+        }
+        for partition in results {
+            #expect(partition.missingCount == 4 && partition.missing == [17, 18, 91])
+            #expect(partition.differingCount == 4 && partition.differing == [40, 77, 120])
+            #expect(partition.duplicatedCount == 3 && partition.duplicated == [30, 31, 199])
+            // 250 and 251 are past the range: counted as later, not named.
+            #expect(partition.unknownCount == 0)
+        }
+    }
+
     @Test func recordsCopiedAfterTheRangeAreNotDifferences() throws {
         let target = copy((0..<60).map { (Int32(0), Int64($0)) })
         // The source held 50 when reconciliation started; the copy already has 10 more.

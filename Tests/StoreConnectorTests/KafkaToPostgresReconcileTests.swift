@@ -75,7 +75,7 @@ struct KafkaToPostgresReconcileTests {
         #expect(equal.status == 0, "\(equal.output) \(equal.error)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(equal.output.utf8)) as? [String: Any])
         #expect(report["equal"] as? Bool == true)
-        #expect(report["sourceRecords"] as? Int == 301 && report["expectedRows"] as? Int == 200 && report["tableRows"] as? Int == 200, "\(report)")
+        #expect(report["sourceRecords"] as? Int == 301 && report["expected"] as? Int == 200 && report["held"] as? Int == 200, "\(report)")
         #expect(report["unwritableCount"] as? Int == 1, "\(report)")
 
         // Tamper: delete the row of id 150, alter the amount of id 170, insert id 7777.

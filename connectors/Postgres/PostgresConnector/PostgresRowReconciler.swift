@@ -13,38 +13,8 @@ import SwitchyardCore
 ///
 /// Blocking and not thread-safe: used on one thread, never the cooperative pool.
 public final class PostgresRowReconciler {
-    /// A source record's position.
-    public struct Position: Sendable, Equatable {
-        public var channel: String
-        public var partition: Int32
-        public var offset: Int64
-    }
-
-    public struct Report: Sendable {
-        public var table: String
-        /// Source records read.
-        public var records = 0
-        /// Records the target cannot write (a value its column type refuses, a NUL byte): it
-        /// dead-letters them, so they are expected absent.
-        public var unwritableCount = 0
-        public var unwritable: [Position] = []
-        /// Distinct conflict keys the records make, and rows in the table.
-        public var expectedRows = 0
-        public var tableRows = 0
-        /// Keys with no row: the last record of each (per source partition).
-        public var missingCount = 0
-        public var missing: [Position] = []
-        /// Keys whose row holds other values than the last record of the key in any source
-        /// partition.
-        public var differingCount = 0
-        public var differing: [Position] = []
-        /// Rows whose key no record makes, named by key.
-        public var extraCount = 0
-        public var extra: [String] = []
-        public var seconds = 0.0
-
-        public var isEqual: Bool { missingCount == 0 && differingCount == 0 && extraCount == 0 }
-    }
+    public typealias Report = KeyedReconciliationReport
+    public typealias Position = KeyedReconciliationReport.Position
 
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public var description: String
@@ -74,7 +44,7 @@ public final class PostgresRowReconciler {
         logger.logLevel = .error
         target = try PostgresTarget(ConnectorSetup(name: entry.name, options: entry.options, logger: logger, memoryLimit: 0))
         connection = PostgresConnection(conninfo: entry.options.string("url") ?? "", label: "switchyard.reconcile.postgres")
-        report = Report(table: target.table)
+        report = Report(target: "table \(target.table)", unit: "rows", identity: "conflict key")
     }
 
     func sql(_ text: String) throws {
@@ -215,8 +185,8 @@ public final class PostgresRowReconciler {
                 Position(channel: $0[0] ?? "", partition: Int32($0[1] ?? "") ?? -1, offset: Int64($0[2] ?? "") ?? -1)
             }
         }
-        report.expectedRows = try count("SELECT DISTINCT \(keyList) FROM \(Self.last)")
-        report.tableRows = try count("SELECT 1 FROM \(target.table)")
+        report.expected = try count("SELECT DISTINCT \(keyList) FROM \(Self.last)")
+        report.held = try count("SELECT 1 FROM \(target.table)")
         let missing = "SELECT l.sy_channel, l.sy_partition, l.sy_offset FROM \(Self.last) l WHERE NOT EXISTS (SELECT 1 FROM \(target.table) t WHERE \(keysEqual("t", "l")))"
         report.missingCount = try count(missing)
         report.missing = try positions(missing)

@@ -78,7 +78,8 @@ public enum Reconciliation {
         sourcePartitions: Int32, targetPartitions: Int32,
         source sourceScanner: (Int32) throws -> any PartitionScanner,
         target targetScanner: (Int32) throws -> any PartitionScanner,
-        show: Int = 5
+        show: Int = 5,
+        maxEntries: Int = defaultMaxEntries
     ) throws -> TopicReconciliation {
         var result = TopicReconciliation(sourceTopic: sourceTopic, targetTopic: targetTopic, partitions: [], extra: [], extraCount: 0, otherSources: 0, later: 0, sourceRecords: 0, targetRecords: 0)
         // The ranges first, on both sides, so that both describe the same moment as closely as
@@ -119,42 +120,64 @@ public enum Reconciliation {
             }
         }
         for index in result.partitions.indices where result.partitions[index].source != result.partitions[index].target {
-            try name(&result.partitions[index], source: sources[index], targets: targets, targetRanges: targetRanges, show: show)
+            try name(&result.partitions[index], source: sources[index], targets: targets, targetRanges: targetRanges, show: show, maxEntries: maxEntries)
         }
         return result
     }
 
-    /// Names the differences of one partition.
-    static func name(_ partition: inout PartitionReconciliation, source: any PartitionScanner, targets: [any PartitionScanner], targetRanges: [(start: Int64, end: Int64)], show: Int) throws {
-        var copies: [Int64: (hash: UInt64, count: Int)] = [:]
+    /// How many target records naming the differences of one partition may hold in memory
+    /// at once (a dictionary entry each, about 50 bytes): beyond it the partition is named in
+    /// several passes, each over the offsets of one residue class.
+    public static let defaultMaxEntries = 2_000_000
+
+    /// Names the differences of one partition. The target records naming it are read into a
+    /// dictionary by source offset, then the source partition is read in order against it;
+    /// when the partition's target records exceed `maxEntries`, this is done in
+    /// `ceil(count / maxEntries)` passes, pass `p` taking the offsets with `offset % passes == p`,
+    /// so that memory stays bounded whatever the partition's size (each pass reads both sides
+    /// again).
+    static func name(_ partition: inout PartitionReconciliation, source: any PartitionScanner, targets: [any PartitionScanner], targetRanges: [(start: Int64, end: Int64)], show: Int, maxEntries: Int = defaultMaxEntries) throws {
         let range = partition.start..<partition.end
         let number = partition.partition
-        for (index, scanner) in targets.enumerated() {
-            try scanner.scan(from: targetRanges[index].start, to: targetRanges[index].end) { _, hash, origin in
-                guard case .position(let sourcePartition, let offset) = origin, sourcePartition == number, range.contains(offset) else { return }
-                if let existing = copies[offset] {
-                    copies[offset] = (existing.hash == hash ? existing.hash : existing.hash ^ hash ^ 1, existing.count + 1)
-                } else {
-                    copies[offset] = (hash, 1)
+        let passes = Int64(max(1, (partition.target.count + max(1, maxEntries) - 1) / max(1, maxEntries)))
+        /// The first `show` of `earlier` and `more`, in offset order.
+        func first(_ earlier: [Int64], _ more: [Int64]) -> [Int64] { Array((earlier + more).sorted().prefix(show)) }
+        for pass in 0..<passes {
+            var copies: [Int64: (hash: UInt64, count: Int)] = [:]
+            for (index, scanner) in targets.enumerated() {
+                try scanner.scan(from: targetRanges[index].start, to: targetRanges[index].end) { _, hash, origin in
+                    guard case .position(let sourcePartition, let offset) = origin, sourcePartition == number, range.contains(offset), offset % passes == pass else { return }
+                    if let existing = copies[offset] {
+                        copies[offset] = (existing.hash == hash ? existing.hash : existing.hash ^ hash ^ 1, existing.count + 1)
+                    } else {
+                        copies[offset] = (hash, 1)
+                    }
                 }
             }
+            var missing: [Int64] = []
+            var differing: [Int64] = []
+            var duplicated: [Int64] = []
+            try source.scan(from: range.lowerBound, to: range.upperBound) { offset, hash, _ in
+                guard offset % passes == pass else { return }
+                guard let copy = copies.removeValue(forKey: offset) else {
+                    partition.missingCount += 1
+                    if missing.count < show { missing.append(offset) }
+                    return
+                }
+                if copy.count > 1 {
+                    partition.duplicatedCount += 1
+                    if duplicated.count < show { duplicated.append(offset) }
+                }
+                if copy.hash != hash {
+                    partition.differingCount += 1
+                    if differing.count < show { differing.append(offset) }
+                }
+            }
+            partition.missing = first(partition.missing, missing)
+            partition.differing = first(partition.differing, differing)
+            partition.duplicated = first(partition.duplicated, duplicated)
+            partition.unknownCount += copies.count
+            partition.unknown = first(partition.unknown, Array(copies.keys.sorted().prefix(show)))
         }
-        try source.scan(from: range.lowerBound, to: range.upperBound) { offset, hash, _ in
-            guard let copy = copies.removeValue(forKey: offset) else {
-                partition.missingCount += 1
-                if partition.missing.count < show { partition.missing.append(offset) }
-                return
-            }
-            if copy.count > 1 {
-                partition.duplicatedCount += 1
-                if partition.duplicated.count < show { partition.duplicated.append(offset) }
-            }
-            if copy.hash != hash {
-                partition.differingCount += 1
-                if partition.differing.count < show { partition.differing.append(offset) }
-            }
-        }
-        partition.unknownCount = copies.count
-        partition.unknown = Array(copies.keys.sorted().prefix(show))
     }
 }
