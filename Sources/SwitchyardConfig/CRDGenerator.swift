@@ -188,6 +188,7 @@ public struct CRDGenerator: Sendable {
                     "groups": .object(["type": .string("array"), "items": .object(["type": .string("string")]), "description": .string("the groups moved")]),
                     "equal": .object(["type": .string("boolean"), "description": .string("whether the reconciliation found both sides equal")]),
                     "failedStep": string("capture, copy, translate, reconcile or job: where a failed cutover stopped"),
+                    "queue": string("a RabbitMQ source's queue, drained"),
                 ]),
             ]),
             "conditions": .object([

@@ -358,8 +358,19 @@ public struct DocumentLoader: Sendable {
         let bridged = sources.filter { source in
             source.kind == "kafka" && routes.contains { $0.from.contains(source.name) && $0.to.contains { kafkaTargets.contains($0) } }
         }
+        let groups = values.strings("groups") ?? []
         guard let source = bridged.first else {
-            issues.append(values.issue("groups", "a cutover needs a kafka source routed to a kafka target (a Kafka-to-Kafka bridge)"))
+            // A queue drained into the new system: no groups to move.
+            let queues = sources.filter { source in source.kind == "rabbitmq" && routes.contains { $0.from.contains(source.name) } }
+            if queues.count == 1 {
+                if !groups.isEmpty {
+                    issues.append(values.issue("groups", "source '\(queues[0].name)' is a RabbitMQ queue, which has no consumer groups to move; leave groups out"))
+                }
+            } else if queues.count > 1 {
+                issues.append(values.issue("groups", "a cutover works on one queue: rabbitmq sources \(queues.map(\.name).joined(separator: ", ")) are each routed"))
+            } else {
+                issues.append(values.issue("groups", "a cutover needs a kafka source routed to a kafka target (a Kafka-to-Kafka bridge), or a rabbitmq source whose queue it drains"))
+            }
             return issues
         }
         if bridged.count > 1 {
@@ -370,7 +381,6 @@ public struct DocumentLoader: Sendable {
         } else if !provenance.positionHeaders {
             issues.append(values.issue("groups", "spec.provenance.positionHeaders is false: the bridge stamps no source positions, so offsets cannot be translated"))
         }
-        let groups = values.strings("groups") ?? []
         if groups.isEmpty { issues.append(values.issue("groups", "name at least one consumer group to move")) }
         let own = source.options.string("group") ?? source.name
         if groups.contains(own) {

@@ -112,8 +112,8 @@ public enum DocumentSchema {
         OptionField("prometheus", .string, doc: "KEDA only: the Prometheus server address (http://host:port) for sources whose lag KEDA cannot read from the broker"),
     ])
 
-    public static let cutover = ObjectSchema(doc: "A cutover carried out by the operator (custom resource only, docs/migration.md): the workload stops, a Job runs `switchyard cutover` (copy to the source's end, move the groups' offsets, reconcile), the report goes to the ConfigMap <name>-cutover and the CutoverComplete or CutoverFailed condition; the Connector stays stopped while this is set.", [
-        OptionField("groups", .list(.string), required: true, doc: "the consumer groups that move to the target cluster (not the bridge's own)"),
+    public static let cutover = ObjectSchema(doc: "A cutover carried out by the operator (custom resource only, docs/migration.md): the workload stops, a Job runs `switchyard cutover` (Kafka: copy to the source's end, move the groups' offsets, reconcile; RabbitMQ: drain the queue), the report goes to the ConfigMap <name>-cutover and the CutoverComplete or CutoverFailed condition; the Connector stays stopped while this is set.", [
+        OptionField("groups", .list(.string), doc: "Kafka-to-Kafka bridges: the consumer groups that move to the target cluster (not the bridge's own); none for a RabbitMQ source"),
         OptionField("headers", .list(.string), doc: "headers the reconciliation compares besides key and value"),
         OptionField("stopAt", .choice(["end"]), default: "end", doc: "end: the source's end when the cutover starts (a Kafka source's high watermarks)"),
     ])

@@ -120,6 +120,11 @@ extension ConnectorReconciler {
             "groups": .array(groups.map { .string($0) }),
         ]
         if let reconciliation = report?["reconciliation"], reconciliation != .null { summary["equal"] = .bool(equal) }
+        if complete, let queue = report?["queue"]?.string {
+            summary["queue"] = .string(queue)
+            let message = "queue '\(queue)' drained (\(copied) messages at the start, 0 left); a consumed queue keeps nothing to reconcile; report in ConfigMap \(reportName)"
+            return CutoverState(complete: (true, "CutoverComplete", message), failed: (false, "CutoverComplete", message), inProgress: false, summary: summary)
+        }
         if complete {
             let message = "\(copied) records copied, \(groups.count) group\(groups.count == 1 ? "" : "s") moved (\(groups.joined(separator: ", "))), target equal to source; report in ConfigMap \(reportName)"
             return CutoverState(complete: (true, "CutoverComplete", message), failed: (false, "CutoverComplete", message), inProgress: false, summary: summary)

@@ -9,14 +9,16 @@ import SwitchyardRuntime
 struct CutoverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cutover",
-        abstract: "Finish a Kafka-to-Kafka migration: copy up to the source's end, move the consumer groups' offsets, and prove the copy (docs/migration.md).",
+        abstract: "Finish a migration: copy up to the source's end, move the consumer groups' offsets, and prove the copy (docs/migration.md).",
         discussion: """
             Refuses to start while the bridge's own group or a listed group has members on the source cluster. \
             Notes each source partition's end, runs the bridge until everything before it is written and \
             acknowledged (as `switchyard run --stop-at end`), translates and commits each listed group's offsets \
             on the target cluster, and reconciles both sides over the copied range. Prints the report (and writes \
             it as JSON with --report). Exit status 0 when every step succeeded, 1 otherwise (the report says which \
-            step failed and why).
+            step failed and why). For a RabbitMQ source: refuses while the queue has consumers, drains it with a bounded \
+            run (until it stayed empty for the source's quietPeriod) and checks that it is empty; no groups move and \
+            nothing is reconciled (a consumed queue keeps nothing to compare).
             """)
 
     @OptionGroup var bridge: BridgeChoice
@@ -37,6 +39,11 @@ struct CutoverCommand: AsyncParsableCommand {
     var headers: [String] = []
 
     func run() async throws {
+        #if RabbitMQ
+        if let (source, target) = try RabbitMQCutover.route(config: bridge.config, source: bridge.source, target: bridge.target) {
+            return try await RabbitMQCutover.run(self, source: source, target: target)
+        }
+        #endif
         let (sourceEntry, targetEntry, cluster) = try bridge.load(purpose: "cut over")
         let bridgeGroup = sourceEntry.options.string("group") ?? sourceEntry.name
         if let repeated = groups.first(where: { $0 == bridgeGroup }) {

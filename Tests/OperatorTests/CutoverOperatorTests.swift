@@ -224,4 +224,59 @@ struct CutoverOperatorTests {
             #expect(fake.object(.job, "shop", "files-cutover") == nil)
         }
     }
+
+    @Test("a RabbitMQ source's cutover: the Job drains the queue with no group, and the condition says the queue was drained")
+    func aQueueCutoverThroughTheOperator() async throws {
+        try await withHarness { harness in
+            let fake = harness.fake
+            _ = try harness.startOperator(identity: "a")
+            func resource(_ name: String, cutover: JSON) -> JSON {
+                [
+                    "apiVersion": "switchyard.dev/v1alpha1", "kind": "Connector",
+                    "metadata": ["name": .string(name), "namespace": "shop"],
+                    "spec": [
+                        "sources": [["name": "legacy", "rabbitmq": ["url": "amqp://guest:guest@rabbitmq:5672/%2f", "queue": "orders"]]],
+                        "targets": [["name": "out", "file": ["path": "/tmp/out.ndjson"]]],
+                        "routes": [["from": ["legacy"], "to": ["out"]]],
+                        "observability": ["listen": "0.0.0.0:8080"],
+                        "cutover": cutover,
+                    ],
+                ]
+            }
+            _ = fake.create(.connector, "shop", resource("grouped", cutover: ["groups": ["billing"]]))
+            try await eventually("Valid=False") { fake.object(.connector, "shop", "grouped")?.condition("Valid")?["status"]?.string == "False" }
+            #expect(fake.object(.connector, "shop", "grouped")?.condition("Valid")?["message"]?.string?.contains("spec.cutover.groups: source 'legacy' is a RabbitMQ queue, which has no consumer groups to move") == true)
+
+            _ = fake.create(.connector, "shop", resource("queue", cutover: [:]))
+            try await eventually("the cutover Job") { fake.object(.job, "shop", "queue-cutover") != nil }
+            let job = try #require(fake.object(.job, "shop", "queue-cutover"))
+            let arguments = (job[path: ["spec", "template", "spec", "containers"]]?.array?.first?["args"]?.array ?? []).compactMap(\.string)
+            #expect(arguments == ["cutover", "-c", "/etc/switchyard/connector.yaml", "--output", "json"], "\(arguments)")
+            // What `switchyard cutover --output json` prints for a drained queue, after a log line.
+            let log = """
+                {"level":"notice","message":"the queue stayed empty","source":"legacy"}
+                {
+                  "condition": "CutoverComplete",
+                  "copiedRecords": 1200,
+                  "failedStep": null,
+                  "groups": [],
+                  "queue": "orders",
+                  "queuedAfter": 0,
+                  "queuedAtStart": 1200,
+                  "reason": null,
+                  "reconciliation": null,
+                  "source": "legacy",
+                  "target": "out"
+                }
+                """
+            _ = fake.create(.pod, "shop", ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "queue-cutover-abcde", "namespace": "shop", "labels": ["job-name": "queue-cutover"]]])
+            fake.setPodLog("shop", "queue-cutover-abcde", log)
+            fake.setStatus(.job, "shop", "queue-cutover", ["succeeded": 1, "conditions": [["type": "Complete", "status": "True"]]])
+            try await eventually("CutoverComplete") { fake.object(.connector, "shop", "queue")?.condition("CutoverComplete")?["status"]?.string == "True" }
+            let message = fake.object(.connector, "shop", "queue")?.condition("CutoverComplete")?["message"]?.string ?? ""
+            #expect(message.contains("queue 'orders' drained (1200 messages at the start, 0 left); a consumed queue keeps nothing to reconcile"), "\(message)")
+            #expect(fake.object(.connector, "shop", "queue")?[path: ["status", "cutover", "queue"]]?.string == "orders")
+            #expect(fake.object(.configMap, "shop", "queue-cutover")?[path: ["data", "report.json"]]?.string?.contains("\"queuedAtStart\": 1200") == true)
+        }
+    }
 }
