@@ -129,8 +129,15 @@ struct RabbitMQBoundedRunTests {
         // inherits its socket: SIGKILL to both closes the connection, and the broker requeues
         // the message it held.
         func stopHolder() {
-            _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/pkill"), arguments: ["-KILL", "-P", String(holder.processIdentifier)]).waitUntilExit()
-            kill(holder.processIdentifier, SIGKILL)
+            let parent = holder.processIdentifier
+            // Its children, from /proc (field 4 of /proc/PID/stat is the parent).
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+                guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")") else { continue }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                if fields.count > 1, Int32(fields[1]) == parent { kill(pid, SIGKILL) }
+            }
+            kill(parent, SIGKILL)
         }
         defer { if holder.isRunning { stopHolder() } }
         func consumers() throws -> Int {

@@ -6,8 +6,8 @@ import Testing
 /// each winning, and one record the table refuses, dead-lettered and not counted as missing);
 /// then a row deleted, a row altered and a row inserted by hand are each named, with the source
 /// position of the record that made the row, or the key of the extra row.
-@Suite("Reconciling a Kafka topic with its PostgreSQL copy")
-struct KafkaToPostgresReconcileTests {
+// In the serialized suite of the store's target tests: its outage test stops the server.
+extension PostgresTargetTests {
     @Test func reconcileNamesMissingDifferingAndExtraRowsByConflictKey() async throws {
         let brokers = try StoreBed.value("SWITCHYARD_KAFKA_BROKERS")
         let postgres = try StoreBed.value("SWITCHYARD_POSTGRES_URL")

@@ -5,8 +5,8 @@ import Testing
 /// the binary: a bounded copy reconciles as equal (keys written by several records, the last of
 /// each winning); then a key deleted, a key altered and a key set by hand under the prefix are
 /// each named.
-@Suite("Reconciling a Kafka topic with its Redis copy")
-struct KafkaToRedisReconcileTests {
+// In the serialized suite of the store's target tests: its outage test stops the server.
+extension RedisTargetTests {
     @Test func reconcileNamesMissingDifferingAndExtraKeys() async throws {
         let brokers = try StoreBed.value("SWITCHYARD_KAFKA_BROKERS")
         let redisPort = try StoreBed.value("SWITCHYARD_REDIS_PORT")
