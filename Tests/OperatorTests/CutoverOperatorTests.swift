@@ -22,8 +22,9 @@ struct CutoverOperatorTests {
     }
 
     /// Runs a program to its end; its exit status and its standard output and error together
-    /// (as a pod's log holds them).
-    static func run(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+    /// (as a pod's log holds them). Waits by polling with sleeps: no thread of the cooperative
+    /// pool (which the in-process operator needs) is held, and none spins.
+    static func run(_ arguments: [String], input: String? = nil) async throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: arguments[0].hasPrefix("/") ? arguments[0] : "/usr/bin/env")
         process.arguments = arguments[0].hasPrefix("/") ? Array(arguments.dropFirst()) : arguments
@@ -38,7 +39,13 @@ struct CutoverOperatorTests {
         try process.run()
         if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
         try stdin.fileHandleForWriting.close()
-        process.waitUntilExit()
+        let deadline = ContinuousClock.now + .seconds(150)
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("\(arguments.joined(separator: " ")) did not finish within 150 s")
+        }
+        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
         try handle.close()
         return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
     }
@@ -97,10 +104,10 @@ struct CutoverOperatorTests {
         let east = try MockCluster(["orders": 2])
         let west = try MockCluster(["mirror.orders": 2])
         let records = (0..<300).map { "k\($0)|v\($0)" }.joined(separator: "\n") + "\n"
-        #expect(try Self.run(["kcat", "-P", "-b", east.brokers, "-t", "orders", "-K", "|"], input: records).status == 0)
+        #expect(try await Self.run(["kcat", "-P", "-b", east.brokers, "-t", "orders", "-K", "|"], input: records).status == 0)
         // The application's group reads 100 records on the source and leaves.
         let group = "billing-\(UInt32.random(in: 0...UInt32.max))"
-        let consumed = try Self.run(["kcat", "-b", east.brokers, "-G", group] + Self.kcatGroup + ["-c", "100", "-q", "-f", "%p:%o\n", "orders"])
+        let consumed = try await Self.run(["kcat", "-b", east.brokers, "-G", group] + Self.kcatGroup + ["-c", "100", "-q", "-f", "%p:%o\n", "orders"])
         #expect(consumed.status == 0, "\(consumed.output)")
         let consumedPositions = Set(consumed.output.split(separator: "\n").map(String.init))
         #expect(consumedPositions.count == 100)
@@ -130,7 +137,7 @@ struct CutoverOperatorTests {
             try document.write(to: mounted, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(at: mounted) }
             let binary = Self.repository.appendingPathComponent(".build/debug/switchyard").path
-            let pod = try Self.run([binary] + arguments.map { $0 == "/etc/switchyard/connector.yaml" ? mounted.path : $0 })
+            let pod = try await Self.run([binary] + arguments.map { $0 == "/etc/switchyard/connector.yaml" ? mounted.path : $0 })
             #expect(pod.status == 0, "\(pod.output)")
             _ = fake.create(.pod, "shop", [
                 "apiVersion": "v1", "kind": "Pod",
@@ -159,7 +166,7 @@ struct CutoverOperatorTests {
 
             // Nothing is lost and nothing read twice: the group continues on the target from
             // exactly the next record of each source partition.
-            let continued = try Self.run(["kcat", "-b", west.brokers, "-G", group] + Self.kcatGroup + ["-c", "200", "-q", "-f", "%p:%o %h\n", "mirror.orders"])
+            let continued = try await Self.run(["kcat", "-b", west.brokers, "-G", group] + Self.kcatGroup + ["-c", "200", "-q", "-f", "%p:%o %h\n", "mirror.orders"])
             #expect(continued.status == 0, "\(continued.output)")
             var positions = Set<String>()
             for line in continued.output.split(separator: "\n") {
