@@ -1,9 +1,32 @@
 #if Kafka
+import ArgumentParser
+import KafkaConnector
 import SwitchyardConfig
 import SwitchyardCore
 
-/// The text and JSON of a keyed reconciliation (PostgreSQL rows, Redis keys).
+/// A keyed reconciliation (PostgreSQL rows, Redis keys): how it runs, and its text and JSON.
 extension ReconcileCommand {
+    /// Runs `work` on a thread of its own with a reader of the Kafka source and the source's
+    /// ranges (taken first, so that they describe one moment as closely as the cluster allows),
+    /// prints the report and exits 1 on a difference; errors end the command naming what failed.
+    func runKeyed(
+        source: ConnectorEntry, target: ConnectorEntry, cluster: String,
+        _ work: @escaping @Sendable (KafkaSourceReader, KafkaSourceReader.Ranges) throws -> KeyedReconciliationReport
+    ) async throws {
+        let report: KeyedReconciliationReport
+        do {
+            report = try await BlockingQueue(label: "switchyard.reconcile").run {
+                let reader = try KafkaSourceReader(source: source, cluster: cluster)
+                return try work(reader, try reader.ranges())
+            }
+        } catch let error as KafkaError {
+            throw KafkaBridgeDocument.fail("reconcile: reading source '\(source.name)' on cluster \(cluster): \(error)")
+        } catch {
+            throw KafkaBridgeDocument.fail("reconcile: \(error)")
+        }
+        try printKeyed(report, source: source, target: target)
+    }
+
     static func text(_ report: KeyedReconciliationReport, source: String, target: String) -> String {
         func list(_ positions: [KeyedReconciliationReport.Position], _ count: Int) -> String {
             positions.map { "\($0.channel)[\($0.partition)]@\($0.offset)" }.joined(separator: ", ") + (count > positions.count ? ", ..." : "")

@@ -80,6 +80,13 @@ final class RedisConnection: @unchecked Sendable {
 
     /// Sends one command and reads its reply. A lost connection throws `retriable`.
     func roundTrip(_ arguments: [[UInt8]]) throws -> Reply {
+        try append(arguments)
+        guard let reply = readReply() else { throw lost() }
+        return reply
+    }
+
+    /// Appends one command, given as its arguments, to the output buffer.
+    func append(_ arguments: [[UInt8]]) throws {
         var blob: [UInt8] = []
         var offsets: [Int] = []
         var lengths: [Int] = []
@@ -89,8 +96,41 @@ final class RedisConnection: @unchecked Sendable {
             blob.append(contentsOf: argument)
         }
         try append(blob, offsets, lengths)
-        guard let reply = readReply() else { throw lost() }
-        return reply
+    }
+
+    /// A reply with its content, for reading back what was written.
+    enum Value {
+        case bytes([UInt8])
+        case array([Value])
+        case integer(Int64)
+        case null
+        case error(String)
+
+        init(_ reply: UnsafeMutablePointer<redisReply>) {
+            let pointee = reply.pointee
+            switch Int32(pointee.type) {
+            case REDIS_REPLY_STRING, REDIS_REPLY_STATUS:
+                self = .bytes(pointee.str.map { Array(UnsafeRawBufferPointer(start: $0, count: pointee.len)) } ?? [])
+            case REDIS_REPLY_ERROR:
+                self = .error(pointee.str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: pointee.len), as: UTF8.self) } ?? "error")
+            case REDIS_REPLY_INTEGER:
+                self = .integer(pointee.integer)
+            case REDIS_REPLY_ARRAY:
+                self = .array((0..<pointee.elements).map { Value(pointee.element[$0]!) })
+            default:
+                self = .null
+            }
+        }
+    }
+
+    /// Reads the next reply with its content (flushing the output buffer first); nil after a
+    /// connection error, which also drops the connection.
+    func readValue() -> Value? {
+        guard let context else { return nil }
+        var raw: UnsafeMutableRawPointer?
+        if redisGetReply(context, &raw) != REDIS_OK || raw == nil { return nil }
+        defer { freeReplyObject(raw) }
+        return Value(raw!.assumingMemoryBound(to: redisReply.self))
     }
 
     /// Appends one command to the output buffer; argument `i` is `blob[offsets[i]..<offsets[i] + lengths[i]]`.

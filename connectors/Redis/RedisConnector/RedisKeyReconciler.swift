@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import CHiredis
 import SwitchyardCore
 
 /// Compares the keys a `redis` target (`command: set` or `hset`) holds with what its source's
@@ -29,14 +25,14 @@ public final class RedisKeyReconciler {
     }
 
     let address: RedisAddress
-    let timeout: Duration
+    /// The connection (AUTH and SELECT included) the target itself uses, on this thread only.
+    let connection: RedisConnection
     /// hset: the field, a constant.
     let hashField: [UInt8]?
     let key: Template
     let value: Template
     /// The key template's text before its first `{{`: where SCAN looks for extra keys.
     public let prefix: [UInt8]
-    var context: UnsafeMutablePointer<redisContext>?
     var report: Report
     var expected: [[UInt8]: [Candidate]] = [:]
     var pass = 0
@@ -54,7 +50,7 @@ public final class RedisKeyReconciler {
         case .success(let address): self.address = address
         case .failure(let error): throw Failure(description: "\(entry.path).redis.url: \(error.message)")
         }
-        timeout = options.duration("timeout") ?? .seconds(10)
+        connection = RedisConnection(address: address, timeout: options.duration("timeout") ?? .seconds(10), label: "switchyard.reconcile.redis")
         key = options.template("key") ?? (try! Template(""))
         value = options.template("value") ?? (try! Template("{{ value }}"))
         if command == "hset" {
@@ -73,91 +69,30 @@ public final class RedisKeyReconciler {
         if prefix.isEmpty { report.extraCount = nil }
     }
 
-    deinit {
-        if let context { redisFree(context) }
-    }
-
     /// Connects, authenticates and selects the database.
     public func connect() throws {
-        let micros = max(Int(timeout.components.seconds) * 1_000_000 + Int(timeout.components.attoseconds / 1_000_000_000_000), 1000)
-        let tv = timeval(tv_sec: micros / 1_000_000, tv_usec: Int(micros % 1_000_000))
-        guard let context = redisConnectWithTimeout(address.host, Int32(address.port), tv) else { throw Failure(description: "cannot allocate a redis context") }
-        self.context = context
-        if context.pointee.err != 0 { throw Failure(description: "cannot connect to redis at \(address.display): \(RedisConnection.errorText(context))") }
-        _ = redisSetTimeout(context, tv)
-        if let password = address.password {
-            var auth: [[UInt8]] = [Array("AUTH".utf8)]
-            if let username = address.username { auth.append(Array(username.utf8)) }
-            auth.append(Array(password.utf8))
-            if case .error(let text) = try command(auth) { throw Failure(description: "redis at \(address.display) refused the credentials: \(text)") }
-        }
-        if address.database != 0, case .error(let text) = try command([Array("SELECT".utf8), Array(String(address.database).utf8)]) {
-            throw Failure(description: "redis at \(address.display) refused SELECT \(address.database): \(text)")
+        do { try connection.connectIfNeeded() } catch let error as ConnectorError {
+            throw Failure(description: error.message)
         }
         started = ContinuousClock.now
     }
 
-    enum Value {
-        case bytes([UInt8])
-        case array([Value])
-        case integer(Int64)
-        case null
-        case error(String)
-    }
-
-    static func value(_ reply: UnsafeMutablePointer<redisReply>) -> Value {
-        let pointee = reply.pointee
-        switch Int32(pointee.type) {
-        case REDIS_REPLY_STRING, REDIS_REPLY_STATUS:
-            return .bytes(pointee.str.map { Array(UnsafeRawBufferPointer(start: $0, count: pointee.len)) } ?? [])
-        case REDIS_REPLY_ERROR:
-            return .error(pointee.str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: pointee.len), as: UTF8.self) } ?? "error")
-        case REDIS_REPLY_INTEGER:
-            return .integer(pointee.integer)
-        case REDIS_REPLY_ARRAY:
-            return .array((0..<pointee.elements).map { value(pointee.element[$0]!) })
-        default:
-            return .null
-        }
-    }
+    typealias Value = RedisConnection.Value
 
     /// Appends commands, then reads their replies in order.
     func pipeline(_ commands: [[[UInt8]]]) throws -> [Value] {
-        guard let context else { throw Failure(description: "not connected to redis at \(address.display)") }
-        for arguments in commands {
-            let lengths = arguments.map(\.count)
-            let status = RedisKeyReconciler.withPointers(arguments) { pointers in
-                lengths.withUnsafeBufferPointer { sizes in redisAppendCommandArgv(context, Int32(arguments.count), pointers, sizes.baseAddress) }
-            }
-            if status != REDIS_OK { throw Failure(description: "redis at \(address.display): \(RedisConnection.errorText(context))") }
+        do {
+            for arguments in commands { try connection.append(arguments) }
+        } catch let error as ConnectorError {
+            throw Failure(description: error.message)
         }
-        var values: [Value] = []
-        values.reserveCapacity(commands.count)
-        for _ in commands {
-            var raw: UnsafeMutableRawPointer?
-            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-                throw Failure(description: "lost the connection to redis at \(address.display): \(RedisConnection.errorText(context))")
-            }
-            values.append(Self.value(raw.assumingMemoryBound(to: redisReply.self)))
-            freeReplyObject(raw)
+        return try commands.map { _ in
+            guard let value = connection.readValue() else { throw Failure(description: connection.lost().message) }
+            return value
         }
-        return values
     }
 
     func command(_ arguments: [[UInt8]]) throws -> Value { try pipeline([arguments])[0] }
-
-    static func withPointers<R>(_ buffers: [[UInt8]], _ body: (UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> R) -> R {
-        let copies = buffers.map { buffer -> UnsafeMutablePointer<CChar> in
-            let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, buffer.count))
-            buffer.withUnsafeBytes { bytes in
-                if let base = bytes.baseAddress { UnsafeMutableRawPointer(pointer).copyMemory(from: base, byteCount: bytes.count) }
-            }
-            return pointer
-        }
-        defer { for copy in copies { copy.deallocate() } }
-        var pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) }
-        return pointers.withUnsafeMutableBufferPointer { body($0.baseAddress) }
-    }
 
     /// FNV-1a, 64 bits: value hashes and the pass a key belongs to.
     static func hash(_ bytes: [UInt8]) -> UInt64 {
@@ -275,8 +210,7 @@ public final class RedisKeyReconciler {
 
     /// The report; closes the connection.
     public func finish() -> Report {
-        if let context { redisFree(context) }
-        context = nil
+        connection.disconnect()
         let elapsed = ContinuousClock.now - started
         report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return report

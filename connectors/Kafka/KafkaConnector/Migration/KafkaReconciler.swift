@@ -61,19 +61,11 @@ extension KafkaReconciler {
     ) async throws -> ReconciliationReport {
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.reconcile")
         return try await BlockingQueue(label: "switchyard.reconcile").run {
-            let topics = source.options.strings("topics") ?? []
-            if let pattern = topics.first(where: { $0.hasPrefix("^") }) {
-                throw OffsetTranslationError("\(source.path).kafka.topics: '\(pattern)' is a regular expression; reconciliation needs the topics named")
-            }
-            let client: RDKafkaInspector
-            do {
-                client = try RDKafkaInspector(properties: KafkaClientOptions.properties(source.options), group: "switchyard-reconcile", logger: logger, bulk: true)
-            } catch {
-                throw OffsetTranslationError("cannot create a Kafka client: \(error)")
-            }
+            let reader = try KafkaSourceReader(source: source, cluster: cluster, logger: logger)
+            let client = reader.client
             let started = ContinuousClock.now
             var report = ReconciliationReport(sourceName: source.name, targetName: targetName, cluster: cluster, topics: [], seconds: 0)
-            for topic in topics {
+            for topic in reader.topics {
                 let partitions: Int32
                 do { partitions = try client.partitionCount(topic: topic) } catch {
                     throw OffsetTranslationError("source topic '\(topic)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")

@@ -38,6 +38,27 @@ public final class KafkaSourceReader {
         }
     }
 
+    /// Every named topic's partitions and their ranges now.
+    public typealias Ranges = [(topic: String, partitions: [(partition: Int32, start: Int64, end: Int64)])]
+
+    public func ranges() throws -> Ranges {
+        try topics.map { topic in (topic, try ranges(topic: topic)) }
+    }
+
+    /// Records in `ranges`.
+    public static func count(_ ranges: Ranges) -> Int {
+        ranges.reduce(0) { total, topic in total + topic.partitions.reduce(0) { $0 + Int($1.end - $1.start) } }
+    }
+
+    /// Every record in `ranges`, partition by partition, each in offset order.
+    public func forEachMessage(in ranges: Ranges, _ body: (Message) throws -> Void) throws {
+        for (topic, partitions) in ranges {
+            for range in partitions {
+                try forEachMessage(topic: topic, partition: range.partition, from: range.start, to: range.end, body)
+            }
+        }
+    }
+
     /// The records of `[from, to)`, in offset order.
     public func forEachMessage(topic: String, partition: Int32, from: Int64, to: Int64, _ body: (Message) throws -> Void) throws {
         try client.scanMessages(topic: topic, partition: partition, from: from, to: to, body)
