@@ -8,10 +8,6 @@ import TestBedSupport
 /// are each named, with the source positions or the object and line.
 @Suite("Reconciling a Kafka topic with its S3 copy")
 struct KafkaToS3ReconcileTests {
-    static func run(_ arguments: [String]) throws -> (output: String, status: Int32, error: String) {
-        try StoreBed.run(StoreBed.binary, arguments)
-    }
-
     @Test func reconcileNamesMissingAlteredAndExtraLinesOfAnS3Copy() async throws {
         let brokers = try StoreBed.value("SWITCHYARD_KAFKA_BROKERS")
         let s3 = try S3Bed.service()
@@ -60,11 +56,11 @@ struct KafkaToS3ReconcileTests {
             return path
         }
         let path = try document()
-        let copy = try Self.run(["run", "-c", path, "--stop-at", "end"])
+        let copy = try await StoreBed.switchyard(["run", "-c", path, "--stop-at", "end"])
         #expect(copy.status == 0, "the bounded copy failed: \(copy.error.suffix(2000))")
 
         // The complete copy: equal, every record read on both sides, exit 0.
-        let equal = try Self.run(["reconcile", "-c", path, "--output", "json", "--header", "trace"])
+        let equal = try await StoreBed.switchyard(["reconcile", "-c", path, "--output", "json", "--header", "trace"])
         #expect(equal.status == 0, "\(equal.output) \(equal.error)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(equal.output.utf8)) as? [String: Any])
         let topicReport = try #require((report["topics"] as? [[String: Any]])?.first)
@@ -87,7 +83,7 @@ struct KafkaToS3ReconcileTests {
         try S3TestBed.put(bucket, objectKey, objectLines.joined(separator: "\n") + "\n")
         try S3TestBed.put(bucket, "ledger/notes.ndjson", "written by hand\n")
 
-        let different = try Self.run(["reconcile", "-c", path, "--output", "json"])
+        let different = try await StoreBed.switchyard(["reconcile", "-c", path, "--output", "json"])
         #expect(different.status == 1, "\(different.output) \(different.error)")
         let differentReport = try #require(try JSONSerialization.jsonObject(with: Data(different.output.utf8)) as? [String: Any])
         let differentTopic = try #require((differentReport["topics"] as? [[String: Any]])?.first)
@@ -99,13 +95,13 @@ struct KafkaToS3ReconcileTests {
         let others = (differentTopic["partitions"] as? [[String: Any]] ?? []).filter { $0["partition"] as? Int != partition }
         #expect(others.allSatisfy { $0["equal"] as? Bool == true }, "\(others)")
 
-        let text = try Self.run(["reconcile", "-c", path])
+        let text = try await StoreBed.switchyard(["reconcile", "-c", path])
         #expect(text.status == 1)
         #expect(text.output.contains("1 missing (source offsets \(droppedOffset))") && text.output.contains("1 differing (\(alteredOffset))"), "\(text.output)")
         #expect(text.output.contains("extra: 1 target record without a source position (ledger/notes.ndjson line 1: not an NDJSON line of a Switchyard target)"), "\(text.output)")
 
         // Raw objects carry no positions: refused, naming the field.
-        let raw = try Self.run(["reconcile", "-c", try document(format: "raw")])
+        let raw = try await StoreBed.switchyard(["reconcile", "-c", try document(format: "raw")])
         #expect(raw.status == 1)
         #expect(raw.error.contains("spec.targets[0].s3.format: raw objects hold no source positions"), "\(raw.error)")
     }

@@ -66,12 +66,12 @@ extension PostgresTargetTests {
             return path
         }
         let path = try document()
-        let copy = try StoreBed.run(StoreBed.binary, ["run", "-c", path, "--stop-at", "end"])
+        let copy = try await StoreBed.switchyard(["run", "-c", path, "--stop-at", "end"])
         #expect(copy.status == 0, "the bounded copy failed: \(copy.error.suffix(2000))")
         #expect(try psql("SELECT count(*) FROM \(table)") == "200")
 
         // The complete copy: equal; the refused record is named as unwritable, not missing.
-        let equal = try StoreBed.run(StoreBed.binary, ["reconcile", "-c", path, "--output", "json"])
+        let equal = try await StoreBed.switchyard(["reconcile", "-c", path, "--output", "json"])
         #expect(equal.status == 0, "\(equal.output) \(equal.error)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(equal.output.utf8)) as? [String: Any])
         #expect(report["equal"] as? Bool == true)
@@ -85,7 +85,7 @@ extension PostgresTargetTests {
         _ = try psql("UPDATE \(table) SET amount = amount + 1 WHERE id = 170")
         _ = try psql("INSERT INTO \(table) (id, payer, amount, doc, source) VALUES (7777, 'hand', 1, '{}', 'none')")
 
-        let different = try StoreBed.run(StoreBed.binary, ["reconcile", "-c", path, "--output", "json"])
+        let different = try await StoreBed.switchyard(["reconcile", "-c", path, "--output", "json"])
         #expect(different.status == 1, "\(different.output) \(different.error)")
         let differentReport = try #require(try JSONSerialization.jsonObject(with: Data(different.output.utf8)) as? [String: Any])
         func named(_ field: String) -> [String] {
@@ -95,14 +95,14 @@ extension PostgresTargetTests {
         #expect(differentReport["differingCount"] as? Int == 1 && named("differing") == [altered], "\(differentReport)")
         #expect(differentReport["extraCount"] as? Int == 1 && differentReport["extra"] as? [String] == ["id=7777"], "\(differentReport)")
 
-        let text = try StoreBed.run(StoreBed.binary, ["reconcile", "-c", path])
+        let text = try await StoreBed.switchyard(["reconcile", "-c", path])
         #expect(text.status == 1)
         let position = { (source: String) in "\(topic)[\(source.split(separator: "/")[0])]@\(source.split(separator: "/")[1])" }
         #expect(text.output.contains("1 missing (\(position(deleted)))") && text.output.contains("1 differing (\(position(altered)))")
             && text.output.contains("extra: 1 row no source record makes (id=7777)") && text.output.hasSuffix("DIFFERENT"), "\(text.output)")
 
         // Rows of a plain insert have no identity: refused, naming the field.
-        let insert = try StoreBed.run(StoreBed.binary, ["reconcile", "-c", try document(mode: "insert")])
+        let insert = try await StoreBed.switchyard(["reconcile", "-c", try document(mode: "insert")])
         #expect(insert.status == 1)
         #expect(insert.error.contains("spec.targets[0].postgres.mode: rows are compared by their conflict key"), "\(insert.error)")
     }

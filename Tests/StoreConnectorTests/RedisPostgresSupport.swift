@@ -92,6 +92,34 @@ enum StoreBed {
         return (text, status, String(decoding: errorData, as: UTF8.self))
     }
 
+    /// Runs `switchyard ARGUMENTS` to its end, waiting with sleeps so that no thread of the
+    /// cooperative pool (which other suites' async tests need) is held: its standard output
+    /// (trimmed), exit status and standard error.
+    static func switchyard(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> (output: String, status: Int32, error: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(unique("switchyard-command"))
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("out")
+        let err = directory.appendingPathComponent("err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning {
+            process.terminate()
+            while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let output = ((try? String(contentsOf: out, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        return (output, exitStatus(process) ?? -1, (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
     /// A name no other test run uses.
     static func unique(_ prefix: String) -> String {
         "\(prefix)_\(UInt32.random(in: 0...UInt32.max))_\(ProcessInfo.processInfo.processIdentifier)"

@@ -48,11 +48,11 @@ extension RedisTargetTests {
             return path
         }
         let path = try document()
-        let copy = try StoreBed.run(StoreBed.binary, ["run", "-c", path, "--stop-at", "end"])
+        let copy = try await StoreBed.switchyard(["run", "-c", path, "--stop-at", "end"])
         #expect(copy.status == 0, "the bounded copy failed: \(copy.error.suffix(2000))")
         defer { _ = try? StoreBed.run("sh", ["-c", "redis-cli -h 127.0.0.1 -p \(redisPort) -n \(database) --scan --pattern '\(prefix):*' | xargs -r redis-cli -h 127.0.0.1 -p \(redisPort) -n \(database) del"]) }
 
-        let equal = try StoreBed.run(StoreBed.binary, ["reconcile", "-c", path, "--output", "json"])
+        let equal = try await StoreBed.switchyard(["reconcile", "-c", path, "--output", "json"])
         #expect(equal.status == 0, "\(equal.output) \(equal.error)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(equal.output.utf8)) as? [String: Any])
         #expect(report["equal"] as? Bool == true)
@@ -64,7 +64,7 @@ extension RedisTargetTests {
         _ = try redis("DEL", "\(prefix):120")
         _ = try redis("SET", "\(prefix):130", "tampered")
         _ = try redis("SET", "\(prefix):hand", "x")
-        let different = try StoreBed.run(StoreBed.binary, ["reconcile", "-c", path, "--output", "json"])
+        let different = try await StoreBed.switchyard(["reconcile", "-c", path, "--output", "json"])
         #expect(different.status == 1, "\(different.output) \(different.error)")
         let differentReport = try #require(try JSONSerialization.jsonObject(with: Data(different.output.utf8)) as? [String: Any])
         func named(_ field: String) -> [String] {
@@ -75,12 +75,12 @@ extension RedisTargetTests {
         #expect(differentReport["missingCount"] as? Int == 1 && named("missing") == [position(deleted)], "\(differentReport) deleted \(deleted)")
         #expect(differentReport["differingCount"] as? Int == 1 && named("differing") == [position(altered)], "\(differentReport) altered \(altered)")
         #expect(differentReport["extraCount"] as? Int == 1 && differentReport["extra"] as? [String] == ["\(prefix):hand"], "\(differentReport)")
-        let text = try StoreBed.run(StoreBed.binary, ["reconcile", "-c", path])
+        let text = try await StoreBed.switchyard(["reconcile", "-c", path])
         #expect(text.status == 1)
         #expect(text.output.contains("extra: 1 key no source record makes (\(prefix):hand)") && text.output.hasSuffix("DIFFERENT"), "\(text.output)")
 
         // A list keeps no value per key: refused, naming the field.
-        let list = try StoreBed.run(StoreBed.binary, ["reconcile", "-c", try document(command: "lpush")])
+        let list = try await StoreBed.switchyard(["reconcile", "-c", try document(command: "lpush")])
         #expect(list.status == 1)
         #expect(list.error.contains("spec.targets[0].redis.command: reconcile compares keys written by set or hset"), "\(list.error)")
     }
