@@ -196,6 +196,7 @@ public struct DocumentLoader: Sendable {
         }
         if (spec.list("routes") ?? []).isEmpty { issues.append(spec.issue("routes", "needs at least one route")) }
         issues += positionKeyIssues(routes: routes, sources: sources, targets: targets)
+        issues += inFlightIssues(targets)
 
         let deliveryValues = spec.object("delivery")
         let deadLetter = deliveryValues?.string("deadLetter")
@@ -428,6 +429,16 @@ public struct DocumentLoader: Sendable {
             }
         }
         return issues
+    }
+
+    /// `inFlight` above 1 on a kind that confirms each batch before the next.
+    func inFlightIssues(_ targets: [ConnectorEntry]) -> [ConfigIssue] {
+        targets.compactMap { target in
+            guard let inFlight = target.common.int("inFlight"), inFlight > 1,
+                let kind = registry.target(target.kind), kind.batchesInFlight == nil
+            else { return nil }
+            return target.common.issue("inFlight", "a \(target.kind) target confirms each batch before it starts the next; only 1 is allowed (use parallelism for more writers)")
+        }
     }
 
     func checkUnique(_ entries: [ConnectorEntry], role: String, issues: inout [ConfigIssue]) {

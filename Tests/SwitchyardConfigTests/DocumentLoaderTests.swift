@@ -154,6 +154,26 @@ struct DocumentLoaderTests {
         #expect(Set(issues.map(\.path)) == ["spec.sources[1].name", "spec.routes[0].to[1]", "spec.delivery.deadLetter"])
     }
 
+    @Test func inFlightAboveOneIsRefusedForAKindThatConfirmsEachBatchBeforeTheNext() throws {
+        let issues = try loadInvalid("""
+            sources:
+              - name: gen
+                generate: {count: 10}
+            targets:
+              - name: out
+                inFlight: 2
+                file: {path: /tmp/out.ndjson}
+              - name: fine
+                inFlight: 1
+                drop: {}
+            routes:
+              - {from: [gen], to: [out, fine]}
+            """)
+        #expect(issues.map(\.path) == ["spec.targets[0].inFlight"])
+        #expect(issues.map(\.line) == [6])
+        #expect(issues.first?.message.contains("a file target confirms each batch before it starts the next") == true)
+    }
+
     @Test func schemaAndReferenceMistakesAreReportedTogether() throws {
         let issues = try loadInvalid("""
             sources:

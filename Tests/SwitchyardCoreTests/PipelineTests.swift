@@ -508,6 +508,66 @@ struct PipelineTests {
         await pipeline.shutdown()
     }
 
+    // MARK: pipelined lanes
+
+    @Test func aPipelinedLaneStartsUpToInFlightBatchesInOrderBeforeTheFirstIsConfirmed() async throws {
+        let gate = Gate()
+        let target = PipelinedTarget { _, _ in
+            await gate.pass()
+            return .allWritten
+        }
+        let pipeline = Pipeline(
+            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 2, maxBytes: 1 << 30, maxDelay: .milliseconds(1)), inFlight: 3)],
+            routes: [Route(name: "r", from: ["src"], to: ["t"])])
+        try await pipeline.submit(messages(offsets: 0..<10))
+        await eventually("three batches await their confirmation") { gate.arrivals == 3 }
+        // Give a fourth start the time to happen if the bound did not hold.
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(target.started.count == 3)
+        #expect(pipeline.source.acks.isEmpty)
+        gate.open()
+        await eventually("everything is acknowledged") { pipeline.source.acknowledgedCount == 10 }
+        #expect(target.started.map { $0.map(\.offset) } == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]])
+        #expect(target.writtenOffsets.sorted() == Array(0..<10))
+        #expect(pipeline.source.acks.last?.through == 9)
+        await pipeline.shutdown()
+        #expect(pipeline.router.budget.used == 0)
+    }
+
+    @Test func aPipelinedBatchThatFailsIsRetriedAndTheWatermarkWaitsForIt() async throws {
+        let firstHeld = Gate()
+        let target = PipelinedTarget { call, messages in
+            guard call == 0 else { return .allWritten }
+            // The first batch is confirmed last, with its first message failed.
+            await firstHeld.pass()
+            return WriteResult(failures: [(0, .retriable("not now"))])
+        }
+        let pipeline = Pipeline(
+            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 2, maxBytes: 1 << 30, maxDelay: .milliseconds(1)), inFlight: 4)],
+            routes: [Route(name: "r", from: ["src"], to: ["t"])])
+        try await pipeline.submit(messages(offsets: 0..<6))
+        await eventually("the batches behind the first are written") { target.writtenOffsets.sorted() == [2, 3, 4, 5] }
+        // Nothing past the unconfirmed first batch is acknowledged.
+        #expect(pipeline.source.acks.isEmpty)
+        firstHeld.open()
+        await eventually("everything is acknowledged") { pipeline.source.acknowledgedCount == 6 }
+        #expect(target.writtenOffsets.sorted() == Array(0..<6))
+        #expect(target.writes == 1)
+        #expect(pipeline.source.acks.last?.through == 5)
+        await pipeline.shutdown()
+    }
+
+    @Test func aPipelinedStartThatThrowsIsRetriedThroughWrite() async throws {
+        let target = ThrowingStartTarget()
+        let pipeline = Pipeline(
+            targets: [.init(name: "t", target: target, inFlight: 2)],
+            routes: [Route(name: "r", from: ["src"], to: ["t"])])
+        try await pipeline.submit(messages(offsets: 0..<3))
+        await eventually("everything is acknowledged") { pipeline.source.acknowledgedCount == 3 }
+        #expect(target.writes.withLock { $0 } == 1)
+        await pipeline.shutdown()
+    }
+
     @Test func keyOrderingKeepsEachKeyInOrderAcrossLanes() async throws {
         let target = ScriptedTarget { call, _ in
             if call % 2 == 0 { try await Task.sleep(for: .milliseconds(1)) }
@@ -581,5 +641,19 @@ struct PipelineTests {
         #expect(pipeline.context.isStopping)
         await pipeline.context.waitUntilStopping()   // already stopping: returns at once
         await pipeline.shutdown()
+    }
+}
+
+/// Its `start` throws a retriable error; `write` succeeds.
+final class ThrowingStartTarget: Target {
+    let writes = Mutex(0)
+
+    func start(_ messages: [Message]) async throws -> PendingWrite {
+        throw ConnectorError.retriable("not taken")
+    }
+
+    func write(_ messages: [Message]) async throws -> WriteResult {
+        writes.withLock { $0 += 1 }
+        return .allWritten
     }
 }

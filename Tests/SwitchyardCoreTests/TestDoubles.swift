@@ -127,6 +127,56 @@ final class ScriptedTarget: Target {
     var completedCalls: [Int] { log.withLock { $0.completedCalls } }
 }
 
+/// A target that pipelines (``Target/start(_:)``): it records each batch as it is handed over,
+/// and confirms it when `outcome` returns (the test holds it there).
+final class PipelinedTarget: Target {
+    /// `call` counts start calls from 0.
+    typealias Outcome = @Sendable (_ call: Int, _ messages: [Message]) async throws -> WriteResult
+
+    struct Log {
+        var started: [[Message]] = []
+        var written: [Message] = []
+        var writes = 0
+    }
+
+    let outcome: Outcome
+    let log = Mutex(Log())
+
+    init(_ outcome: @escaping Outcome = { _, _ in .allWritten }) {
+        self.outcome = outcome
+    }
+
+    func start(_ messages: [Message]) async throws -> PendingWrite {
+        let call = log.withLock { log in
+            log.started.append(messages)
+            return log.started.count - 1
+        }
+        return PendingWrite { [self] in
+            let result = try await outcome(call, messages)
+            record(messages, result)
+            return result
+        }
+    }
+
+    /// A retry: written at once.
+    func write(_ messages: [Message]) async throws -> WriteResult {
+        log.withLock { $0.writes += 1 }
+        record(messages, .allWritten)
+        return .allWritten
+    }
+
+    func record(_ messages: [Message], _ result: WriteResult) {
+        let failed = Set(result.failures.map(\.index))
+        log.withLock { log in
+            for (index, message) in messages.enumerated() where !failed.contains(index) { log.written.append(message) }
+        }
+    }
+
+    var started: [[Message]] { log.withLock { $0.started } }
+    var writtenOffsets: [Int64] { log.withLock { $0.written.map(\.offset) } }
+    var writes: Int { log.withLock { $0.writes } }
+}
+
 /// A deterministic generator (SplitMix64) for jitter tests.
 struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
@@ -207,10 +257,20 @@ let eagerBatching = BatchingPolicy(maxMessages: 1000, maxBytes: 1 << 30, maxDela
 final class Pipeline: Sendable {
     struct TargetSpec {
         var name: String
-        var target: ScriptedTarget
+        var target: any Target
         var batching: BatchingPolicy = eagerBatching
         var lanes: Int = 1
         var queueCapacity: Int = 10_000
+        var inFlight: Int = 1
+
+        init(name: String, target: any Target, batching: BatchingPolicy = eagerBatching, lanes: Int = 1, queueCapacity: Int = 10_000, inFlight: Int = 1) {
+            self.name = name
+            self.target = target
+            self.batching = batching
+            self.lanes = lanes
+            self.queueCapacity = queueCapacity
+            self.inFlight = inFlight
+        }
     }
 
     let router: Router
@@ -230,7 +290,7 @@ final class Pipeline: Sendable {
         for spec in targets {
             runners[spec.name] = TargetRunner(
                 name: spec.name, target: spec.target, batching: spec.batching, lanes: spec.lanes,
-                queueCapacity: spec.queueCapacity, settings: settings, logger: quietLogger)
+                queueCapacity: spec.queueCapacity, inFlight: spec.inFlight, settings: settings, logger: quietLogger)
         }
         self.runners = runners
         settings.setRunners(runners)

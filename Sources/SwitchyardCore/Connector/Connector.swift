@@ -56,6 +56,27 @@ public struct WriteResult: Sendable {
     public static let allWritten = WriteResult()
 }
 
+/// A batch a target has taken over and not yet confirmed (``Target/start(_:)``).
+public struct PendingWrite: Sendable {
+    let outcome: @Sendable () async throws -> WriteResult
+
+    /// - Parameter outcome: waits until the system confirmed the batch, or reports per-message
+    ///   failures; throws as ``Target/write(_:)`` does.
+    public init(_ outcome: @escaping @Sendable () async throws -> WriteResult) {
+        self.outcome = outcome
+    }
+
+    /// A write that already has its outcome.
+    public static func finished(_ result: WriteResult) -> PendingWrite {
+        PendingWrite { result }
+    }
+
+    /// Waits for the outcome.
+    public func result() async throws -> WriteResult {
+        try await outcome()
+    }
+}
+
 /// A connector that writes batches to a system.
 ///
 /// `write` is called by one worker per lane; with `ordering: partition` (the default) a lane
@@ -72,12 +93,22 @@ public protocol Target: AnyObject, Sendable {
     /// Connects; a thrown error is retried with backoff before the first write.
     func open() async throws
     func write(_ messages: [Message]) async throws -> WriteResult
+    /// Takes `messages` over and returns what waits for their confirmation, so that a lane can
+    /// start its next batch meanwhile (``TargetKind/batchesInFlight``). A lane calls `start`
+    /// one batch at a time, in its order; a target that pipelines hands each batch to its
+    /// system in the order of the calls, before returning. The default writes the batch and
+    /// returns its outcome.
+    func start(_ messages: [Message]) async throws -> PendingWrite
     /// Flushes and disconnects.
     func close() async
     var health: ConnectorHealth { get }
 }
 
 extension Target {
+    public func start(_ messages: [Message]) async throws -> PendingWrite {
+        .finished(try await write(messages))
+    }
+
     public func prepare() async throws {}
     public func open() async throws {}
     public func close() async {}

@@ -40,8 +40,13 @@ public struct TargetKind: Sendable {
     /// whose positions restart, such a key names different messages alike and the target
     /// overwrites one with the other, so the document is refused.
     public var sessionlessPositionKeys: (@Sendable (OptionValues) -> [String])?
+    /// How many batches one lane may have started (``Target/start(_:)``) and not yet
+    /// confirmed, by default (the target entry's `inFlight` sets it); nil: the kind confirms
+    /// each batch before the next, and `inFlight` above 1 is refused.
+    public var batchesInFlight: Int?
 
-    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, sessionlessPositionKeys: (@Sendable (OptionValues) -> [String])? = nil, make: @escaping @Sendable (ConnectorSetup) throws -> any Target) {
+    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, sessionlessPositionKeys: (@Sendable (OptionValues) -> [String])? = nil, batchesInFlight: Int? = nil, make: @escaping @Sendable (ConnectorSetup) throws -> any Target) {
+        self.batchesInFlight = batchesInFlight
         self.sessionlessPositionKeys = sessionlessPositionKeys
         self.kind = kind
         self.summary = summary

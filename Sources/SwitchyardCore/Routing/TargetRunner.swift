@@ -8,6 +8,8 @@ public final class TargetRunner: Sendable {
     public let name: String
     public let target: any Target
     let lanes: [DeliveryQueue]
+    /// Batches each lane may have started and not yet confirmed (``Target/start(_:)``).
+    let inFlight: Int
     let batching: BatchingPolicy
     let settings: DeliverySettings
     let logger: Logger
@@ -38,8 +40,10 @@ public final class TargetRunner: Sendable {
     /// - Parameters:
     ///   - lanes: parallel writers; each keeps the order of what it is given.
     ///   - queueCapacity: messages each lane holds before producers wait.
-    public init(name: String, target: any Target, batching: BatchingPolicy, lanes: Int, queueCapacity: Int, settings: DeliverySettings, logger: Logger, tap: TapHub? = nil) {
+    ///   - inFlight: batches each lane may have started and not yet confirmed.
+    public init(name: String, target: any Target, batching: BatchingPolicy, lanes: Int, queueCapacity: Int, inFlight: Int = 1, settings: DeliverySettings, logger: Logger, tap: TapHub? = nil) {
         self.name = name
+        self.inFlight = max(1, inFlight)
         self.tap = tap
         self.target = target
         self.batching = batching
@@ -146,21 +150,52 @@ public final class TargetRunner: Sendable {
     }
 
     func work(_ lane: DeliveryQueue) async {
-        while let deliveries = await lane.take(batching) {
-            await write(deliveries)
+        guard inFlight > 1 else {
+            while let deliveries = await lane.take(batching) {
+                await write(deliveries, messages: Self.messages(of: deliveries))
+            }
+            return
+        }
+        // Pipelined: batches are started one at a time in the lane's order, and up to
+        // `inFlight` of them await their confirmation together.
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            while let deliveries = await lane.take(batching) {
+                if running >= inFlight {
+                    await group.next()
+                    running -= 1
+                }
+                // A stopped target starts nothing more: what it holds stays unacknowledged.
+                while stoppedReason != nil && !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                }
+                let messages = Self.messages(of: deliveries)
+                let started: Result<PendingWrite, any Error>
+                do {
+                    started = .success(try await target.start(messages))
+                } catch {
+                    started = .failure(error)
+                }
+                group.addTask { await self.write(deliveries, messages: messages, started: started) }
+                running += 1
+            }
         }
     }
 
+    static func messages(of deliveries: [Delivery]) -> [Message] {
+        if deliveries.count == 1 { return deliveries[0].messages }
+        var messages: [Message] = []
+        messages.reserveCapacity(deliveries.reduce(0) { $0 + $1.count })
+        for delivery in deliveries { messages.append(contentsOf: delivery.messages) }
+        return messages
+    }
+
     /// Writes one batch until every message is written, dead-lettered, or the task is cancelled.
-    func write(_ deliveries: [Delivery]) async {
-        var messages: [Message]
-        if deliveries.count == 1 {
-            messages = deliveries[0].messages
-        } else {
-            messages = []
-            messages.reserveCapacity(deliveries.reduce(0) { $0 + $1.count })
-            for delivery in deliveries { messages.append(contentsOf: delivery.messages) }
-        }
+    /// - Parameter started: the first attempt, already started (a pipelined lane); absent,
+    ///   the first attempt is a ``Target/write(_:)``.
+    func write(_ deliveries: [Delivery], messages batch: [Message], started: Result<PendingWrite, any Error>? = nil) async {
+        var messages = batch
+        var pending = started
         // refs[i] locates messages[i]; built only when some messages fail.
         var refs: [(delivery: Int, position: Int)]?
         var attempt = 0
@@ -171,7 +206,12 @@ public final class TargetRunner: Sendable {
             do {
                 let result: WriteResult
                 do {
-                    result = try await target.write(messages)
+                    if let first = pending {
+                        pending = nil
+                        result = try await first.get().result()
+                    } else {
+                        result = try await target.write(messages)
+                    }
                 } catch let error as ConnectorError where error.kind == .permanent {
                     // A permanent error thrown for the whole batch: every message failed with it.
                     result = WriteResult(failures: messages.indices.map { ($0, error) })

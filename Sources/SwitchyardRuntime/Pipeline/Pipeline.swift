@@ -141,8 +141,10 @@ public final class Pipeline: Sendable {
         let batching = document.batching(for: entry)
         let lanes = entry.common.int("parallelism") ?? 1
         let capacity = entry.common.int("queueCapacity") ?? max(4 * batching.maxMessages, 1024)
+        let inFlight = entry.common.int("inFlight") ?? kind.batchesInFlight ?? 1
         return TargetRunner(
-            name: entry.name, target: target, batching: batching, lanes: lanes, queueCapacity: capacity, settings: settings, logger: targetLogger, tap: tap)
+            name: entry.name, target: target, batching: batching, lanes: lanes, queueCapacity: capacity, inFlight: inFlight, settings: settings,
+            logger: targetLogger, tap: tap)
     }
 
     func makeSource(_ entry: ConnectorEntry, _ document: ConnectorDocument) throws -> RunningSource {

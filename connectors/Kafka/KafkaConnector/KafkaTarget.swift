@@ -7,8 +7,9 @@ import SwitchyardCore
 /// outcome (written, retriable, permanent for the message, or the target down).
 ///
 /// Threads: messages are handed to librdkafka on the target's own queue; a dedicated poll
-/// thread serves delivery reports, which resume the waiting `write` through a per-batch
-/// ``DeliveryTracker``. Several lanes may have batches in flight at once.
+/// thread serves delivery reports, which resume the waiting write through a per-batch
+/// ``DeliveryTracker``. Each lane may have several batches in flight (`inFlight`), and several
+/// lanes at once.
 final class KafkaTarget: Target {
     static let kind = TargetKind(
         kind: "kafka",
@@ -45,6 +46,7 @@ final class KafkaTarget: Target {
             issues += KafkaClientOptions.validate(options, reserved: reserved, derived: [])
             return issues
         },
+        batchesInFlight: 4,
         make: { setup in KafkaTarget(setup) }
     )
 
@@ -241,6 +243,13 @@ final class KafkaTarget: Target {
     }
 
     func write(_ messages: [Message]) async throws -> WriteResult {
+        try await start(messages).result()
+    }
+
+    /// Hands the batch to librdkafka in order (on `io`) and returns what waits for its delivery
+    /// reports, so that the lane can start its next batch meanwhile: librdkafka keeps the order
+    /// of what it was given per partition (with idempotence, across its own retries too).
+    func start(_ messages: [Message]) async throws -> PendingWrite {
         let client = try await connect()
         if let fatal = client.producer.fatalError() {
             // An idempotent producer that hit a fatal error must be replaced.
@@ -275,7 +284,14 @@ final class KafkaTarget: Target {
                 }
             }
         }
-        let failures = await tracker.wait()
+        let count = messages.count
+        return PendingWrite { [self] in
+            await outcome(of: tracker.wait(), count: count, client: client)
+        }
+    }
+
+    /// The write's result from its delivery reports' failures (by message index).
+    func outcome(of failures: [Int: KafkaError], count: Int, client: Client) async -> WriteResult {
         if failures.isEmpty {
             setHealth(.up)
             return .allWritten
@@ -293,7 +309,7 @@ final class KafkaTarget: Target {
             }
         }
         if fatal { await replace(client) }
-        if result.count < messages.count { setHealth(.up) }
+        if result.count < count { setHealth(.up) }
         return WriteResult(failures: result)
     }
 

@@ -40,6 +40,7 @@ final class LinkTarget: Target {
             OptionField("keepalive", .duration, default: "10s", doc: "HTTP/2 ping interval; a receiver that does not answer within the same time is taken as lost"),
         ]),
         validate: validate,
+        batchesInFlight: 4,
         make: { setup in try LinkTarget(setup) }
     )
 
@@ -85,7 +86,7 @@ final class LinkTarget: Target {
         var outstanding = 0
         /// Set while a stream is welcomed; nil between streams.
         var wake: AsyncStream<Void>.Continuation?
-        var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+        var waiters: [UInt64: Completion] = [:]
         var nextWaiter: UInt64 = 0
         var health: ConnectorHealth = .connecting
         var closed = false
@@ -194,43 +195,41 @@ final class LinkTarget: Target {
     }
 
     func write(_ messages: [Message]) async throws -> WriteResult {
-        if messages.isEmpty { return .allWritten }
+        try await start(messages).result()
+    }
+
+    /// Queues the batch's frames in sequence order and returns what waits for the receiver's
+    /// acknowledgement of its last frame, so that the lane can queue its next batch meanwhile:
+    /// frames go out while credit lasts, and acknowledgements are cumulative.
+    func start(_ messages: [Message]) async throws -> PendingWrite {
+        if messages.isEmpty { return .finished(.allWritten) }
         let frames = frame(messages)
-        let waiter = state.withLock { state -> UInt64 in
+        let completion = Completion()
+        let refused = state.withLock { state -> Bool in
+            if state.closed { return true }
             state.nextWaiter += 1
-            return state.nextWaiter
-        }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                if Task.isCancelled {
-                    continuation.resume(throwing: CancellationError())
-                    return
-                }
-                let refused = state.withLock { state -> Bool in
-                    if state.closed { return true }
-                    for (index, built) in frames.enumerated() {
-                        var batch = built.batch
-                        batch.firstSequence = state.nextSequence
-                        var frame = SenderFrame()
-                        frame.batch = batch
-                        let last = state.nextSequence + UInt64(built.count) - 1
-                        state.entries.append(Entry(
-                            first: state.nextSequence, last: last, count: built.count, bytes: built.bytes, frame: frame,
-                            waiter: index == frames.count - 1 ? waiter : nil
-                        ))
-                        state.nextSequence = last + 1
-                    }
-                    state.waiters[waiter] = continuation
-                    state.wake?.yield()
-                    return false
-                }
-                if refused { continuation.resume(throwing: ConnectorError.retriable("link target \(name) is closed")) }
+            let waiter = state.nextWaiter
+            for (index, built) in frames.enumerated() {
+                var batch = built.batch
+                batch.firstSequence = state.nextSequence
+                var frame = SenderFrame()
+                frame.batch = batch
+                let last = state.nextSequence + UInt64(built.count) - 1
+                state.entries.append(Entry(
+                    first: state.nextSequence, last: last, count: built.count, bytes: built.bytes, frame: frame,
+                    waiter: index == frames.count - 1 ? waiter : nil
+                ))
+                state.nextSequence = last + 1
             }
-        } onCancel: {
-            let continuation = state.withLock { $0.waiters.removeValue(forKey: waiter) }
-            continuation?.resume(throwing: CancellationError())
+            state.waiters[waiter] = completion
+            state.wake?.yield()
+            return false
         }
-        return .allWritten
+        if refused { throw ConnectorError.retriable("link target \(name) is closed") }
+        return PendingWrite {
+            try await completion.wait()
+            return .allWritten
+        }
     }
 
     func close() async {
@@ -241,7 +240,7 @@ final class LinkTarget: Target {
         }
         wake?.finish()
         for waiter in waiters {
-            waiter.resume(throwing: ConnectorError.retriable("link target \(name) closed before the receiver confirmed"))
+            waiter.resolve(.failure(ConnectorError.retriable("link target \(name) closed before the receiver confirmed")))
         }
         client.beginGracefulShutdown()
         let running = tasks.withLock { $0 }
@@ -292,8 +291,8 @@ final class LinkTarget: Target {
     }
 
     /// Completes the frames through `through`; returns the writes to resume.
-    func confirm(through: UInt64, in state: inout State) -> [CheckedContinuation<Void, any Error>] {
-        var done: [CheckedContinuation<Void, any Error>] = []
+    func confirm(through: UInt64, in state: inout State) -> [Completion] {
+        var done: [Completion] = []
         guard through > state.confirmedThrough else { return done }
         state.confirmedThrough = through
         var removed = 0
@@ -391,7 +390,7 @@ final class LinkTarget: Target {
             state.resentMessages += resent
             return (done, resent)
         }
-        for continuation in done { continuation.resume() }
+        for completion in done { completion.resolve(.success(())) }
         setHealth(.up, "link connected", metadata: [
             "receiver": "\(welcome.receiverName)", "confirmedThrough": "\(welcome.confirmedThrough)",
             "resending": "\(resent)", "creditMessages": "\(welcome.creditMessages)", "creditBytes": "\(welcome.creditBytes)",
@@ -406,7 +405,7 @@ final class LinkTarget: Target {
             state.creditBytes += Int(clamping: ack.creditBytes)
             return (done, state.wake)
         }
-        for continuation in done { continuation.resume() }
+        for completion in done { completion.resolve(.success(())) }
         wake?.yield()
     }
 
