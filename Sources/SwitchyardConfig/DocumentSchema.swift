@@ -51,7 +51,7 @@ public enum DocumentSchema {
         OptionField("batching", .object(targetBatching), doc: "overrides spec.batching for this target"),
         OptionField("parallelism", .int(min: 1, max: 256), default: "1", doc: "parallel writers (lanes); messages keep their order per shard (or per key with ordering: key) within a lane"),
         OptionField("queueCapacity", .int(min: 1), doc: "messages each lane queues before sources wait; default 4 x maxMessages, at least 1024"),
-        OptionField("inFlight", .int(min: 1, max: 64), doc: "batches each lane may have handed to the target and not yet confirmed; each is handed over in the lane's order, and a batch retried after a failure may land after those started behind it (1 keeps the order even then); default: the kind's (kafka 4, link 4; other kinds 1, the only value they allow)"),
+        OptionField("inFlight", .int(min: 1, max: 64), doc: "batches each lane may have handed to the target and not yet confirmed; each is handed over in the lane's order, and a batch retried after a failure may land after those started behind it (1 keeps the order even then); default: the kind's (kafka, link and rabbitmq 4; other kinds 1, the only value they allow)"),
     ])
 
     public static let route = ObjectSchema(doc: "Sends messages from sources to targets.", [

@@ -273,4 +273,44 @@ struct RabbitMQBrokerTests {
         #expect(carried.headerText("amqp-content-type") == long, "the long header arrived as a table header")
         #expect(try admin.messageCount(queue) == 0)
     }
+
+    @Test func batchesStartedBeforeEarlierOnesAreConfirmedArriveInOrderAndResolveApart() async throws {
+        let queue = TestBed.uniqueName("pipelined")
+        let admin = try Admin()
+        try admin.declare(queue)
+        defer { admin.delete(queue) }
+        let target = try makeTarget(.object([
+            ("url", .quoted(try TestBed.amqpURL())), ("routingKey", .quoted("{{ headers.route }}")), ("mandatory", .text("true")),
+        ]))
+        try await target.open()
+        // Four batches handed over before any confirm is awaited; the third holds one message
+        // that no queue takes (mandatory: returned, a permanent failure of that message alone).
+        var pending: [PendingWrite] = []
+        for batch in 0..<4 {
+            let messages = (0..<250).map { n -> Message in
+                let number = batch * 250 + n
+                let route = batch == 2 && n == 7 ? "\(queue)-nowhere" : queue
+                return Message(value: Array("\(number)".utf8), headers: [Header("route", route)], channel: route, offset: Int64(number))
+            }
+            pending.append(try await target.start(messages))
+        }
+        var results: [WriteResult] = []
+        for write in pending { results.append(try await write.result()) }
+        await target.close()
+        #expect(results.map(\.failures.count) == [0, 0, 1, 0])
+        #expect(results[2].failures.first?.index == 7)
+        #expect(results[2].failures.first?.error.kind == .permanent)
+        #expect(try admin.messageCount(queue) == 999)
+
+        let source = try makeSource(try sourceOptions(queue))
+        let received = RecordingTarget()
+        let pipeline = PipelineHarness(source: source, targets: [("out", received)], to: ["out"])
+        await eventually("every routed message arrived") { received.written.count >= 999 }
+        await pipeline.shutdown()
+        let expected = (0..<1000).filter { $0 != 507 }.map { "\($0)" }
+        let values = received.written.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(values.count == expected.count)
+        let firstOutOfOrder = values.indices.first { $0 < expected.count && values[$0] != expected[$0] }
+        #expect(firstOutOfOrder == nil, "in publish order; first difference at \(firstOutOfOrder.map(String.init) ?? "-")")
+    }
 }

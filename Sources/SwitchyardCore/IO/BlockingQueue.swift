@@ -18,6 +18,12 @@ public final class BlockingQueue: Sendable {
         }
     }
 
+    /// Schedules `work` on the queue without waiting for it (work that reschedules itself, so
+    /// that what others queued meanwhile runs in between).
+    public func schedule(_ work: @escaping @Sendable () -> Void) {
+        queue.async(execute: work)
+    }
+
     /// Runs non-throwing `work` on the queue.
     public func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in

@@ -86,7 +86,7 @@ final class LinkTarget: Target {
         var outstanding = 0
         /// Set while a stream is welcomed; nil between streams.
         var wake: AsyncStream<Void>.Continuation?
-        var waiters: [UInt64: Completion] = [:]
+        var waiters: [UInt64: Completion<Void>] = [:]
         var nextWaiter: UInt64 = 0
         var health: ConnectorHealth = .connecting
         var closed = false
@@ -204,7 +204,7 @@ final class LinkTarget: Target {
     func start(_ messages: [Message]) async throws -> PendingWrite {
         if messages.isEmpty { return .finished(.allWritten) }
         let frames = frame(messages)
-        let completion = Completion()
+        let completion = Completion<Void>()
         let refused = state.withLock { state -> Bool in
             if state.closed { return true }
             state.nextWaiter += 1
@@ -291,8 +291,8 @@ final class LinkTarget: Target {
     }
 
     /// Completes the frames through `through`; returns the writes to resume.
-    func confirm(through: UInt64, in state: inout State) -> [Completion] {
-        var done: [Completion] = []
+    func confirm(through: UInt64, in state: inout State) -> [Completion<Void>] {
+        var done: [Completion<Void>] = []
         guard through > state.confirmedThrough else { return done }
         state.confirmedThrough = through
         var removed = 0

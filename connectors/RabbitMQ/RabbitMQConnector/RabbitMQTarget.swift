@@ -6,9 +6,10 @@ import Logging
 import Synchronization
 import SwitchyardCore
 
-/// The `rabbitmq` target: publishes with publisher confirms, a batch at a time, pipelined.
+/// The `rabbitmq` target: publishes with publisher confirms, pipelined.
 ///
-/// Every message of a batch is published before any confirm is awaited; confirms
+/// Every message of a batch is published before any confirm is awaited, and a lane publishes
+/// its next batches (up to `inFlight`) while earlier ones await theirs; confirms
 /// (`basic.ack` / `basic.nack`, possibly `multiple`) are matched to messages by their publish
 /// sequence number. With `mandatory`, an unroutable message comes back as `basic.return`
 /// (matched by the sequence number stamped in the `switchyard-publish-seq` header) and is a
@@ -52,6 +53,7 @@ final class RabbitMQTarget: Target {
             }
             return issues
         },
+        batchesInFlight: 4,
         make: { setup in try RabbitMQTarget(setup) }
     )
 
@@ -109,6 +111,7 @@ final class RabbitMQTarget: Target {
             settings: try RabbitMQOptions.connectionSettings(options, name: setup.name),
             exchanges: RabbitMQOptions.exchanges(options.object("declare")),
             exchange: exchange, mandatory: mandatory, persistent: persistent, confirmTimeout: timeout)
+        publisher.queue = io
     }
 
     var health: ConnectorHealth { healthState.withLock { $0 } }
@@ -125,6 +128,12 @@ final class RabbitMQTarget: Target {
     }
 
     func write(_ messages: [Message]) async throws -> WriteResult {
+        try await start(messages).result()
+    }
+
+    /// Publishes the batch (on `io`) and returns what waits for its confirms, so that the lane
+    /// can publish its next batch meanwhile: one channel keeps the order of what is published.
+    func start(_ messages: [Message]) async throws -> PendingWrite {
         // A message that AMQP cannot carry fails alone (dead-lettered); the rest are published.
         var outgoing: [Outgoing] = []
         var indices: [Int] = []
@@ -139,19 +148,28 @@ final class RabbitMQTarget: Target {
                 refused.append((index, error))
             }
         }
-        if outgoing.isEmpty { return WriteResult(failures: refused) }
+        if outgoing.isEmpty { return .finished(WriteResult(failures: refused)) }
         let publisher = self.publisher
-        let published: WriteResult
+        let confirms = Completion<WriteResult>()
         do {
-            published = try await io.run { [outgoing] () throws -> WriteResult in try publisher.publish(outgoing) }
-            report(nil)
+            try await io.run { [outgoing] () throws -> Void in try publisher.publish(outgoing, confirms: confirms) }
         } catch {
             report(error)
             throw error
         }
-        if refused.isEmpty { return published }
-        let failures = refused + published.failures.map { (index: indices[$0.index], error: $0.error) }
-        return WriteResult(failures: failures.sorted { $0.index < $1.index })
+        return PendingWrite { [self, indices, refused] in
+            let published: WriteResult
+            do {
+                published = try await confirms.wait()
+                report(nil)
+            } catch {
+                report(error)
+                throw error
+            }
+            if refused.isEmpty { return published }
+            let failures = refused + published.failures.map { (index: indices[$0.index], error: $0.error) }
+            return WriteResult(failures: failures.sorted { $0.index < $1.index })
+        }
     }
 
     func close() async {
@@ -258,6 +276,32 @@ final class Publisher: @unchecked Sendable {
     /// The publish sequence number the next message gets (1 after confirm.select).
     var nextSequence: UInt64 = 1
     var lastActivity = ContinuousClock.now
+    /// Published batches awaiting their confirms, in publish order.
+    var awaiting: [Awaiting] = []
+    /// Whether a turn of reading confirms is scheduled on `queue`.
+    var pumping = false
+    /// The target's serial queue, where every use of this publisher runs.
+    var queue: BlockingQueue?
+
+    struct Awaiting {
+        let first: UInt64
+        let count: Int
+        var outcomes: [Outcome]
+        /// Unroutable messages (`mandatory`) by position, with the broker's reason.
+        var returned: [Int: String] = [:]
+        var remaining: Int
+        let deadline: ContinuousClock.Instant
+        let confirms: Completion<WriteResult>
+
+        init(first: UInt64, count: Int, deadline: ContinuousClock.Instant, confirms: Completion<WriteResult>) {
+            self.first = first
+            self.count = count
+            outcomes = Array(repeating: .pending, count: count)
+            remaining = count
+            self.deadline = deadline
+            self.confirms = confirms
+        }
+    }
 
     init(settings: AMQPConnectionSettings, exchanges: [RabbitMQOptions.Exchange], exchange: String, mandatory: Bool, persistent: Bool, confirmTimeout: Duration) {
         self.settings = settings
@@ -286,6 +330,7 @@ final class Publisher: @unchecked Sendable {
     func disconnect() {
         connection?.close()
         connection = nil
+        failAwaiting(.retriable("the rabbitmq target closed before the broker confirmed"))
     }
 
     func fail(_ error: AMQPError) -> ConnectorError {
@@ -300,8 +345,11 @@ final class Publisher: @unchecked Sendable {
         case nacked
     }
 
-    func publish(_ batch: [RabbitMQTarget.Outgoing]) throws -> WriteResult {
-        if let connection, ContinuousClock.now - lastActivity > .seconds(max(1, settings.heartbeat)) {
+    /// Publishes `batch` and registers it to await its confirms, which resolve `confirms`.
+    /// Throws (``ConnectorError``) when it could not be published; then every batch still
+    /// awaiting confirms on the connection fails too.
+    func publish(_ batch: [RabbitMQTarget.Outgoing], confirms: Completion<WriteResult>) throws {
+        if let connection, awaiting.isEmpty, ContinuousClock.now - lastActivity > .seconds(max(1, settings.heartbeat)) {
             // Idle longer than a heartbeat: the broker may have closed the connection; read
             // what it sent before publishing into a dead socket.
             do {
@@ -327,11 +375,122 @@ final class Publisher: @unchecked Sendable {
                                    amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
             }
             if status != 0 {
-                throw fail(.library(status, "publish to exchange '\(exchange)' failed"))
+                throw failAll(.library(status, "publish to exchange '\(exchange)' failed"))
             }
             nextSequence += 1
         }
-        return try awaitConfirms(connection, first: first, count: batch.count, batch: batch)
+        awaiting.append(Awaiting(first: first, count: batch.count, deadline: .now + confirmTimeout, confirms: confirms))
+        readConfirms(waitingAtMost: .zero)
+        schedulePump()
+    }
+
+    /// While batches await confirms, reads them on the target's queue in short turns, so that
+    /// publishes queued meanwhile run in between.
+    func schedulePump() {
+        guard !pumping, !awaiting.isEmpty, let queue else { return }
+        pumping = true
+        queue.schedule { [self] in
+            pumping = false
+            readConfirms(waitingAtMost: .milliseconds(2))
+            schedulePump()
+        }
+    }
+
+    /// Reads the frames that arrive within `limit` (and then what is already there), settles
+    /// the confirms and returns they carry, and resolves the batches that are complete. A
+    /// broken connection or a batch past its confirm timeout fails every awaiting batch.
+    func readConfirms(waitingAtMost limit: Duration) {
+        guard let connection, !awaiting.isEmpty else { return }
+        do {
+            var wait = limit
+            while !awaiting.isEmpty, let frame = try connection.waitFrame(timeout: max(wait, .microseconds(1))) {
+                wait = .zero
+                try handle(frame, on: connection)
+                resolveComplete()
+            }
+            if let late = awaiting.first, ContinuousClock.now > late.deadline {
+                let remaining = late.outcomes.filter { $0 == .pending }.count
+                throw AMQPError(kind: .library, code: 0, message: "no publisher confirm within \(confirmTimeout) for \(remaining) of \(late.count) messages")
+            }
+        } catch let error as AMQPError {
+            _ = failAll(error)
+        } catch {
+            _ = failAll(AMQPError(kind: .library, code: 0, message: "\(error)"))
+        }
+    }
+
+    func handle(_ frame: amqp_frame_t, on connection: AMQPConnection) throws {
+        guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return }
+        let method = frame.payload.method
+        switch method.id {
+        case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_ACK):
+            let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
+            settle(ack.delivery_tag, multiple: ack.multiple != 0, as: .acked)
+        case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_NACK):
+            let nack = method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
+            settle(nack.delivery_tag, multiple: nack.multiple != 0, as: .nacked)
+        case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_RETURN):
+            let info = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
+            let reason = "unroutable: \(info.reply_code) \(info.reply_text.string) (exchange '\(info.exchange.string)', routing key '\(info.routing_key.string)')"
+            var content = try connection.readContent(channel: frame.channel)
+            defer { amqp_destroy_message(&content) }
+            let headers = decodeTable(content.properties.headers)
+            if let value = headers.first(where: { $0.0 == RabbitMQTarget.sequenceHeader })?.1,
+               let sequence = UInt64(String(decoding: value, as: UTF8.self)),
+               let index = awaiting.firstIndex(where: { sequence >= $0.first && sequence < $0.first + UInt64($0.count) }) {
+                awaiting[index].returned[Int(sequence - awaiting[index].first)] = reason
+            }
+        default:
+            try connection.handleUnexpected(frame)
+        }
+    }
+
+    /// Marks the messages a confirm covers: `tag` alone, or every tag up to it with `multiple`.
+    func settle(_ tag: UInt64, multiple: Bool, as outcome: Outcome) {
+        for index in awaiting.indices {
+            let first = awaiting[index].first
+            let low = multiple ? first : max(first, tag)
+            let high = min(tag, first + UInt64(awaiting[index].count) - 1)
+            guard high >= low else { continue }
+            for sequence in low...high {
+                let position = Int(sequence - first)
+                if awaiting[index].outcomes[position] == .pending {
+                    awaiting[index].outcomes[position] = outcome
+                    awaiting[index].remaining -= 1
+                }
+            }
+        }
+    }
+
+    /// Resolves the batches whose every message is confirmed.
+    func resolveComplete() {
+        guard awaiting.contains(where: { $0.remaining == 0 }) else { return }
+        lastActivity = .now
+        for batch in awaiting where batch.remaining == 0 {
+            var failures: [(index: Int, error: ConnectorError)] = []
+            for index in 0..<batch.count {
+                if let reason = batch.returned[index] {
+                    failures.append((index, .permanent(reason)))
+                } else if batch.outcomes[index] == .nacked {
+                    failures.append((index, .retriable("the broker refused the message (basic.nack)")))
+                }
+            }
+            batch.confirms.resolve(.success(WriteResult(failures: failures)))
+        }
+        awaiting.removeAll { $0.remaining == 0 }
+    }
+
+    /// Drops the connection and fails every batch awaiting confirms with `error`; returns it.
+    func failAll(_ error: AMQPError) -> ConnectorError {
+        let failure = fail(error)
+        failAwaiting(failure)
+        return failure
+    }
+
+    func failAwaiting(_ error: ConnectorError) {
+        let failed = awaiting
+        awaiting = []
+        for batch in failed { batch.confirms.resolve(.failure(error)) }
     }
 
     /// The AMQP basic properties of one outgoing message, their memory in `arena`; `sequence`
@@ -371,68 +530,5 @@ final class Publisher: @unchecked Sendable {
         }
         properties._flags = amqp_flags_t(flags)
         return properties
-    }
-
-    func awaitConfirms(_ connection: AMQPConnection, first: UInt64, count: Int, batch: [RabbitMQTarget.Outgoing]) throws -> WriteResult {
-        var outcomes = [Outcome](repeating: .pending, count: count)
-        var returned: [Int: String] = [:]
-        var remaining = count
-        let deadline = ContinuousClock.now + confirmTimeout
-        func settle(_ tag: UInt64, multiple: Bool, as outcome: Outcome) {
-            let low = multiple ? first : max(first, tag)
-            guard tag >= low else { return }
-            let high = min(tag, first + UInt64(count) - 1)
-            guard high >= low else { return }
-            for sequence in low...high {
-                let index = Int(sequence - first)
-                if outcomes[index] == .pending {
-                    outcomes[index] = outcome
-                    remaining -= 1
-                }
-            }
-        }
-        do {
-            while remaining > 0 {
-                let left = deadline - ContinuousClock.now
-                guard left > .zero else {
-                    throw fail(AMQPError(kind: .library, code: 0, message: "no publisher confirm within \(confirmTimeout) for \(remaining) of \(count) messages"))
-                }
-                guard let frame = try connection.waitFrame(timeout: left) else { continue }
-                guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { continue }
-                let method = frame.payload.method
-                switch method.id {
-                case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_ACK):
-                    let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-                    settle(ack.delivery_tag, multiple: ack.multiple != 0, as: .acked)
-                case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_NACK):
-                    let nack = method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
-                    settle(nack.delivery_tag, multiple: nack.multiple != 0, as: .nacked)
-                case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_RETURN):
-                    let info = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
-                    let reason = "unroutable: \(info.reply_code) \(info.reply_text.string) (exchange '\(info.exchange.string)', routing key '\(info.routing_key.string)')"
-                    var content = try connection.readContent(channel: frame.channel)
-                    defer { amqp_destroy_message(&content) }
-                    let headers = decodeTable(content.properties.headers)
-                    if let value = headers.first(where: { $0.0 == RabbitMQTarget.sequenceHeader })?.1,
-                       let sequence = UInt64(String(decoding: value, as: UTF8.self)), sequence >= first, sequence < first + UInt64(count) {
-                        returned[Int(sequence - first)] = reason
-                    }
-                default:
-                    try connection.handleUnexpected(frame)
-                }
-            }
-        } catch let error as AMQPError {
-            throw fail(error)
-        }
-        lastActivity = .now
-        var failures: [(index: Int, error: ConnectorError)] = []
-        for index in 0..<count {
-            if let reason = returned[index] {
-                failures.append((index, .permanent(reason)))
-            } else if outcomes[index] == .nacked {
-                failures.append((index, .retriable("the broker refused the message (basic.nack)")))
-            }
-        }
-        return WriteResult(failures: failures)
     }
 }
