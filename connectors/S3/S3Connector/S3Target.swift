@@ -47,6 +47,7 @@ final class S3Target: Target {
             guard let text = options.string("key"), let key = try? S3KeyTemplate(text) else { return [] }
             return key.readsOffsetWithoutSession ? ["key"] : []
         },
+        batchesInFlight: 2,
         make: { setup in try S3Target(setup) }
     )
 
@@ -196,6 +197,14 @@ final class S3Target: Target {
     }
 
     func write(_ messages: [Message]) async throws -> WriteResult {
+        try await start(messages).result()
+    }
+
+    /// Encodes the batch into objects now, on the lane's task, and returns the upload to await:
+    /// the lane encodes its next batch while this one's objects are sent (`inFlight`). Objects
+    /// have keys of their own, so the order in which two batches' objects are stored does not
+    /// matter.
+    func start(_ messages: [Message]) async throws -> PendingWrite {
         let client: S3Client
         if let current = self.client.withLock({ $0 }) {
             client = current
@@ -206,6 +215,12 @@ final class S3Target: Target {
             client = opened
         }
         let (objects, rejected) = plan(messages)
+        return PendingWrite { [self] in try await upload(objects, rejected: rejected, client: client) }
+    }
+
+    /// Uploads a batch's objects in parallel (bounded by the connections) and maps what failed
+    /// back to the batch's messages.
+    func upload(_ objects: [PlannedObject], rejected: [(index: Int, error: ConnectorError)], client: S3Client) async throws -> WriteResult {
         let compression = self.compression
         let contentType = self.contentType
         let multipartThreshold = self.multipartThreshold
