@@ -1,0 +1,24 @@
+# shellcheck shell=bash
+# The benchmark library for scripts/bench.d/*: the arithmetic they print, as shell functions over
+# scripts/lib/benchmath.py (whose docstring describes each one). Source it; do not run it.
+#   now; since START; duration START END [DIGITS]; secs S; rate COUNT S | rate COUNT START END;
+#   quotient A B DIGITS; mbps BYTES S; ratio A B; ratio_at_least A B MIN;
+#   median X...; median_int X...; median_low X...; field JSON KEY
+
+BENCH_LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+benchmath() { python3 "$BENCH_LIB/benchmath.py" "$@"; }
+
+now() { benchmath now; }
+since() { benchmath since "$@"; }
+duration() { benchmath duration "$@"; }
+secs() { benchmath secs "$@"; }
+rate() { benchmath rate "$@"; }
+quotient() { benchmath quotient "$@"; }
+mbps() { benchmath mbps "$@"; }
+ratio() { benchmath ratio "$@"; }
+ratio_at_least() { benchmath ratio_at_least "$@"; }
+median() { benchmath median "$@"; }
+median_int() { benchmath median_int "$@"; }
+median_low() { benchmath median_low "$@"; }
+field() { benchmath field "$@"; }
