@@ -9,16 +9,9 @@ BENCH_LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 benchmath() { python3 "$BENCH_LIB/benchmath.py" "$@"; }
 
-now() { benchmath now; }
-since() { benchmath since "$@"; }
-duration() { benchmath duration "$@"; }
-secs() { benchmath secs "$@"; }
-rate() { benchmath rate "$@"; }
-quotient() { benchmath quotient "$@"; }
-mbps() { benchmath mbps "$@"; }
-ratio() { benchmath ratio "$@"; }
-ratio_at_least() { benchmath ratio_at_least "$@"; }
-median() { benchmath median "$@"; }
-median_int() { benchmath median_int "$@"; }
-median_low() { benchmath median_low "$@"; }
-field() { benchmath field "$@"; }
+# One shell function per function of benchmath.py, of the same name: `rate A B` runs
+# `benchmath rate A B`.
+for _fn in now since duration secs rate quotient mbps ratio ratio_at_least median median_int median_low field; do
+    eval "$_fn() { benchmath $_fn \"\$@\"; }"
+done
+unset _fn
