@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared helpers for scripts/setup and scripts/services. Source it; do not run it.
 # Callers must set ROOT (the checkout) before sourcing.
+# shellcheck disable=SC2034  # STATE, BIN_DIR, VENV, SVC_ROOT, ENV_FILE are for the callers
 
 : "${ROOT:?ROOT must be set before sourcing scripts/lib/common.sh}"
 
@@ -53,7 +54,7 @@ pid_alive() {
 # read_pid FILE: print the PID stored in FILE (first line), or nothing.
 read_pid() {
     local pid=""
-    [[ -r "$1" ]] && read -r pid < "$1" || true
+    if [[ -r "$1" ]]; then read -r pid < "$1" || true; fi
     [[ "$pid" =~ ^[0-9]+$ ]] && printf '%s\n' "$pid"
     return 0
 }
@@ -109,6 +110,7 @@ wait_until() {
 
 # port_open PORT [HOST]: true when something accepts TCP connections there.
 port_open() {
+    # shellcheck disable=SC2016  # $1 and $2 belong to the inner shell
     timeout 1 bash -c ': > "/dev/tcp/$2/$1"' _ "$1" "${2:-127.0.0.1}" 2>/dev/null
 }
 
@@ -124,6 +126,7 @@ spawn_daemon() {
     local pidfile="$1" logfile="$2"; shift 2
     rm -f "$pidfile"
     # setsid -f forks, so the wrapper shell (not setsid) records its own PID, then execs CMD.
+    # shellcheck disable=SC2016  # $$, $0 and $@ belong to the inner shell
     setsid -f bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1
     local deadline=$(( $(now_ms) + 5000 ))
     until [[ -s "$pidfile" ]]; do
