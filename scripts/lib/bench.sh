@@ -11,7 +11,7 @@ benchmath() { python3 "$BENCH_LIB/benchmath.py" "$@"; }
 
 # One shell function per function of benchmath.py, of the same name: `rate A B` runs
 # `benchmath rate A B`.
-for _fn in now since duration secs rate quotient mbps ratio ratio_at_least median median_int median_low field; do
+for _fn in now since duration secs rate quotient total mbps ratio ratio_at_least median median_int median_low field; do
     eval "$_fn() { benchmath $_fn \"\$@\"; }"
 done
 unset _fn

@@ -55,6 +55,11 @@ def quotient(a, b, digits):
     return f"{float(a) / float(b):.{int(digits)}f}"
 
 
+def total(*xs):
+    """The sum of the numbers, to two decimals (CPU seconds: user + system)."""
+    return f"{sum(float(x) for x in xs):.2f}"
+
+
 def mbps(nbytes, seconds):
     return f"{float(nbytes) / float(seconds) / 1e6:.1f}"
 
@@ -89,7 +94,7 @@ def field(text, key):
 
 
 FUNCTIONS = {f.__name__: f for f in (now, since, duration, secs, rate, quotient, mbps, ratio,
-                                     ratio_at_least, median, median_int, median_low, field)}
+                                     ratio_at_least, median, median_int, median_low, field, total)}
 
 
 def main(argv):
