@@ -20,6 +20,9 @@ __attribute__((constructor)) static void switchyard_limit_malloc_arenas(void) {
     if (getenv("MALLOC_ARENA_MAX") == NULL && mallopt(M_ARENA_MAX, 1) == 1) {
         arena_limit = 1;
     }
+    if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL) {
+        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    }
 #endif
 }
 
