@@ -236,9 +236,10 @@ struct KafkaConsumerStateMachine: Sendable {
         if brokersAreDown { actions += brokersUp() }
         // A message fetched again (after a pause, say) is already in flight: never twice, and
         // never out of order, into one shard's ledger.
-        if let next = owned[partition]?.next, message.offset < next { return (false, actions) }
-        if owned[partition]?.firstTaken == nil { owned[partition]?.firstTaken = message.offset }
-        owned[partition]?.next = message.offset + 1
+        guard let found = owned.index(forKey: partition) else { return (false, actions) }
+        if let next = owned.values[found].next, message.offset < next { return (false, actions) }
+        if owned.values[found].firstTaken == nil { owned.values[found].firstTaken = message.offset }
+        owned.values[found].next = message.offset + 1
         if let index = pendingIndex[shard] {
             pending[index].messages.append(message)
         } else {
