@@ -1,4 +1,3 @@
-import CRdKafka
 import Dispatch
 import Logging
 import Metrics
@@ -21,45 +20,12 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
 
     // Poll-thread state.
     private var consumer: RDKafkaConsumer?
-    private var shardOf: [TopicPartition: Int32] = [:]
-    private var pending: [Int32: [Message]] = [:]
-    private var pendingOrder: [Int32] = []
-    private var paused = false
-    private var blockedSince: ContinuousClock.Instant?
-    private var committed: [Int32: Int64] = [:]
-    /// The offset after the last message taken from each shard: offsets only move forward.
-    private var nextOffset: [Int32: Int64] = [:]
-    private var closing = false
-    private var stopped = false
-    private var lastCommit = ContinuousClock.now
-    private var lastHealthCheck = ContinuousClock.now
-    private var brokersDown = false
+    /// The delivery decisions: fed events on this thread; its actions are performed here.
+    private var machine: KafkaConsumerStateMachine
     private let rebalances: Counter
-    /// The offset of the first message taken from each shard in this assignment.
-    private var firstTaken: [Int32: Int64] = [:]
-    /// Where each owned partition's consumption started when nothing was taken from it yet:
-    /// the group's committed offset, or the reset position without one.
-    private var startPosition: [Int32: Int64] = [:]
-    /// A bounded run's stop offset of each partition (empty: unbounded), and the owned
-    /// partitions that reached theirs (paused; nothing at or past the stop is taken).
-    private var stopOffsets: [TopicPartition: Int64] = [:]
-    private var reachedStop: Set<TopicPartition> = []
-    /// When a bounded run's member first got partitions: it must own them all soon after.
-    private var firstAssigned: ContinuousClock.Instant?
-    private var lastLagRefresh = ContinuousClock.now - .seconds(1)
-    private var lastStartLookup = ContinuousClock.now - .seconds(10)
     /// What a `/metrics` scrape needs to compute the lag exactly (see ``publishLag()``),
     /// refreshed by the poll thread.
-    let lagView = Mutex<[TopicPartition: LagEntry]>([:])
-
-    struct LagEntry: Sendable {
-        var shard: Int32
-        /// The partition's high watermark as of the last fetch.
-        var high: Int64
-        /// The first offset not yet acknowledged when nothing was acknowledged in this
-        /// assignment: the first taken, else where consumption starts.
-        var base: Int64?
-    }
+    let lagView = Mutex<[TopicPartition: KafkaConsumerStateMachine.LagEntry]>([:])
 
     /// Bytes of the budget held for librdkafka's prefetch while the session lives.
     let reserved: Int
@@ -72,6 +38,7 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         self.logger = source.logger
         self.queue = DispatchQueue(label: "switchyard.kafka.source.\(source.settings.name)")
         self.rebalances = Counter(label: "switchyard_source_rebalances_total", dimensions: [("source", source.settings.name)])
+        self.machine = KafkaConsumerStateMachine(.init(source.settings), now: .now)
     }
 
     func start() {
@@ -101,8 +68,7 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
             ScrapeHooks.shared.remove(hook)
             for partition in lagView.withLock({ Array($0.keys) }) { Self.lagGauge(settings.name, partition).destroy() }
             lagView.withLock { $0 = [:] }
-            source.release(Array(shardOf.values))
-            shardOf = [:]
+            perform(machine.releaseAll())
             consumer = nil
             context.budget.release(reserved)
             let waiters = finished.withLock { state in
@@ -114,7 +80,7 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         }
         let config = RDKafkaConfig()
         do {
-            if settings.stopAtEnd { stopOffsets = try source.stopOffsets() }
+            if settings.stopAtEnd { machine.bound(by: try source.stopOffsets()) }
             try config.set(settings.properties)
             consumer = try RDKafkaConsumer(config: config, topics: settings.topics, logger: logger, events: self)
         } catch {
@@ -130,50 +96,25 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
                 handoff.end(.failed(fatal))
                 return
             }
-            tick()
-            if context.isStopping && !stopped {
-                stopped = true
-                pauseAll()
-                pending = [:]
-                pendingOrder = []
-                handoff.end(.finished)
-            }
-            if !stopped && !stopOffsets.isEmpty, let error = sharedGroupError() {
-                source.setHealth(.down(error.message))
-                handoff.end(.failed(error))
-                stopped = true
-            }
-            if !stopped && !stopOffsets.isEmpty && reachedEveryStop() {
-                stopped = true
-                pauseAll()
-                logger.notice("kafka source reached the end of its input: every partition is taken up to its stop offset", metadata: ["source": "\(settings.name)"])
-                handoff.end(.finished)
-            }
-            if stopped {
+            perform(machine.tick(now: .now))
+            if context.isStopping { perform(machine.stopRequested()) }
+            perform(machine.checkBoundedRun(now: .now, handoffIsEmpty: handoff.isEmpty))
+            if machine.isStopped {
                 // Keep serving callbacks (commits, rebalances) until close.
                 serveEvents(timeoutMs: 100, keepMessages: false)
                 continue
             }
-            if pendingOrder.isEmpty {
+            if !machine.hasPending {
                 pollRound()
             }
-            guard !pendingOrder.isEmpty else { continue }
-            let round = pendingOrder.compactMap { shard in pending[shard].map { Batch(shard: shard, messages: $0) } }
+            guard let round = machine.roundToHandOver else { continue }
             if handoff.offer(round) {
-                pending = [:]
-                pendingOrder = []
-                blockedSince = nil
-                if paused { resumeAll() }
+                perform(machine.roundAccepted())
                 continue
             }
             // `run` is still submitting (the byte budget or a target queue is full).
-            let now = ContinuousClock.now
-            if blockedSince == nil { blockedSince = now }
-            if !paused && now - blockedSince! > .milliseconds(500) {
-                // Stop fetching, and keep polling so that the group membership stays alive.
-                pauseAll()
-            }
-            if paused {
+            perform(machine.roundBlocked(now: .now))
+            if machine.isPaused {
                 serveEvents(timeoutMs: 0, keepMessages: true)
             }
             _ = handoff.space.wait(timeout: .now() + .milliseconds(50))
@@ -181,7 +122,43 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         finalCommitAndClose()
     }
 
-    /// Polls up to `batchSize` messages (waiting at most 100 ms for the first) into `pending`.
+    /// Performs what the state machine decided, in order.
+    private func perform(_ actions: [KafkaConsumerStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .pause(let partitions):
+                consumer?.pause(partitions)
+            case .resume(let partitions, let seek):
+                consumer?.seek(seek.map { ($0.partition, $0.offset) })
+                consumer?.resume(partitions)
+            case .commit(let shards, let sync):
+                commit(shards: shards, async: !sync)
+            case .drainThenCommit(let shards):
+                drain(shards)
+                commit(shards: shards, async: false)
+            case .withdraw(let shards):
+                handoff.remove(shards: shards)
+            case .release(let shards):
+                source.release(shards)
+            case .refreshLag:
+                refreshLag()
+            case .probeBrokers:
+                if consumer?.isReachable(timeoutMs: 1000) == true { perform(machine.brokersUp()) }
+            case .setHealth(let health):
+                source.setHealth(health)
+            case .end(.stopped):
+                handoff.end(.finished)
+            case .end(.reachedEveryStop):
+                logger.notice("kafka source reached the end of its input: every partition is taken up to its stop offset", metadata: ["source": "\(settings.name)"])
+                handoff.end(.finished)
+            case .end(.failed(let error)):
+                handoff.end(.failed(error))
+            }
+        }
+    }
+
+    /// Polls up to `batchSize` messages (waiting at most 100 ms for the first) into the pending
+    /// round.
     private func pollRound() {
         guard let consumer else { return }
         var count = 0
@@ -220,121 +197,28 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     }
 
     private func accept(_ message: Message) -> Bool {
-        let partition = TopicPartition(topic: message.channel, partition: message.partition)
-        guard let shard = shardOf[partition] else { return false }
-        if let stop = stopOffsets[partition] {
-            if message.offset >= stop {
-                markReached(partition)
-                return false
-            }
-            if message.offset + 1 >= stop { markReached(partition) }
-        }
-        if brokersDown { markUp() }
-        // A message fetched again (after a pause, say) is already in flight: never twice, and
-        // never out of order, into one shard's ledger.
-        if let next = nextOffset[shard], message.offset < next { return false }
-        if firstTaken[shard] == nil { firstTaken[shard] = message.offset }
-        nextOffset[shard] = message.offset + 1
-        if pending[shard] == nil {
-            pending[shard] = []
-            pendingOrder.append(shard)
-        }
-        pending[shard]!.append(message)
-        return true
+        let (taken, actions) = machine.fetched(message)
+        perform(actions)
+        return taken
     }
 
     private func report(_ error: KafkaError, _ partition: TopicPartition?) {
         if error.code == .partitionEOF {
-            // At the end of the partition, past its stop offset (high watermarks only grow).
-            if let partition, stopOffsets[partition] != nil, shardOf[partition] != nil { markReached(partition) }
+            if let partition { perform(machine.partitionEnded(partition)) }
             return
         }
         logger.warning("kafka consumer error", metadata: ["error": "\(error)", "partition": "\(partition.map(\.description) ?? "-")"])
     }
 
-    /// A bounded run's partition that holds nothing more to take: paused for good.
-    private func markReached(_ partition: TopicPartition) {
-        guard reachedStop.insert(partition).inserted else { return }
-        consumer?.pause([partition])
-    }
-
-    /// A bounded run needs its group to itself: another member (a bridge still running) holds
-    /// partitions that this one would wait for forever. Checked once the group had three
-    /// session timeouts (at least 10 s) since the first assignment to settle.
-    private func sharedGroupError() -> KafkaError? {
-        guard let firstAssigned else { return nil }
-        let session = settings.properties.last { $0.0 == "session.timeout.ms" }.flatMap { Int($0.1) } ?? 45_000
-        guard ContinuousClock.now - firstAssigned > max(.seconds(10), .milliseconds(3 * session)) else { return nil }
-        let owned = stopOffsets.keys.filter { shardOf[$0] != nil }.count
-        guard owned < stopOffsets.count else { return nil }
-        let group = settings.properties.last { $0.0 == "group.id" }?.1 ?? "?"
-        return KafkaError(RD_KAFKA_RESP_ERR__STATE, "a bounded run needs group '\(group)' to itself, but this member owns \(owned) of \(stopOffsets.count) partitions: another member (a bridge still running?) holds the rest; stop it and run again", fatal: true)
-    }
-
-    /// Whether a bounded run is done: this member owns every partition of its topics, each
-    /// reached its stop offset (or started at it), and everything taken was handed over.
-    private func reachedEveryStop() -> Bool {
-        guard pendingOrder.isEmpty, handoff.isEmpty else { return false }
-        for (partition, stop) in stopOffsets {
-            guard let shard = shardOf[partition] else { return false }
-            if reachedStop.contains(partition) { continue }
-            guard let position = nextOffset[shard] ?? startPosition[shard], position >= stop else { return false }
-        }
-        return true
-    }
-
-    private func pauseAll() {
-        guard let consumer else { return }
-        consumer.pause(Array(shardOf.keys))
-        paused = true
-    }
-
-    private func resumeAll() {
-        guard let consumer else { return }
-        // Continue after what was taken, not from what librdkafka may fall back to.
-        let resumed = shardOf.filter { !reachedStop.contains($0.key) }
-        consumer.seek(resumed.compactMap { partition, shard in nextOffset[shard].map { (partition, $0) } })
-        consumer.resume(Array(resumed.keys))
-        paused = false
-    }
-
-    /// Periodic work: commit, lag gauges, health probe while the brokers are down.
-    private func tick() {
-        let now = ContinuousClock.now
-        if now - lastCommit >= settings.commitInterval {
-            lastCommit = now
-            commit(shards: nil, async: true)
-        }
-        if now - lastLagRefresh >= .milliseconds(200) {
-            lastLagRefresh = now
-            refreshLag()
-        }
-        if brokersDown && now - lastHealthCheck >= .seconds(2) {
-            lastHealthCheck = now
-            if consumer?.isReachable(timeoutMs: 1000) == true { markUp() }
-        }
-    }
-
-    private func markUp() {
-        brokersDown = false
-        source.setHealth(.up)
-    }
-
     /// Commits the acknowledged watermark (+1) of `shards` (all owned when nil) that moved.
     private func commit(shards: [Int32]?, async: Bool) {
         guard let consumer else { return }
-        var offsets: [(TopicPartition, Int64)] = []
-        var issued: [(Int32, Int64)] = []
-        for (shard, (partition, through)) in source.watermarks(shards) {
-            let next = through + 1
-            if let done = committed[shard], done >= next { continue }
-            offsets.append((partition, next))
-            issued.append((shard, next))
-        }
-        guard !offsets.isEmpty else { return }
+        let commits = machine.commits(acknowledged: source.watermarks(shards))
+        guard !commits.isEmpty else { return }
+        let offsets = commits.map { ($0.partition, $0.offset) }
         do {
             try consumer.commit(offsets, async: async)
-            for (shard, next) in issued { committed[shard] = next }
+            machine.commitSent(commits)
             Self.recordCommitted(source: settings.name, offsets)
         } catch {
             logger.warning("kafka commit failed; retrying at the next interval", metadata: ["error": "\(error)"])
@@ -356,40 +240,27 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     /// Also the backlog not yet fetched, for the bridge lag.
     private func refreshLag() {
         guard let consumer else { return }
-        let latest = settings.properties.last { $0.0 == "auto.offset.reset" }?.1 == "latest"
-        var missingStart: [TopicPartition] = []
-        var view: [TopicPartition: LagEntry] = [:]
-        var backlog: Int64 = 0
-        for (partition, shard) in shardOf {
-            guard let marks = consumer.watermarks(partition) else { continue }
-            let base = firstTaken[shard] ?? committed[shard] ?? startPosition[shard]
-            if base == nil { missingStart.append(partition) }
-            view[partition] = LagEntry(shard: shard, high: marks.high, base: base)
-            // Not fetched yet: from the next offset to take (or the start) to the end.
-            backlog += max(0, marks.high - (nextOffset[shard] ?? base ?? marks.high))
+        var high: [TopicPartition: Int64] = [:]
+        for partition in machine.ownedPartitions {
+            if let marks = consumer.watermarks(partition) { high[partition] = marks.high }
         }
+        let refresh = machine.refreshLag(high: high, now: .now)
         let gone = lagView.withLock { current -> [TopicPartition] in
-            let gone = current.keys.filter { view[$0] == nil }
-            current = view
+            let gone = current.keys.filter { refresh.view[$0] == nil }
+            current = refresh.view
             return gone
         }
         for partition in gone { Self.lagGauge(settings.name, partition).destroy() }
-        source.backlogMessages.store(Int(backlog), ordering: .relaxed)
+        source.backlogMessages.store(Int(refresh.backlog), ordering: .relaxed)
         // A partition nothing was taken from yet: ask the group's committed offset (a request,
         // on this thread, at most every 5 s). Without one, consumption starts at the reset
         // position.
-        let now = ContinuousClock.now
-        guard !missingStart.isEmpty, now - lastStartLookup >= .seconds(5) else { return }
-        lastStartLookup = now
-        guard let offsets = try? consumer.committed(missingStart, timeoutMs: 2000) else { return }
-        for partition in missingStart {
-            guard let shard = shardOf[partition], let marks = consumer.watermarks(partition) else { continue }
-            if let offset = offsets[partition], offset >= 0 {
-                startPosition[shard] = offset
-            } else {
-                startPosition[shard] = latest ? marks.high : marks.low
-            }
+        guard !refresh.lookUpStart.isEmpty, let offsets = try? consumer.committed(refresh.lookUpStart, timeoutMs: 2000) else { return }
+        var watermarks: [TopicPartition: (low: Int64, high: Int64)] = [:]
+        for partition in refresh.lookUpStart {
+            watermarks[partition] = consumer.watermarks(partition)
         }
+        machine.startsFound(committed: offsets, watermarks: watermarks)
     }
 
     /// Records the lag of every owned partition: its high watermark minus the first offset not
@@ -407,8 +278,7 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
     }
 
     private func finalCommitAndClose() {
-        closing = true
-        commit(shards: nil, async: false)
+        perform(machine.close())
         consumer?.close()
         logger.info("kafka consumer closed", metadata: ["source": "\(settings.name)"])
     }
@@ -417,41 +287,17 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
 
     func assigned(_ partitions: [TopicPartition]) {
         rebalances.increment()
-        for partition in partitions where shardOf[partition] == nil {
-            shardOf[partition] = source.assign(partition)
-        }
-        if firstAssigned == nil && !partitions.isEmpty { firstAssigned = .now }
+        var shards: [TopicPartition: Int32] = [:]
+        for partition in machine.unowned(partitions) { shards[partition] = source.assign(partition) }
+        let actions = machine.assigned(partitions, shards: shards, now: .now)
         logger.info("kafka partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
-        markUp()
-        if paused, let consumer {
-            // Newly assigned partitions start paused too; the assignment is applied after this
-            // returns, so pause again on the next loop turn.
-            consumer.pause(partitions)
-        }
+        perform(actions)
     }
 
     func revoked(_ partitions: [TopicPartition], lost: Bool) {
         rebalances.increment()
-        let shards = partitions.compactMap { shardOf[$0] }
-        let shardSet = Set(shards)
-        handoff.remove(shards: shardSet)
-        for shard in shards { pending[shard] = nil }
-        pendingOrder.removeAll { shardSet.contains($0) }
-        if !lost {
-            if !closing && !shards.isEmpty { drain(shards) }
-            commit(shards: shards, async: false)
-        }
-        source.release(shards)
-        for partition in partitions {
-            shardOf[partition] = nil
-            reachedStop.remove(partition)
-        }
-        for shard in shards {
-            committed[shard] = nil
-            nextOffset[shard] = nil
-            firstTaken[shard] = nil
-            startPosition[shard] = nil
-        }
+        perform(machine.revoking(partitions, lost: lost))
+        perform(machine.revoked(partitions))
         logger.info(lost ? "kafka partitions lost (not committed)" : "kafka partitions revoked", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
     }
 
@@ -481,19 +327,12 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         if let error, error.code != .noOffset {
             logger.warning("kafka commit failed; retrying at the next interval", metadata: ["error": "\(error)"])
         }
-        for entry in entries {
-            guard let failure = entry.error ?? error, failure.code != .noOffset, let shard = shardOf[entry.partition] else { continue }
-            _ = failure
-            // Commit again at the next interval.
-            committed[shard] = nil
-        }
+        machine.commitCompleted(entries, error: error)
     }
 
     func clientError(_ error: KafkaError) {
         if error.code == .allBrokersDown {
-            brokersDown = true
-            lastHealthCheck = .now
-            source.setHealth(.down("all brokers are down: \(error.message)"))
+            perform(machine.brokersDown(error.message, now: .now))
         } else if error.isFatal {
             source.setHealth(.down(error.description))
         } else {

@@ -27,6 +27,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         public static let noOffset = Code(RD_KAFKA_RESP_ERR__NO_OFFSET)
         public static let partitionEOF = Code(RD_KAFKA_RESP_ERR__PARTITION_EOF)
         public static let destroy = Code(RD_KAFKA_RESP_ERR__DESTROY)
+        public static let state = Code(RD_KAFKA_RESP_ERR__STATE)
     }
 
     /// How the connectors react to an error.
@@ -48,6 +49,10 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         self.code = Code(code)
         self.message = message ?? String(cString: rd_kafka_err2str(code))
         self.isFatal = fatal || code == RD_KAFKA_RESP_ERR__FATAL
+    }
+
+    init(_ code: Code, _ message: String, fatal: Bool = false) {
+        self.init(code.c, message, fatal: fatal)
     }
 
     /// Takes over (and destroys) an `rd_kafka_error_t`.
