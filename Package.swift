@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // Connector families are selected at build time with package traits (SE-0450).
@@ -97,7 +97,8 @@ let package = Package(
         // Connector families: a system library over the Debian package, and the connector module.
         .systemLibrary(name: "CRdKafka", path: "connectors/Kafka/CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .target(name: "KafkaConnector", dependencies: ["SwitchyardCore", "CRdKafka"], path: "connectors/Kafka/KafkaConnector"),
-        .systemLibrary(name: "CRabbitMQ", path: "connectors/RabbitMQ/CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(
+            name: "CRabbitMQ", path: "connectors/RabbitMQ/CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
         .target(name: "RabbitMQConnector", dependencies: ["SwitchyardCore", "CRabbitMQ"], path: "connectors/RabbitMQ/RabbitMQConnector"),
         .systemLibrary(name: "CHiredis", path: "connectors/Redis/CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .target(name: "RedisConnector", dependencies: ["SwitchyardCore", "CHiredis"], path: "connectors/Redis/RedisConnector"),
@@ -161,7 +162,8 @@ let package = Package(
         .testTarget(
             name: "OperatorTests",
             dependencies: [
-                "SwitchyardOperator", "SwitchyardConfig", "SwitchyardCore", "SwitchyardRuntime", "BuiltinConnectors", "KafkaConnector", "RabbitMQConnector",
+                "SwitchyardOperator", "SwitchyardConfig", "SwitchyardCore", "SwitchyardRuntime", "BuiltinConnectors", "KafkaConnector",
+                "RabbitMQConnector",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -169,14 +171,18 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "KafkaConnectorTests", dependencies: ["KafkaConnector", "SwitchyardCore", "CRdKafka", "TestBedSupport", "SwitchyardOperator"]),
+        .testTarget(
+            name: "KafkaConnectorTests",
+            dependencies: ["KafkaConnector", "SwitchyardCore", "CRdKafka", "TestBedSupport", "SwitchyardOperator"]),
         // Test-bed helpers shared by test modules (a plain target: test targets cannot import each other).
         .target(name: "TestBedSupport", path: "Tests/TestBedSupport"),
         .testTarget(name: "RabbitMQConnectorTests", dependencies: ["RabbitMQConnector", "SwitchyardCore", "CRabbitMQ", "TestBedSupport"]),
         // Bridges between clusters, through the switchyard binary (kafka-mock processes, rabbitmq-server).
         .testTarget(name: "BridgeTests", dependencies: ["TestBedSupport"]),
         .testTarget(name: "LinkTests", dependencies: ["LinkConnector", "SwitchyardCore"]),
-        .testTarget(name: "StoreConnectorTests", dependencies: ["RedisConnector", "PostgresConnector", "S3Connector", "SwitchyardCore", "TestBedSupport"]),
+        .testTarget(
+            name: "StoreConnectorTests",
+            dependencies: ["RedisConnector", "PostgresConnector", "S3Connector", "SwitchyardCore", "TestBedSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

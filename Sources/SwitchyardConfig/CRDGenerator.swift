@@ -103,22 +103,29 @@ public struct CRDGenerator: Sendable {
         // The operator reads `deployment`, and the scale subresource writes its replicas:
         // literal values only, no ${...} references.
         if let field = DocumentSchema.spec.field("deployment") {
-            spec[path: ["properties", "deployment"]] = JSONSchemaGenerator(registry: registry, dialect: .kubernetes, allowsReferences: false).property(field)
+            spec[path: ["properties", "deployment"]] = JSONSchemaGenerator(
+                registry: registry, dialect: .kubernetes, allowsReferences: false
+            ).property(field)
             spec[path: ["properties", "deployment", "properties", "replicas", "format"]] = .string("int32")
             // A pod's nodeSelector is a map of strings, not an open map.
             spec[path: ["properties", "deployment", "properties", "nodeSelector", "x-kubernetes-preserve-unknown-fields"]] = nil
-            spec[path: ["properties", "deployment", "properties", "nodeSelector", "additionalProperties"]] = .object(["type": .string("string")])
+            spec[path: ["properties", "deployment", "properties", "nodeSelector", "additionalProperties"]] = .object([
+                "type": .string("string")
+            ])
         }
         // The operator renders the scaler from `autoscaling`: literal values only too.
         if let field = DocumentSchema.spec.field("autoscaling") {
-            spec[path: ["properties", "autoscaling"]] = JSONSchemaGenerator(registry: registry, dialect: .kubernetes, allowsReferences: false).property(field)
+            spec[path: ["properties", "autoscaling"]] = JSONSchemaGenerator(
+                registry: registry, dialect: .kubernetes, allowsReferences: false
+            ).property(field)
             for name in ["minReplicas", "maxReplicas"] {
                 spec[path: ["properties", "autoscaling", "properties", name, "format"]] = .string("int32")
             }
         }
         // The operator renders the cutover Job from `cutover`: literal values only.
         if let field = DocumentSchema.spec.field("cutover") {
-            spec[path: ["properties", "cutover"]] = JSONSchemaGenerator(registry: registry, dialect: .kubernetes, allowsReferences: false).property(field)
+            spec[path: ["properties", "cutover"]] = JSONSchemaGenerator(registry: registry, dialect: .kubernetes, allowsReferences: false)
+                .property(field)
         }
         let limit = JSONValue.int(DocumentSchema.Limits.entries)
         for list in ["sources", "targets", "routes"] {
@@ -172,38 +179,56 @@ public struct CRDGenerator: Sendable {
         "description": .string("Set by the operator."),
         "properties": .object([
             "observedGeneration": integer("the generation of the spec the operator last acted on", format: "int64"),
-            "runningGeneration": integer("the generation of the spec the running pods execute (older than observedGeneration while a change rolls out, or when a change was invalid)", format: "int64"),
+            "runningGeneration": integer(
+                "the generation of the spec the running pods execute (older than observedGeneration while a change rolls out, or when a change was invalid)",
+                format: "int64"),
             "replicas": integer("pods of the connector's Deployment", format: "int32"),
             "readyReplicas": integer("pods that are ready (every source and target connected)", format: "int32"),
-            "idleReplicas": integer("running pods that hold no share of the work (every source a group member without a partition: more pods than partitions), as their /status says; counted while the Connector has more than one pod", format: "int32"),
+            "idleReplicas": integer(
+                "running pods that hold no share of the work (every source a group member without a partition: more pods than partitions), as their /status says; counted while the Connector has more than one pod",
+                format: "int32"),
             "selector": string("label selector of the pods, for the scale subresource"),
             "cutover": .object([
                 "type": .string("object"),
-                "description": .string("where spec.cutover stands (docs/migration.md); the full report is in the ConfigMap named in report"),
+                "description": .string(
+                    "where spec.cutover stands (docs/migration.md); the full report is in the ConfigMap named in report"),
                 "properties": .object([
                     "phase": string("WaitingForPods, JobStarted, Running, Restarting, Complete or Failed"),
                     "job": string("the cutover Job"),
                     "report": string("the ConfigMap holding the JSON report"),
                     "copiedRecords": integer("records the bounded copy moved", format: "int64"),
-                    "groups": .object(["type": .string("array"), "items": .object(["type": .string("string")]), "description": .string("the groups moved")]),
-                    "equal": .object(["type": .string("boolean"), "description": .string("whether the reconciliation found both sides equal")]),
+                    "groups": .object([
+                        "type": .string("array"), "items": .object(["type": .string("string")]), "description": .string("the groups moved"),
+                    ]),
+                    "equal": .object([
+                        "type": .string("boolean"), "description": .string("whether the reconciliation found both sides equal"),
+                    ]),
                     "failedStep": string("capture, copy, translate, reconcile or job: where a failed cutover stopped"),
                     "queue": string("a RabbitMQ source's queue, drained"),
                 ]),
             ]),
             "conditions": .object([
                 "type": .string("array"),
-                "description": .string("Valid (the document passed validation), Ready (every pod is ready), Progressing (a rollout is under way), CutoverComplete and CutoverFailed (with spec.cutover)"),
+                "description": .string(
+                    "Valid (the document passed validation), Ready (every pod is ready), Progressing (a rollout is under way), CutoverComplete and CutoverFailed (with spec.cutover)"
+                ),
                 "x-kubernetes-list-type": .string("map"),
                 "x-kubernetes-list-map-keys": .array([.string("type")]),
                 "items": .object([
                     "type": .string("object"),
                     "required": .array([.string("type"), .string("status")]),
                     "properties": .object([
-                        "type": .object(["type": .string("string"), "maxLength": .int(316), "description": .string("Valid, Ready or Progressing")]),
-                        "status": .object(["type": .string("string"), "enum": .array([.string("True"), .string("False"), .string("Unknown")])]),
+                        "type": .object([
+                            "type": .string("string"), "maxLength": .int(316), "description": .string("Valid, Ready or Progressing"),
+                        ]),
+                        "status": .object([
+                            "type": .string("string"), "enum": .array([.string("True"), .string("False"), .string("Unknown")]),
+                        ]),
                         "reason": .object(["type": .string("string"), "maxLength": .int(1024), "description": .string("CamelCase reason")]),
-                        "message": .object(["type": .string("string"), "maxLength": .int(32768), "description": .string("for Valid=False, the validator's problems with their paths")]),
+                        "message": .object([
+                            "type": .string("string"), "maxLength": .int(32768),
+                            "description": .string("for Valid=False, the validator's problems with their paths"),
+                        ]),
                         "lastTransitionTime": .object(["type": .string("string"), "format": .string("date-time")]),
                         "observedGeneration": integer("the generation the condition was set for", format: "int64"),
                     ]),
@@ -278,7 +303,11 @@ extension JSONValue {
                 if child.isCollection {
                     lines.append(head)
                     // Sequences under a key stay at the key's indentation, as kubectl writes them.
-                    if case .array = child { emit(child, indent: indent, into: &lines) } else { emit(child, indent: indent + "  ", into: &lines) }
+                    if case .array = child {
+                        emit(child, indent: indent, into: &lines)
+                    } else {
+                        emit(child, indent: indent + "  ", into: &lines)
+                    }
                 } else {
                     lines.append(head + " " + child.inlineYAML)
                 }
@@ -308,8 +337,11 @@ extension JSONValue {
     static let yamlWords: Set<String> = ["true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"]
 
     static func yamlScalar(_ text: String) -> String {
-        let safe = !text.isEmpty
-            && text.unicodeScalars.allSatisfy { ($0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil)) || "._/-".unicodeScalars.contains($0) }
+        let safe =
+            !text.isEmpty
+            && text.unicodeScalars.allSatisfy {
+                ($0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil)) || "._/-".unicodeScalars.contains($0)
+            }
             && !(text.first!.isNumber || text.first == "-" || text.first == ".")
             && !yamlWords.contains(text.lowercased())
         return safe ? text : quote(text)

@@ -43,29 +43,31 @@ public struct ConnectorCatalog: Sendable {
     }
 
     public func json() -> JSONValue {
-        .array(registry.families.map { family in
-            .object([
-                "family": .string(family.name),
-                "summary": .string(family.summary),
-                "notes": .array(family.notes.map(JSONValue.string)),
-                "sources": .array(family.sources.map { kind($0.kind, $0.summary, $0.options) }),
-                "targets": .array(family.targets.map { kind($0.kind, $0.summary, $0.options) }),
-            ])
-        })
+        .array(
+            registry.families.map { family in
+                .object([
+                    "family": .string(family.name),
+                    "summary": .string(family.summary),
+                    "notes": .array(family.notes.map(JSONValue.string)),
+                    "sources": .array(family.sources.map { kind($0.kind, $0.summary, $0.options) }),
+                    "targets": .array(family.targets.map { kind($0.kind, $0.summary, $0.options) }),
+                ])
+            })
     }
 
     func kind(_ name: String, _ summary: String, _ schema: ObjectSchema) -> JSONValue {
         .object([
             "kind": .string(name),
             "summary": .string(summary),
-            "options": .array(schema.fields.map { field in
-                var members: [String: JSONValue] = [
-                    "name": .string(field.name), "type": .string(field.type.displayName),
-                    "required": .bool(field.required), "doc": .string(field.doc),
-                ]
-                if let value = field.defaultValue { members["default"] = .string(value) }
-                return .object(members)
-            }),
+            "options": .array(
+                schema.fields.map { field in
+                    var members: [String: JSONValue] = [
+                        "name": .string(field.name), "type": .string(field.type.displayName),
+                        "required": .bool(field.required), "doc": .string(field.doc),
+                    ]
+                    if let value = field.defaultValue { members["default"] = .string(value) }
+                    return .object(members)
+                }),
         ])
     }
 }

@@ -89,7 +89,12 @@ public struct DocumentLoader: Sendable {
         case .failure(let errors): return .failure(errors)
         }
         guard case .mapping(let entries) = root.content else {
-            return .failure(DocumentErrors([ConfigIssue(path: "document", line: root.line, message: "expected an object (a Connector resource or its spec), found a \(root.kindName)")]))
+            return .failure(
+                DocumentErrors([
+                    ConfigIssue(
+                        path: "document", line: root.line,
+                        message: "expected an object (a Connector resource or its spec), found a \(root.kindName)")
+                ]))
         }
         let isResource = entries.contains { ["apiVersion", "kind", "spec", "metadata"].contains($0.key) }
         var issues: [ConfigIssue] = []
@@ -157,7 +162,10 @@ public struct DocumentLoader: Sendable {
             issues.append(spec.issue("routes", "holds \(routes.count) routes; at most \(limit) are supported"))
         }
         for entry in sources + targets where entry.name.count > DocumentSchema.Limits.nameLength {
-            issues.append(ConfigIssue(path: "\(entry.path).name", line: entry.line, message: "name '\(entry.name)' is longer than \(DocumentSchema.Limits.nameLength) characters"))
+            issues.append(
+                ConfigIssue(
+                    path: "\(entry.path).name", line: entry.line,
+                    message: "name '\(entry.name)' is longer than \(DocumentSchema.Limits.nameLength) characters"))
         }
         checkUnique(sources, role: "source", issues: &issues)
         checkUnique(targets, role: "target", issues: &issues)
@@ -174,10 +182,16 @@ public struct DocumentLoader: Sendable {
             if from.isEmpty { issues.append(route.issue("from", "a route needs at least one source")) }
             if to.isEmpty { issues.append(route.issue("to", "a route needs at least one target")) }
             for (i, source) in from.enumerated() where !sourceNames.contains(source) {
-                issues.append(ConfigIssue(path: "\(route.path(of: "from"))[\(i)]", line: route.line(of: "from"), message: "no source is named '\(source)' (sources: \(sourceNames.sorted().joined(separator: ", ")))"))
+                issues.append(
+                    ConfigIssue(
+                        path: "\(route.path(of: "from"))[\(i)]", line: route.line(of: "from"),
+                        message: "no source is named '\(source)' (sources: \(sourceNames.sorted().joined(separator: ", ")))"))
             }
             for (i, target) in to.enumerated() where !targetNames.contains(target) {
-                issues.append(ConfigIssue(path: "\(route.path(of: "to"))[\(i)]", line: route.line(of: "to"), message: "no target is named '\(target)' (targets: \(targetNames.sorted().joined(separator: ", ")))"))
+                issues.append(
+                    ConfigIssue(
+                        path: "\(route.path(of: "to"))[\(i)]", line: route.line(of: "to"),
+                        message: "no target is named '\(target)' (targets: \(targetNames.sorted().joined(separator: ", ")))"))
             }
             if Set(to).count != to.count { issues.append(route.issue("to", "names a target twice")) }
             if Set(from).count != from.count { issues.append(route.issue("from", "names a source twice")) }
@@ -202,7 +216,9 @@ public struct DocumentLoader: Sendable {
         let deadLetter = deliveryValues?.string("deadLetter")
         if let deadLetter, let deliveryValues {
             if !targetNames.contains(deadLetter) {
-                issues.append(deliveryValues.issue("deadLetter", "no target is named '\(deadLetter)' (targets: \(targetNames.sorted().joined(separator: ", ")))"))
+                issues.append(
+                    deliveryValues.issue(
+                        "deadLetter", "no target is named '\(deadLetter)' (targets: \(targetNames.sorted().joined(separator: ", ")))"))
             }
             usedTargets.insert(deadLetter)
         }
@@ -210,7 +226,10 @@ public struct DocumentLoader: Sendable {
             issues.append(ConfigIssue(path: "\(source.path).name", line: source.line, message: "source '\(source.name)' is in no route"))
         }
         for target in targets where !usedTargets.contains(target.name) {
-            issues.append(ConfigIssue(path: "\(target.path).name", line: target.line, message: "target '\(target.name)' is in no route and is not the dead-letter target"))
+            issues.append(
+                ConfigIssue(
+                    path: "\(target.path).name", line: target.line,
+                    message: "target '\(target.name)' is in no route and is not the dead-letter target"))
         }
         for source in sourceNames {
             let fanout = Set(routes.filter { $0.from.contains(source) }.flatMap(\.to))
@@ -268,13 +287,17 @@ public struct DocumentLoader: Sendable {
         }
         return ConnectorDocument(
             name: name, generation: nil, sources: sources, targets: targets, routes: routes,
-            delivery: .init(deadLetter: deadLetter, retry: retry, memoryLimit: memoryLimit, drainTimeout: deliveryValues?.duration("drainTimeout") ?? .seconds(20)),
+            delivery: .init(
+                deadLetter: deadLetter, retry: retry, memoryLimit: memoryLimit,
+                drainTimeout: deliveryValues?.duration("drainTimeout") ?? .seconds(20)),
             batching: batching, observability: observability, provenance: provenance, state: spec.string("state") ?? "running",
             spec: spec, isResource: isResource)
     }
 
     /// Checks of `spec.provenance` against the sources.
-    static func provenanceIssues(_ values: OptionValues, _ settings: ConnectorDocument.ProvenanceSettings, sources: [ConnectorEntry]) -> [ConfigIssue] {
+    static func provenanceIssues(_ values: OptionValues, _ settings: ConnectorDocument.ProvenanceSettings, sources: [ConnectorEntry])
+        -> [ConfigIssue]
+    {
         var issues: [ConfigIssue] = []
         for field in ["originHeader", "hopsHeader"] where values.string(field)?.isEmpty == true {
             issues.append(values.issue(field, "must not be empty"))
@@ -284,7 +307,12 @@ public struct DocumentLoader: Sendable {
         }
         let named = sources.contains { $0.common.string("cluster") != nil || !($0.common.strings("skipOrigins") ?? []).isEmpty }
         if settings.cluster == nil && !named {
-            issues.append(ConfigIssue(path: values.path, line: values.line, message: "no source names its cluster or skips an origin, so these settings apply to nothing: set cluster here or on a source (spec.sources[N].cluster)"))
+            issues.append(
+                ConfigIssue(
+                    path: values.path, line: values.line,
+                    message:
+                        "no source names its cluster or skips an origin, so these settings apply to nothing: set cluster here or on a source (spec.sources[N].cluster)"
+                ))
         }
         return issues
     }
@@ -335,8 +363,13 @@ public struct DocumentLoader: Sendable {
         func check(_ node: ConfigNode?, path: String, known: Set<String>, role: String) {
             guard case .sequence(let items)? = node?.content else { return }
             for (index, item) in items.enumerated() {
-                guard case .scalar(let scalar) = item.content, !scalar.interpolated, !scalar.unresolved, !known.contains(scalar.text) else { continue }
-                issues.append(ConfigIssue(path: "\(path)[\(index)]", line: item.line, message: "no \(role) is named '\(scalar.raw)' (\(role)s: \(known.sorted().joined(separator: ", ")))"))
+                guard case .scalar(let scalar) = item.content, !scalar.interpolated, !scalar.unresolved, !known.contains(scalar.text) else {
+                    continue
+                }
+                issues.append(
+                    ConfigIssue(
+                        path: "\(path)[\(index)]", line: item.line,
+                        message: "no \(role) is named '\(scalar.raw)' (\(role)s: \(known.sorted().joined(separator: ", ")))"))
             }
         }
         if case .sequence(let routes)? = spec["routes"]?.content {
@@ -345,15 +378,23 @@ public struct DocumentLoader: Sendable {
                 check(route["to"], path: "spec.routes[\(index)].to", known: targets, role: "target")
             }
         }
-        if let node = spec["delivery"]?["deadLetter"], case .scalar(let scalar) = node.content, !scalar.interpolated, !scalar.unresolved, !targets.contains(scalar.text) {
-            issues.append(ConfigIssue(path: "spec.delivery.deadLetter", line: node.line, message: "no target is named '\(scalar.raw)' (targets: \(targets.sorted().joined(separator: ", ")))"))
+        if let node = spec["delivery"]?["deadLetter"], case .scalar(let scalar) = node.content, !scalar.interpolated, !scalar.unresolved,
+            !targets.contains(scalar.text)
+        {
+            issues.append(
+                ConfigIssue(
+                    path: "spec.delivery.deadLetter", line: node.line,
+                    message: "no target is named '\(scalar.raw)' (targets: \(targets.sorted().joined(separator: ", ")))"))
         }
         return issues
     }
 
     /// `spec.cutover`: a Kafka source routed to a Kafka target, whose records carry their
     /// source positions, and groups other than the bridge's own.
-    static func cutoverIssues(_ values: OptionValues, routes: [Route], sources: [ConnectorEntry], targets: [ConnectorEntry], provenance: ConnectorDocument.ProvenanceSettings) -> [ConfigIssue] {
+    static func cutoverIssues(
+        _ values: OptionValues, routes: [Route], sources: [ConnectorEntry], targets: [ConnectorEntry],
+        provenance: ConnectorDocument.ProvenanceSettings
+    ) -> [ConfigIssue] {
         var issues: [ConfigIssue] = []
         let kafkaTargets = Set(targets.filter { $0.kind == "kafka" }.map(\.name))
         let bridged = sources.filter { source in
@@ -365,27 +406,51 @@ public struct DocumentLoader: Sendable {
             let queues = sources.filter { source in source.kind == "rabbitmq" && routes.contains { $0.from.contains(source.name) } }
             if queues.count == 1 {
                 if !groups.isEmpty {
-                    issues.append(values.issue("groups", "source '\(queues[0].name)' is a RabbitMQ queue, which has no consumer groups to move; leave groups out"))
+                    issues.append(
+                        values.issue(
+                            "groups",
+                            "source '\(queues[0].name)' is a RabbitMQ queue, which has no consumer groups to move; leave groups out"))
                 }
             } else if queues.count > 1 {
-                issues.append(values.issue("groups", "a cutover works on one queue: rabbitmq sources \(queues.map(\.name).joined(separator: ", ")) are each routed"))
+                issues.append(
+                    values.issue(
+                        "groups",
+                        "a cutover works on one queue: rabbitmq sources \(queues.map(\.name).joined(separator: ", ")) are each routed"))
             } else {
-                issues.append(values.issue("groups", "a cutover needs a kafka source routed to a kafka target (a Kafka-to-Kafka bridge), or a rabbitmq source whose queue it drains"))
+                issues.append(
+                    values.issue(
+                        "groups",
+                        "a cutover needs a kafka source routed to a kafka target (a Kafka-to-Kafka bridge), or a rabbitmq source whose queue it drains"
+                    ))
             }
             return issues
         }
         if bridged.count > 1 {
-            issues.append(values.issue("groups", "a cutover works on one bridge: kafka sources \(bridged.map(\.name).joined(separator: ", ")) are each routed to a kafka target"))
+            issues.append(
+                values.issue(
+                    "groups",
+                    "a cutover works on one bridge: kafka sources \(bridged.map(\.name).joined(separator: ", ")) are each routed to a kafka target"
+                ))
         }
         if source.common.string("cluster") == nil && provenance.cluster == nil {
-            issues.append(values.issue("groups", "source '\(source.name)' names no cluster (set \(source.path).cluster or spec.provenance.cluster): the bridge stamps no source positions, so offsets cannot be translated"))
+            issues.append(
+                values.issue(
+                    "groups",
+                    "source '\(source.name)' names no cluster (set \(source.path).cluster or spec.provenance.cluster): the bridge stamps no source positions, so offsets cannot be translated"
+                ))
         } else if !provenance.positionHeaders {
-            issues.append(values.issue("groups", "spec.provenance.positionHeaders is false: the bridge stamps no source positions, so offsets cannot be translated"))
+            issues.append(
+                values.issue(
+                    "groups",
+                    "spec.provenance.positionHeaders is false: the bridge stamps no source positions, so offsets cannot be translated"))
         }
         if groups.isEmpty { issues.append(values.issue("groups", "name at least one consumer group to move")) }
         let own = source.options.string("group") ?? source.name
         if groups.contains(own) {
-            issues.append(values.issue("groups", "'\(own)' is the bridge's own group (\(source.path).kafka.group); list the groups of the applications that move"))
+            issues.append(
+                values.issue(
+                    "groups",
+                    "'\(own)' is the bridge's own group (\(source.path).kafka.group); list the groups of the applications that move"))
         }
         return issues
     }
@@ -398,14 +463,22 @@ public struct DocumentLoader: Sendable {
             issues.append(values.issue("minReplicas", "is \(minimum), above maxReplicas (\(maximum))"))
         }
         for source in sources where registry.source(source.kind)?.reportsLag != true {
-            issues.append(values.issue("lagPerReplica", "source '\(source.name)' (\(source.kind)) reports no lag to scale on; autoscaling needs sources that do (kafka, rabbitmq)"))
+            issues.append(
+                values.issue(
+                    "lagPerReplica",
+                    "source '\(source.name)' (\(source.kind)) reports no lag to scale on; autoscaling needs sources that do (kafka, rabbitmq)"
+                ))
         }
         if values.bool("scaleToZero") == true {
             if values.string("scaler") == "hpa" {
                 issues.append(values.issue("scaleToZero", "needs KEDA: a HorizontalPodAutoscaler keeps at least one pod"))
             }
             for source in sources where source.kind != "kafka" && source.kind != "rabbitmq" {
-                issues.append(values.issue("scaleToZero", "source '\(source.name)' (\(source.kind)): with no pod running nothing reports its lag, so nothing would scale it up again; only kafka and rabbitmq sources (whose backlog KEDA reads from the broker) can scale to zero"))
+                issues.append(
+                    values.issue(
+                        "scaleToZero",
+                        "source '\(source.name)' (\(source.kind)): with no pod running nothing reports its lag, so nothing would scale it up again; only kafka and rabbitmq sources (whose backlog KEDA reads from the broker) can scale to zero"
+                    ))
             }
         }
         return issues
@@ -420,12 +493,16 @@ public struct DocumentLoader: Sendable {
         for target in targets {
             guard let check = registry.target(target.kind)?.sessionlessPositionKeys else { continue }
             let feeding = Set(routes.filter { $0.to.contains(target.name) }.flatMap(\.from))
-            guard let source = sources.first(where: { feeding.contains($0.name) && registry.source($0.kind)?.positions == .perSession }) else { continue }
+            guard let source = sources.first(where: { feeding.contains($0.name) && registry.source($0.kind)?.positions == .perSession })
+            else { continue }
             for field in check(target.options) {
                 let head = String(field.split(separator: ".").first ?? Substring(field))
-                issues.append(ConfigIssue(
-                    path: "\(target.options.path).\(field)", line: target.options.line(of: head),
-                    message: "is made from offsets without {{ session }}, but source '\(source.name)' (\(source.kind)) numbers its positions anew with every connection or sender: two replicas, or one replica before and after a restart, would write different messages under the same key and the later would replace the earlier; add {{ session }} to it (docs/scaling.md)"))
+                issues.append(
+                    ConfigIssue(
+                        path: "\(target.options.path).\(field)", line: target.options.line(of: head),
+                        message:
+                            "is made from offsets without {{ session }}, but source '\(source.name)' (\(source.kind)) numbers its positions anew with every connection or sender: two replicas, or one replica before and after a restart, would write different messages under the same key and the later would replace the earlier; add {{ session }} to it (docs/scaling.md)"
+                    ))
             }
         }
         return issues
@@ -437,14 +514,18 @@ public struct DocumentLoader: Sendable {
             guard let inFlight = target.common.int("inFlight"), inFlight > 1,
                 let kind = registry.target(target.kind), kind.batchesInFlight == nil
             else { return nil }
-            return target.common.issue("inFlight", "a \(target.kind) target confirms each batch before it starts the next; only 1 is allowed (use parallelism for more writers)")
+            return target.common.issue(
+                "inFlight",
+                "a \(target.kind) target confirms each batch before it starts the next; only 1 is allowed (use parallelism for more writers)"
+            )
         }
     }
 
     func checkUnique(_ entries: [ConnectorEntry], role: String, issues: inout [ConfigIssue]) {
         var seen = Set<String>()
         for entry in entries where !seen.insert(entry.name).inserted {
-            issues.append(ConfigIssue(path: "\(entry.path).name", line: entry.line, message: "another \(role) is already named '\(entry.name)'"))
+            issues.append(
+                ConfigIssue(path: "\(entry.path).name", line: entry.line, message: "another \(role) is already named '\(entry.name)'"))
         }
     }
 }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import SwitchyardCore
 
@@ -20,7 +20,10 @@ public struct Interpolator: Sendable {
     /// Reads the file a `${file:PATH}` names; by default ``BoundedFile`` with ``Limits/fileBytes``.
     public var readFile: @Sendable (String) -> Result<String, BoundedFile.Failure>
 
-    public init(environment: [String: String], readFile: @escaping @Sendable (String) -> Result<String, BoundedFile.Failure> = Interpolator.readReferencedFile) {
+    public init(
+        environment: [String: String],
+        readFile: @escaping @Sendable (String) -> Result<String, BoundedFile.Failure> = Interpolator.readReferencedFile
+    ) {
         self.environment = environment
         self.readFile = readFile
     }
@@ -84,7 +87,9 @@ public struct Interpolator: Sendable {
     }
 
     /// `pieces` receives every value a reference inserted.
-    func expand(_ text: String, path: String, line: Int, issues: inout [ConfigIssue], inserted: inout Int, pieces: inout [String]) -> String? {
+    func expand(_ text: String, path: String, line: Int, issues: inout [ConfigIssue], inserted: inout Int, pieces: inout [String])
+        -> String?
+    {
         var output = ""
         var rest = Substring(text)
         var failed = false
@@ -111,7 +116,9 @@ public struct Interpolator: Sendable {
                     fallback = String(body[separator.upperBound...])
                 }
                 guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-                    issues.append(ConfigIssue(path: path, line: line, message: "bad environment variable name in '${\(ConfigText.escaped(reference))}'"))
+                    issues.append(
+                        ConfigIssue(
+                            path: path, line: line, message: "bad environment variable name in '${\(ConfigText.escaped(reference))}'"))
                     failed = true
                     continue
                 }
@@ -122,7 +129,12 @@ public struct Interpolator: Sendable {
                 } else if let fallback {
                     output += fallback
                 } else {
-                    issues.append(ConfigIssue(path: path, line: line, message: "environment variable \(name) is not set and '${env:\(name)}' has no default (write ${env:\(name):-default})"))
+                    issues.append(
+                        ConfigIssue(
+                            path: path, line: line,
+                            message:
+                                "environment variable \(name) is not set and '${env:\(name)}' has no default (write ${env:\(name):-default})"
+                        ))
                     failed = true
                 }
             } else if reference.hasPrefix("file:") {
@@ -141,7 +153,12 @@ public struct Interpolator: Sendable {
                 output += trimmed
                 pieces.append(String(trimmed))
             } else {
-                issues.append(ConfigIssue(path: path, line: line, message: "unknown reference '${\(ConfigText.escaped(reference))}' (use ${env:NAME}, ${env:NAME:-default} or ${file:PATH})"))
+                issues.append(
+                    ConfigIssue(
+                        path: path, line: line,
+                        message:
+                            "unknown reference '${\(ConfigText.escaped(reference))}' (use ${env:NAME}, ${env:NAME:-default} or ${file:PATH})"
+                    ))
                 failed = true
             }
         }
@@ -155,7 +172,12 @@ public struct Interpolator: Sendable {
         inserted += count
         guard inserted > Limits.insertedBytes else { return true }
         if before <= Limits.insertedBytes {
-            issues.append(ConfigIssue(path: path, line: line, message: "the document's ${env:...} and ${file:...} references insert more than \(BoundedFile.describe(bytes: Limits.insertedBytes)) in all; refused"))
+            issues.append(
+                ConfigIssue(
+                    path: path, line: line,
+                    message:
+                        "the document's ${env:...} and ${file:...} references insert more than \(BoundedFile.describe(bytes: Limits.insertedBytes)) in all; refused"
+                ))
         }
         return false
     }

@@ -69,7 +69,9 @@ public struct JSONSchemaGenerator: Sendable {
             }
             if !rules.isEmpty { result["x-kubernetes-validations"] = .array(rules) }
         } else if !schema.exclusive.isEmpty {
-            let groups = schema.exclusive.map { group in JSONValue.object(["not": .object(["required": .array(group.map(JSONValue.string))])]) }
+            let groups = schema.exclusive.map { group in
+                JSONValue.object(["not": .object(["required": .array(group.map(JSONValue.string))])])
+            }
             if groups.count == 1, case .object(let only) = groups[0] {
                 result["not"] = only["not"]
             } else {
@@ -163,10 +165,12 @@ public struct JSONSchemaGenerator: Sendable {
             return .object(["type": .string("string"), "pattern": .string(durationPattern)])
         case .size:
             if kubernetes { return .object(Self.intOrString(minimum: 0, pattern: sizePattern)) }
-            return .object(["anyOf": .array([
-                .object(["type": .string("integer"), "minimum": .int(0)]),
-                .object(["type": .string("string"), "pattern": .string(sizePattern)]),
-            ])])
+            return .object([
+                "anyOf": .array([
+                    .object(["type": .string("integer"), "minimum": .int(0)]),
+                    .object(["type": .string("string"), "pattern": .string(sizePattern)]),
+                ])
+            ])
         case .choice(let options):
             let numeric = options.compactMap { Int($0) }
             if kubernetes && !numeric.isEmpty {
@@ -218,7 +222,9 @@ public struct JSONSchemaGenerator: Sendable {
     func connector(_ role: ConnectorRole) -> JSONValue {
         let kinds = registry.decoderKinds[role] ?? []
         let common = role == .target ? DocumentSchema.targetCommon : DocumentSchema.sourceCommon
-        var name: [String: JSONValue] = ["type": .string("string"), "pattern": .string(Self.namePattern), "description": .string("entry name, used by routes")]
+        var name: [String: JSONValue] = [
+            "type": .string("string"), "pattern": .string(Self.namePattern), "description": .string("entry name, used by routes"),
+        ]
         if kubernetes { name["maxLength"] = .int(DocumentSchema.Limits.nameLength) }
         var properties: [String: JSONValue] = ["name": .object(name)]
         for field in common.fields { properties[field.name] = property(field) }
@@ -230,9 +236,12 @@ public struct JSONSchemaGenerator: Sendable {
             "required": .array([.string("name")]),
         ]
         if kubernetes {
-            result["x-kubernetes-validations"] = .array([Self.rule(
-                Self.countOf(kinds.map(\.kind)) + " == 1",
-                message: "a \(role.rawValue) entry holds exactly one connector kind (one of: \(kinds.map(\.kind).joined(separator: ", ")))")])
+            result["x-kubernetes-validations"] = .array([
+                Self.rule(
+                    Self.countOf(kinds.map(\.kind)) + " == 1",
+                    message:
+                        "a \(role.rawValue) entry holds exactly one connector kind (one of: \(kinds.map(\.kind).joined(separator: ", ")))")
+            ])
         } else {
             result["additionalProperties"] = .bool(false)
             result["oneOf"] = .array(kinds.map { .object(["required": .array([.string($0.kind)])]) })

@@ -23,7 +23,9 @@ public indirect enum JSONValue: Sendable, Equatable {
             return "[\n" + items.map { pad + $0.rendered(indent: indent + 1) }.joined(separator: ",\n") + "\n" + closePad + "]"
         case .object(let members):
             if members.isEmpty { return "{}" }
-            return "{\n" + members.keys.sorted().map { pad + Self.quote($0) + ": " + members[$0]!.rendered(indent: indent + 1) }.joined(separator: ",\n") + "\n" + closePad + "}"
+            return "{\n"
+                + members.keys.sorted().map { pad + Self.quote($0) + ": " + members[$0]!.rendered(indent: indent + 1) }.joined(
+                    separator: ",\n") + "\n" + closePad + "}"
         }
     }
 

@@ -41,8 +41,12 @@ public struct PipelineGraph: Sendable {
             for header in route.filter.headers { label += "\n\(header.name)=\(String(decoding: header.value, as: UTF8.self))" }
             if route.ordering != .partition { label += "\nordering \(route.ordering.rawValue)" }
             nodes.append(Node(id: "r\(index)", label: label, role: "route"))
-            for source in route.from { if let id = sourceID[source] { edges.append(Edge(from: id, to: "r\(index)", label: nil, deadLetter: false)) } }
-            for target in route.to { if let id = targetID[target] { edges.append(Edge(from: "r\(index)", to: id, label: nil, deadLetter: false)) } }
+            for source in route.from {
+                if let id = sourceID[source] { edges.append(Edge(from: id, to: "r\(index)", label: nil, deadLetter: false)) }
+            }
+            for target in route.to {
+                if let id = targetID[target] { edges.append(Edge(from: "r\(index)", to: id, label: nil, deadLetter: false)) }
+            }
         }
         if let deadLetter = document.delivery.deadLetter, let deadID = targetID[deadLetter] {
             let routed = Set(document.routes.flatMap(\.to))
@@ -54,7 +58,10 @@ public struct PipelineGraph: Sendable {
 
     /// Graphviz DOT (`switchyard graph -c DOC | dot -Tsvg > pipeline.svg`).
     public var dot: String {
-        var lines = ["digraph \(Self.dotQuoted(name)) {", "  rankdir=LR;", "  node [fontname=\"Helvetica\", fontsize=11];", "  edge [fontname=\"Helvetica\", fontsize=10];"]
+        var lines = [
+            "digraph \(Self.dotQuoted(name)) {", "  rankdir=LR;", "  node [fontname=\"Helvetica\", fontsize=11];",
+            "  edge [fontname=\"Helvetica\", fontsize=10];",
+        ]
         for node in nodes {
             let shape: String
             switch node.role {

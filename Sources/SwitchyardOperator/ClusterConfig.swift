@@ -38,7 +38,8 @@ public struct ClusterConfig: Sendable, Equatable {
         guard let host = environment["KUBERNETES_SERVICE_HOST"], !host.isEmpty,
             let port = environment["KUBERNETES_SERVICE_PORT"], !port.isEmpty
         else {
-            throw ConfigError("not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (use --kubeconfig outside a cluster)")
+            throw ConfigError(
+                "not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (use --kubeconfig outside a cluster)")
         }
         let tokenPath = directory + "/token"
         guard FileManager.default.isReadableFile(atPath: tokenPath) else {
@@ -76,16 +77,16 @@ public struct ClusterConfig: Sendable, Equatable {
             }
             return value
         }
-        func file(_ name: String, at where_: String) throws -> [UInt8] {
+        func file(_ name: String, at place: String) throws -> [UInt8] {
             let resolved = name.hasPrefix("/") ? name : base + "/" + name
             guard let contents = FileManager.default.contents(atPath: resolved) else {
-                throw ConfigError("\(path): \(where_): cannot read \(resolved)")
+                throw ConfigError("\(path): \(place): cannot read \(resolved)")
             }
             return Array(contents)
         }
-        func base64(_ text: String, at where_: String) throws -> [UInt8] {
+        func base64(_ text: String, at place: String) throws -> [UInt8] {
             guard let decoded = Data(base64Encoded: text.filter { !$0.isWhitespace }) else {
-                throw ConfigError("\(path): \(where_) is not base64")
+                throw ConfigError("\(path): \(place) is not base64")
             }
             return Array(decoded)
         }
@@ -116,7 +117,8 @@ public struct ClusterConfig: Sendable, Equatable {
             let user = try named("users", userName)
             let userPath = "users[\(userName)].user"
             for unsupported in ["exec", "auth-provider", "username", "password"] where user[unsupported] != nil {
-                throw ConfigError("\(path): \(userPath).\(unsupported) is not supported (use a token, a token file or a client certificate)")
+                throw ConfigError(
+                    "\(path): \(userPath).\(unsupported) is not supported (use a token, a token file or a client certificate)")
             }
             config.token = user["token"]?.string
             if let tokenFile = user["tokenFile"]?.string {

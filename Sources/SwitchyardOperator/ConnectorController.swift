@@ -49,7 +49,8 @@ public final class ConnectorController: Sendable {
                 }
             }
         }
-        logger.info("reconciling Connectors", metadata: ["namespace": "\(settings.namespace ?? "(all)")", "workers": "\(settings.workers)"])
+        logger.info(
+            "reconciling Connectors", metadata: ["namespace": "\(settings.namespace ?? "(all)")", "workers": "\(settings.workers)"])
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await connectors.run() }
@@ -100,7 +101,9 @@ public final class ConnectorController: Sendable {
                 metrics.reconcileError.increment()
                 metrics.apiErrors.increment()
                 let attempts = await queue.failureCount(key) + 1
-                logger.warning("reconcile failed; retrying with backoff", metadata: ["connector": "\(key)", "attempt": "\(attempts)", "error": "\(error)"])
+                logger.warning(
+                    "reconcile failed; retrying with backoff",
+                    metadata: ["connector": "\(key)", "attempt": "\(attempts)", "error": "\(error)"])
                 await queue.done(key, failed: true)
             }
             metrics.reconcileSeconds.recordElapsed(since: start)

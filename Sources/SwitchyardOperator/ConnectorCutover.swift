@@ -28,23 +28,33 @@ struct CutoverState: Sendable, Equatable {
 /// the conditions say how it ended. A report for the current cutover (same hash) ends it:
 /// nothing runs again until the cutover or the document changes.
 extension ConnectorReconciler {
-    func applyCutover(_ cutover: CutoverJob, rendered: RenderedConnector, namespace: String, name: String, uid: String) async throws -> CutoverState {
+    func applyCutover(_ cutover: CutoverJob, rendered: RenderedConnector, namespace: String, name: String, uid: String) async throws
+        -> CutoverState
+    {
         if let report = try await client.getIfExists(.configMap, namespace: namespace, name: cutover.reportName) {
             guard Self.isControlled(report, by: uid) else { throw NotOwnedError(kind: "ConfigMap", name: cutover.reportName) }
             if report[path: ["metadata", "annotations", CutoverJob.hashAnnotation]]?.string == cutover.hash {
                 let text = report[path: ["data", CutoverJob.reportKey]]?.string ?? ""
                 let succeeded = report[path: ["metadata", "annotations", Self.resultAnnotation]]?.string == "succeeded"
-                return Self.finished(report: JSON.parseText(text), jobSucceeded: succeeded, job: cutover.jobName, reportName: cutover.reportName)
+                return Self.finished(
+                    report: JSON.parseText(text), jobSucceeded: succeeded, job: cutover.jobName, reportName: cutover.reportName)
             }
         }
         let pods = try await client.list(.pod, namespace: namespace, labelSelector: rendered.selector)["items"]?.array ?? []
         let live = pods.filter { !["Succeeded", "Failed"].contains($0[path: ["status", "phase"]]?.string ?? "") }
         if !live.isEmpty {
-            return .progressing("WaitingForPods", "\(live.count) connector pod\(live.count == 1 ? "" : "s") still running; the cutover Job starts once they are gone", job: cutover.jobName)
+            return .progressing(
+                "WaitingForPods",
+                "\(live.count) connector pod\(live.count == 1 ? "" : "s") still running; the cutover Job starts once they are gone",
+                job: cutover.jobName)
         }
         guard let job = try await client.getIfExists(.job, namespace: namespace, name: cutover.jobName) else {
             _ = try await apply(.job, cutover.job, uid: uid)
-            logger.info("cutover Job created", metadata: ["connector": "\(namespace)/\(name)", "job": "\(cutover.jobName)", "groups": "\(cutover.groups.joined(separator: ","))"])
+            logger.info(
+                "cutover Job created",
+                metadata: [
+                    "connector": "\(namespace)/\(name)", "job": "\(cutover.jobName)", "groups": "\(cutover.groups.joined(separator: ","))",
+                ])
             return .progressing("JobStarted", "the cutover Job \(cutover.jobName) was created", job: cutover.jobName)
         }
         guard Self.isControlled(job, by: uid) else { throw NotOwnedError(kind: "Job", name: cutover.jobName) }
@@ -62,8 +72,11 @@ extension ConnectorReconciler {
             return .progressing("Running", "the cutover Job \(cutover.jobName) runs", job: cutover.jobName)
         }
         // The report: the JSON the newest pod of the Job printed last.
-        let jobPods = (try await client.list(.pod, namespace: namespace, labelSelector: "job-name=\(cutover.jobName)")["items"]?.array ?? [])
-            .sorted { ($0[path: ["metadata", "creationTimestamp"]]?.string ?? "") > ($1[path: ["metadata", "creationTimestamp"]]?.string ?? "") }
+        let jobPods =
+            (try await client.list(.pod, namespace: namespace, labelSelector: "job-name=\(cutover.jobName)")["items"]?.array ?? [])
+            .sorted {
+                ($0[path: ["metadata", "creationTimestamp"]]?.string ?? "") > ($1[path: ["metadata", "creationTimestamp"]]?.string ?? "")
+            }
         var reportText: String?
         var problem = "no pod of the Job was found"
         for pod in jobPods {
@@ -79,20 +92,28 @@ extension ConnectorReconciler {
                 problem = "the log of pod \(podName) could not be read: \(error)"
             }
         }
-        let stored = reportText ?? JSON.object(["condition": "CutoverFailed", "failedStep": "job", "reason": .string("the cutover Job \(succeeded ? "succeeded" : "failed") and \(problem)")]).text
+        let stored =
+            reportText
+            ?? JSON.object([
+                "condition": "CutoverFailed", "failedStep": "job",
+                "reason": .string("the cutover Job \(succeeded ? "succeeded" : "failed") and \(problem)"),
+            ]).text
         var configMap: JSON = [
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": [
                 "name": .string(cutover.reportName), "namespace": .string(namespace),
                 "labels": cutover.job[path: ["metadata", "labels"]] ?? .object([:]),
                 "ownerReferences": cutover.job[path: ["metadata", "ownerReferences"]] ?? .array([]),
-                "annotations": [CutoverJob.hashAnnotation: .string(cutover.hash), Self.resultAnnotation: .string(succeeded ? "succeeded" : "failed")],
+                "annotations": [
+                    CutoverJob.hashAnnotation: .string(cutover.hash), Self.resultAnnotation: .string(succeeded ? "succeeded" : "failed"),
+                ],
             ],
             "data": [CutoverJob.reportKey: .string(stored)],
         ]
         configMap[path: ["metadata", "labels", OperatorLabels.component]] = "cutover-report"
         _ = try await apply(.configMap, configMap, uid: uid)
-        logger.info("cutover finished", metadata: ["connector": "\(namespace)/\(name)", "job": "\(cutover.jobName)", "succeeded": "\(succeeded)"])
+        logger.info(
+            "cutover finished", metadata: ["connector": "\(namespace)/\(name)", "job": "\(cutover.jobName)", "succeeded": "\(succeeded)"])
         return Self.finished(report: JSON.parseText(stored), jobSucceeded: succeeded, job: cutover.jobName, reportName: cutover.reportName)
     }
 
@@ -122,17 +143,24 @@ extension ConnectorReconciler {
         if let reconciliation = report?["reconciliation"], reconciliation != .null { summary["equal"] = .bool(equal) }
         if complete, let queue = report?["queue"]?.string {
             summary["queue"] = .string(queue)
-            let message = "queue '\(queue)' drained (\(copied) messages at the start, 0 left); a consumed queue keeps nothing to reconcile; report in ConfigMap \(reportName)"
-            return CutoverState(complete: (true, "CutoverComplete", message), failed: (false, "CutoverComplete", message), inProgress: false, summary: summary)
+            let message =
+                "queue '\(queue)' drained (\(copied) messages at the start, 0 left); a consumed queue keeps nothing to reconcile; report in ConfigMap \(reportName)"
+            return CutoverState(
+                complete: (true, "CutoverComplete", message), failed: (false, "CutoverComplete", message), inProgress: false,
+                summary: summary)
         }
         if complete {
-            let message = "\(copied) records copied, \(groups.count) group\(groups.count == 1 ? "" : "s") moved (\(groups.joined(separator: ", "))), target equal to source; report in ConfigMap \(reportName)"
-            return CutoverState(complete: (true, "CutoverComplete", message), failed: (false, "CutoverComplete", message), inProgress: false, summary: summary)
+            let message =
+                "\(copied) records copied, \(groups.count) group\(groups.count == 1 ? "" : "s") moved (\(groups.joined(separator: ", "))), target equal to source; report in ConfigMap \(reportName)"
+            return CutoverState(
+                complete: (true, "CutoverComplete", message), failed: (false, "CutoverComplete", message), inProgress: false,
+                summary: summary)
         }
         let step = report?["failedStep"]?.string ?? "job"
         let reason = report?["reason"]?.string ?? (report == nil ? "no report" : "the reconciliation found differences")
         summary["failedStep"] = .string(step)
         let message = "failed at \(step): \(reason); report in ConfigMap \(reportName)"
-        return CutoverState(complete: (false, "CutoverFailed", message), failed: (true, "CutoverFailed", message), inProgress: false, summary: summary)
+        return CutoverState(
+            complete: (false, "CutoverFailed", message), failed: (true, "CutoverFailed", message), inProgress: false, summary: summary)
     }
 }

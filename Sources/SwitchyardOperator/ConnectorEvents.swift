@@ -38,7 +38,8 @@ public struct ConnectorEvent: Sendable, Equatable {
         let readyBefore = condition(previous, "Ready")?.reason
         if let ready = condition(current, "Ready"), ready.reason != readyBefore {
             switch ready.reason {
-            case "Paused": events.append(ConnectorEvent(.normal, "Paused", "spec.state is paused: scaled to zero; sources stopped after draining"))
+            case "Paused":
+                events.append(ConnectorEvent(.normal, "Paused", "spec.state is paused: scaled to zero; sources stopped after draining"))
             case "Stopped": events.append(ConnectorEvent(.normal, "Stopped", "spec.state is stopped: the Deployment is removed"))
             default: break
             }
@@ -79,8 +80,10 @@ final class EventRecorder: Sendable {
             "apiVersion": "v1", "kind": "Event",
             "metadata": ["name": .string("\(name).\(suffix)"), "namespace": .string(namespace)],
             "involvedObject": [
-                "apiVersion": .string(ResourceType.connector.apiVersion), "kind": "Connector", "name": .string(name), "namespace": .string(namespace),
-                "uid": connector[path: ["metadata", "uid"]] ?? "", "resourceVersion": connector[path: ["metadata", "resourceVersion"]] ?? "",
+                "apiVersion": .string(ResourceType.connector.apiVersion), "kind": "Connector", "name": .string(name),
+                "namespace": .string(namespace),
+                "uid": connector[path: ["metadata", "uid"]] ?? "",
+                "resourceVersion": connector[path: ["metadata", "resourceVersion"]] ?? "",
             ],
             "reason": .string(event.reason), "message": .string(String(event.message.prefix(1024))), "type": .string(event.kind.rawValue),
             "source": ["component": "switchyard-operator"],
@@ -90,7 +93,9 @@ final class EventRecorder: Sendable {
         do {
             _ = try await client.create(Self.event, namespace: namespace, object)
         } catch {
-            logger.notice("could not record an event", metadata: ["connector": "\(namespace)/\(name)", "reason": "\(event.reason)", "error": "\(error)"])
+            logger.notice(
+                "could not record an event",
+                metadata: ["connector": "\(namespace)/\(name)", "reason": "\(event.reason)", "error": "\(error)"])
         }
     }
 

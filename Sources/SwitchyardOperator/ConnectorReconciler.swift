@@ -58,12 +58,16 @@ public final class ConnectorReconciler: Sendable {
         let previous = connector["status"] ?? .object([:])
         var status: JSON
 
-        let wantsKEDA = connector[path: ["spec", "autoscaling"]] != nil && connector[path: ["spec", "autoscaling", "scaler"]]?.string ?? "auto" == "auto"
+        let wantsKEDA =
+            connector[path: ["spec", "autoscaling"]] != nil
+            && connector[path: ["spec", "autoscaling", "scaler"]]?.string ?? "auto" == "auto"
         let kedaAvailable = wantsKEDA ? try await servesKEDA() : false
         switch renderer.render(connector, kedaAvailable: kedaAvailable) {
         case .invalid(let messages):
             metrics.invalidSpecs.increment()
-            logger.warning("Connector is not valid; its workload is left as it is", metadata: ["connector": "\(namespace)/\(name)", "problems": "\(messages.joined(separator: "; "))"])
+            logger.warning(
+                "Connector is not valid; its workload is left as it is",
+                metadata: ["connector": "\(namespace)/\(name)", "problems": "\(messages.joined(separator: "; "))"])
             // Only read what runs: nothing is written but the status.
             let deployment = try await client.getIfExists(.deployment, namespace: namespace, name: name)
             let owned = deployment.map { Self.isControlled($0, by: uid) } == true ? deployment : nil
@@ -103,8 +107,7 @@ public final class ConnectorReconciler: Sendable {
             desired[path: ["metadata", "annotations", OperatorLabels.documentGeneration]] = .string(documentGeneration)
             let (stored, before) = try await applyObject(.deployment, desired, uid: uid)
             deployment = stored
-            if rendered.state == "running", let from = before?[path: ["spec", "replicas"]]?.int, from != rendered.desiredReplicas
-            {
+            if rendered.state == "running", let from = before?[path: ["spec", "replicas"]]?.int, from != rendered.desiredReplicas {
                 await events.record(ConnectorEvent(.normal, "Scaled", "from \(from) to \(rendered.desiredReplicas) pods"), about: connector)
             }
         }
@@ -137,7 +140,8 @@ public final class ConnectorReconciler: Sendable {
         } catch {
             // Counting idle pods is information, not reconciliation: without it (no right to
             // list pods, say) the rest of the status is still written.
-            logger.warning("cannot list the Connector's pods to count idle ones", metadata: ["connector": "\(namespace)/\(name)", "error": "\(error)"])
+            logger.warning(
+                "cannot list the Connector's pods to count idle ones", metadata: ["connector": "\(namespace)/\(name)", "error": "\(error)"])
             return nil
         }
     }
@@ -209,7 +213,9 @@ public final class ConnectorReconciler: Sendable {
                 continue  // changed since it was read: read again
             }
         }
-        throw KubeError(code: 409, reason: "Conflict", message: "\(type.kind) \(namespace)/\(name): still conflicting after \(Self.conflictRetries) attempts")
+        throw KubeError(
+            code: 409, reason: "Conflict",
+            message: "\(type.kind) \(namespace)/\(name): still conflicting after \(Self.conflictRetries) attempts")
     }
 
     /// The scaler of `spec.autoscaling` while the Connector runs; the other kind, and both
@@ -265,7 +271,8 @@ public final class ConnectorReconciler: Sendable {
     }
 
     func deleteOwned(_ type: ResourceType, namespace: String, name: String, uid: String) async throws {
-        guard let existing = try await client.getIfExists(type, namespace: namespace, name: name), Self.isControlled(existing, by: uid) else { return }
+        guard let existing = try await client.getIfExists(type, namespace: namespace, name: name), Self.isControlled(existing, by: uid)
+        else { return }
         do {
             try await client.delete(type, namespace: namespace, name: name)
             logger.info("deleted", metadata: ["kind": "\(type.kind)", "object": "\(namespace)/\(name)"])
@@ -295,7 +302,8 @@ public final class ConnectorReconciler: Sendable {
 
     /// The status the Connector should show now.
     static func status(
-        previous: JSON, generation: Int, valid: (Bool, String, String), state: String, deployment: JSON?, desiredReplicas: Int, selector: String?,
+        previous: JSON, generation: Int, valid: (Bool, String, String), state: String, deployment: JSON?, desiredReplicas: Int,
+        selector: String?,
         idle: MemberProbe.Count? = nil, cutover: CutoverState? = nil
     ) -> JSON {
         let replicas = deployment?[path: ["status", "replicas"]]?.int ?? 0
@@ -313,7 +321,8 @@ public final class ConnectorReconciler: Sendable {
             progressing = (false, "Stopped", "nothing runs")
         case "cutover":
             readyCondition = (false, "Cutover", "spec.cutover is set: the workload is removed and the cutover Job carries it out")
-            progressing = cutover?.inProgress == true ? (true, "CutoverRunning", cutover?.complete.2 ?? "") : (false, "CutoverEnded", "nothing runs")
+            progressing =
+                cutover?.inProgress == true ? (true, "CutoverRunning", cutover?.complete.2 ?? "") : (false, "CutoverEnded", "nothing runs")
         case "undeployed":
             readyCondition = (false, "NotDeployed", "no valid document has been deployed yet")
             progressing = (false, "NotDeployed", "nothing runs")
@@ -328,7 +337,10 @@ public final class ConnectorReconciler: Sendable {
             } else {
                 readyCondition = (false, "PodsNotReady", "\(ready) of \(desiredReplicas) pods ready")
             }
-            progressing = rolledOut ? (false, "RolledOut", "every pod runs the current document") : (true, "RollingOut", "\(updated) of \(desiredReplicas) pods updated")
+            progressing =
+                rolledOut
+                ? (false, "RolledOut", "every pod runs the current document")
+                : (true, "RollingOut", "\(updated) of \(desiredReplicas) pods updated")
         }
         let oldConditions = previous["conditions"]?.array ?? []
         func condition(_ type: String, _ value: (Bool, String, String)) -> JSON {
@@ -348,12 +360,17 @@ public final class ConnectorReconciler: Sendable {
             "conditions": [condition("Valid", valid), condition("Ready", readyCondition), condition("Progressing", progressing)],
         ]
         if let cutover {
-            status["conditions"] = .array((status["conditions"]?.array ?? []) + [condition("CutoverComplete", cutover.complete), condition("CutoverFailed", cutover.failed)])
+            status["conditions"] = .array(
+                (status["conditions"]?.array ?? []) + [
+                    condition("CutoverComplete", cutover.complete), condition("CutoverFailed", cutover.failed),
+                ])
             status["cutover"] = cutover.summary
         }
         if let selector { status["selector"] = .string(selector) }
         if let idle { status["idleReplicas"] = .int(idle.idle) }
-        if rolledOut, let running = deployment?[path: ["metadata", "annotations", OperatorLabels.documentGeneration]]?.string.flatMap({ Int($0) }) {
+        if rolledOut,
+            let running = deployment?[path: ["metadata", "annotations", OperatorLabels.documentGeneration]]?.string.flatMap({ Int($0) })
+        {
             status["runningGeneration"] = .int(running)
         } else if let running = previous["runningGeneration"] {
             status["runningGeneration"] = running
@@ -366,7 +383,8 @@ public final class ConnectorReconciler: Sendable {
         guard let idle else { return "" }
         var text = ""
         if idle.idle > 0 {
-            text += "; \(idle.idle) idle: \(idle.idle == 1 ? "it holds" : "they hold") no partition (more pods than the source topics have partitions)"
+            text +=
+                "; \(idle.idle) idle: \(idle.idle == 1 ? "it holds" : "they hold") no partition (more pods than the source topics have partitions)"
         }
         if idle.answered < idle.running {
             text += "; \(idle.running - idle.answered) of \(idle.running) running pods did not answer /status"

@@ -108,7 +108,9 @@ public struct ConnectorRenderer: Sendable {
 
     /// A name that can name a Service (RFC 1035 label), as every owned object shares it.
     static func isServiceName(_ name: String) -> Bool {
-        guard let first = name.first, let last = name.last, name.count <= 63, first.isLetter, first.isASCII, last != "-" else { return false }
+        guard let first = name.first, let last = name.last, name.count <= 63, first.isLetter, first.isASCII, last != "-" else {
+            return false
+        }
         return name.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
     }
 
@@ -130,18 +132,26 @@ public struct ConnectorRenderer: Sendable {
         case .failure(let errors): messages = errors.issues.map { "\($0.path): \($0.message)" } + [errors.omittedLine].compactMap { $0 }
         }
         if !Self.isServiceName(name) {
-            messages.append("metadata.name: '\(name)' must be a DNS label (lower-case letters, digits and '-', starting with a letter, at most 63 characters): it names the Service")
+            messages.append(
+                "metadata.name: '\(name)' must be a DNS label (lower-case letters, digits and '-', starting with a letter, at most 63 characters): it names the Service"
+            )
         }
         if spec["cutover"] != nil && name.count > 55 {
-            messages.append("metadata.name: '\(name)' is longer than 55 characters: the cutover Job is named \(name)-cutover, and a Job's name has at most 63")
+            messages.append(
+                "metadata.name: '\(name)' is longer than 55 characters: the cutover Job is named \(name)-cutover, and a Job's name has at most 63"
+            )
         }
         if let loaded, loaded.observability.listen.isEmpty {
-            messages.append("spec.observability.listen: the operator needs the health endpoints for the pods' probes; set HOST:PORT such as 0.0.0.0:8080")
+            messages.append(
+                "spec.observability.listen: the operator needs the health endpoints for the pods' probes; set HOST:PORT such as 0.0.0.0:8080"
+            )
         }
         let autoscaling = spec["autoscaling"]
         var scalerPlan: ScalerPlan?
         if let autoscaling, let loaded {
-            switch ScalerPlan.make(autoscaling, spec: spec, document: loaded, name: name, namespace: namespace, kedaAvailable: kedaAvailable) {
+            switch ScalerPlan.make(
+                autoscaling, spec: spec, document: loaded, name: name, namespace: namespace, kedaAvailable: kedaAvailable)
+            {
             case .success(let plan): scalerPlan = plan
             case .failure(let problems): messages += problems.messages
             }
@@ -156,9 +166,12 @@ public struct ConnectorRenderer: Sendable {
         if let scalerPlan, state == "running" {
             // The scaler writes spec.deployment.replicas through the scale subresource; until it
             // does, and whatever was written by hand, stay within its bounds.
-            replicas = min(max(deploymentSpec["replicas"]?.int ?? scalerPlan.minReplicas, scalerPlan.lowestReplicas), scalerPlan.maxReplicas)
+            replicas = min(
+                max(deploymentSpec["replicas"]?.int ?? scalerPlan.minReplicas, scalerPlan.lowestReplicas), scalerPlan.maxReplicas)
         }
-        let selectorLabels: JSON = [OperatorLabels.name: "switchyard", OperatorLabels.instance: .string(name), OperatorLabels.component: "connector"]
+        let selectorLabels: JSON = [
+            OperatorLabels.name: "switchyard", OperatorLabels.instance: .string(name), OperatorLabels.component: "connector",
+        ]
         var labels = selectorLabels
         labels[OperatorLabels.managedBy] = .string(OperatorLabels.managedByValue)
         let owner: JSON = [
@@ -173,19 +186,27 @@ public struct ConnectorRenderer: Sendable {
 
         let configMap: JSON = [
             "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": metadata([OperatorLabels.documentHash: .string(hash), OperatorLabels.documentGeneration: .string(String(generation))]),
+            "metadata": metadata([
+                OperatorLabels.documentHash: .string(hash), OperatorLabels.documentGeneration: .string(String(generation)),
+            ]),
             "data": [OperatorLabels.documentKey: .string(documentText)],
         ]
 
-        let drainSeconds = Int((Double(document.delivery.drainTimeout.components.seconds) + Double(document.delivery.drainTimeout.components.attoseconds) / 1e18).rounded(.up))
+        let drainSeconds = Int(
+            (Double(document.delivery.drainTimeout.components.seconds) + Double(document.delivery.drainTimeout.components.attoseconds)
+                / 1e18).rounded(.up))
         var container: JSON = [
             "name": "connector",
             "image": .string(deploymentSpec["image"]?.string ?? defaultImage),
             "imagePullPolicy": "IfNotPresent",
             "args": ["run", "-c", .string("\(OperatorLabels.mountDirectory)/\(OperatorLabels.documentKey)")],
             "ports": [["name": "http", "containerPort": .int(port), "protocol": "TCP"]],
-            "livenessProbe": ["httpGet": ["path": "/livez", "port": "http"], "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 2],
-            "readinessProbe": ["httpGet": ["path": "/readyz", "port": "http"], "periodSeconds": 5, "failureThreshold": 2, "timeoutSeconds": 2],
+            "livenessProbe": [
+                "httpGet": ["path": "/livez", "port": "http"], "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 2,
+            ],
+            "readinessProbe": [
+                "httpGet": ["path": "/readyz", "port": "http"], "periodSeconds": 5, "failureThreshold": 2, "timeoutSeconds": 2,
+            ],
             "securityContext": [
                 "runAsNonRoot": true, "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
                 "capabilities": ["drop": ["ALL"]], "seccompProfile": ["type": "RuntimeDefault"],
@@ -199,7 +220,8 @@ public struct ConnectorRenderer: Sendable {
         var podSpec: JSON = [
             "terminationGracePeriodSeconds": .int(drainSeconds + gracePeriodMargin),
             "securityContext": [
-                "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532, "seccompProfile": ["type": "RuntimeDefault"],
+                "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+                "seccompProfile": ["type": "RuntimeDefault"],
             ],
             "containers": [container],
             "volumes": [
@@ -213,7 +235,9 @@ public struct ConnectorRenderer: Sendable {
 
         let deployment: JSON = [
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": metadata([OperatorLabels.documentHash: .string(hash), OperatorLabels.documentGeneration: .string(String(generation))]),
+            "metadata": metadata([
+                OperatorLabels.documentHash: .string(hash), OperatorLabels.documentGeneration: .string(String(generation)),
+            ]),
             "spec": [
                 "replicas": .int(replicas),
                 "revisionHistoryLimit": 3,
@@ -241,7 +265,8 @@ public struct ConnectorRenderer: Sendable {
             configMap: configMap, deployment: deployment, service: service, podDisruptionBudget: pdb, documentHash: hash, state: state,
             selector: selector, desiredReplicas: replicas)
         if let cutover = spec["cutover"] {
-            rendered.cutover = cutoverJob(cutover, podSpec: podSpec, container: container, labels: labels, metadata: metadata(), documentHash: hash)
+            rendered.cutover = cutoverJob(
+                cutover, podSpec: podSpec, container: container, labels: labels, metadata: metadata(), documentHash: hash)
         }
         if let scalerPlan, state == "running" {
             rendered.scaler = scalerPlan.object(metadata: metadata())
@@ -262,7 +287,9 @@ public struct ConnectorRenderer: Sendable {
         let groups = (cutover["groups"]?.array ?? []).compactMap(\.string)
         let headers = (cutover["headers"]?.array ?? []).compactMap(\.string)
         let hash = DocumentHash.hex(Array((cutover.text + "\n" + documentHash).utf8))
-        var arguments: [JSON] = ["cutover", "-c", .string("\(OperatorLabels.mountDirectory)/\(OperatorLabels.documentKey)"), "--output", "json"]
+        var arguments: [JSON] = [
+            "cutover", "-c", .string("\(OperatorLabels.mountDirectory)/\(OperatorLabels.documentKey)"), "--output", "json",
+        ]
         for group in groups { arguments += ["--group", .string(group)] }
         for header in headers { arguments += ["--header", .string(header)] }
         var jobContainer = container
@@ -297,7 +324,8 @@ public struct ConnectorRenderer: Sendable {
             metadata[key] = connector[path: ["metadata", key]]
         }
         return [
-            "apiVersion": connector["apiVersion"] ?? .string(DocumentSchema.apiVersion), "kind": connector["kind"] ?? .string(DocumentSchema.kind),
+            "apiVersion": connector["apiVersion"] ?? .string(DocumentSchema.apiVersion),
+            "kind": connector["kind"] ?? .string(DocumentSchema.kind),
             "metadata": metadata, "spec": connector["spec"] ?? .object([:]),
         ]
     }
@@ -348,7 +376,9 @@ public struct ConnectorRenderer: Sendable {
         for part in path.dropFirst("spec.".count).split(separator: ".") {
             var key = Substring(part)
             var indices: [Int] = []
-            while key.hasSuffix("]"), let open = key.lastIndex(of: "["), let index = Int(key[key.index(after: open)..<key.index(before: key.endIndex)]) {
+            while key.hasSuffix("]"), let open = key.lastIndex(of: "["),
+                let index = Int(key[key.index(after: open)..<key.index(before: key.endIndex)])
+            {
                 indices.insert(index, at: 0)
                 key = key[..<open]
             }

@@ -41,7 +41,8 @@ struct Informer: Sendable {
                 }
                 for key in known.subtracting(seen) {
                     let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
-                    await handle(.deleted, ["metadata": ["namespace": .string(parts[0]), "name": .string(parts.count > 1 ? parts[1] : "")]])
+                    await handle(
+                        .deleted, ["metadata": ["namespace": .string(parts[0]), "name": .string(parts.count > 1 ? parts[1] : "")]])
                 }
                 known = seen
                 failures = 0
@@ -55,7 +56,8 @@ struct Informer: Sendable {
             watching: while !Task.isCancelled {
                 do {
                     try await client.watch(
-                        type, namespace: namespace, resourceVersion: resourceVersion, labelSelector: labelSelector, timeoutSeconds: watchTimeoutSeconds
+                        type, namespace: namespace, resourceVersion: resourceVersion, labelSelector: labelSelector,
+                        timeoutSeconds: watchTimeoutSeconds
                     ) { event in
                         metrics.watchEvent(type.plural, event.type)
                         switch event.type {

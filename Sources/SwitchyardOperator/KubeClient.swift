@@ -65,9 +65,12 @@ public struct ResourceType: Sendable, Hashable {
     public static let service = ResourceType(group: "", version: "v1", plural: "services", kind: "Service")
     public static let deployment = ResourceType(group: "apps", version: "v1", plural: "deployments", kind: "Deployment")
     public static let pod = ResourceType(group: "", version: "v1", plural: "pods", kind: "Pod")
-    public static let podDisruptionBudget = ResourceType(group: "policy", version: "v1", plural: "poddisruptionbudgets", kind: "PodDisruptionBudget")
-    public static let horizontalPodAutoscaler = ResourceType(group: "autoscaling", version: "v2", plural: "horizontalpodautoscalers", kind: "HorizontalPodAutoscaler")
-    public static let triggerAuthentication = ResourceType(group: "keda.sh", version: "v1alpha1", plural: "triggerauthentications", kind: "TriggerAuthentication")
+    public static let podDisruptionBudget = ResourceType(
+        group: "policy", version: "v1", plural: "poddisruptionbudgets", kind: "PodDisruptionBudget")
+    public static let horizontalPodAutoscaler = ResourceType(
+        group: "autoscaling", version: "v2", plural: "horizontalpodautoscalers", kind: "HorizontalPodAutoscaler")
+    public static let triggerAuthentication = ResourceType(
+        group: "keda.sh", version: "v1alpha1", plural: "triggerauthentications", kind: "TriggerAuthentication")
     public static let scaledObject = ResourceType(group: "keda.sh", version: "v1alpha1", plural: "scaledobjects", kind: "ScaledObject")
     public static let job = ResourceType(group: "batch", version: "v1", plural: "jobs", kind: "Job")
     public static let lease = ResourceType(group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease")
@@ -95,7 +98,9 @@ public final class KubeClient: Sendable {
 
     /// `connectTimeout` bounds each connection attempt; a TLS handshake that fails is retried
     /// until it passes.
-    public init(config: ClusterConfig, logger: Logger, requestTimeout: TimeAmount = .seconds(30), connectTimeout: TimeAmount = .seconds(10)) throws {
+    public init(config: ClusterConfig, logger: Logger, requestTimeout: TimeAmount = .seconds(30), connectTimeout: TimeAmount = .seconds(10))
+        throws
+    {
         self.config = config
         self.logger = logger
         self.requestTimeout = requestTimeout
@@ -143,12 +148,15 @@ public final class KubeClient: Sendable {
         }) {
             return cached
         }
-        let token = FileManager.default.contents(atPath: file).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let token = FileManager.default.contents(atPath: file).map {
+            String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         tokenCache.withLock { $0 = (token, now) }
         return token
     }
 
-    func makeRequest(_ method: HTTPMethod, _ path: String, query: [(String, String)], body: JSON?, contentType: String) -> HTTPClientRequest {
+    func makeRequest(_ method: HTTPMethod, _ path: String, query: [(String, String)], body: JSON?, contentType: String) -> HTTPClientRequest
+    {
         var url = config.server + path
         if !query.isEmpty {
             url += "?" + query.map { "\($0.0.percentEscaped)=\($0.1.percentEscaped)" }.joined(separator: "&")
@@ -167,13 +175,18 @@ public final class KubeClient: Sendable {
     }
 
     /// One request; a response other than 2xx is thrown as the server's Status.
-    public func request(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil, contentType: String = "application/json") async throws -> JSON {
+    public func request(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil, contentType: String = "application/json"
+    ) async throws -> JSON {
         let bytes = try await send(method, path, query: query, body: body, contentType: contentType)
         return (try? JSON.parse(bytes.readableBytesView)) ?? .null
     }
 
     /// The body of a 2xx answer; any other answer is thrown as the server's Status.
-    func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil, contentType: String = "application/json", limit: Int = 64 << 20) async throws -> ByteBuffer {
+    func send(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil, contentType: String = "application/json",
+        limit: Int = 64 << 20
+    ) async throws -> ByteBuffer {
         let request = makeRequest(method, path, query: query, body: body, contentType: contentType)
         let response: HTTPClientResponse
         let bytes: ByteBuffer
@@ -186,7 +199,9 @@ public final class KubeClient: Sendable {
         guard (200..<300).contains(Int(response.status.code)) else {
             let json = (try? JSON.parse(bytes.readableBytesView)) ?? .null
             if json["kind"]?.string == "Status" { throw KubeError(status: json, fallbackCode: Int(response.status.code)) }
-            throw KubeError(code: Int(response.status.code), reason: response.status.reasonPhrase, message: "\(method) \(path): \(String(buffer: bytes).prefix(500))")
+            throw KubeError(
+                code: Int(response.status.code), reason: response.status.reasonPhrase,
+                message: "\(method) \(path): \(String(buffer: bytes).prefix(500))")
         }
         return bytes
     }
@@ -195,7 +210,8 @@ public final class KubeClient: Sendable {
     public func podLog(namespace: String, name: String, container: String? = nil, limitBytes: Int = 4 << 20) async throws -> String {
         var query: [(String, String)] = [("limitBytes", String(limitBytes))]
         if let container { query.append(("container", container)) }
-        let bytes = try await send(.GET, ResourceType.pod.path(namespace: namespace, name: name, subresource: "log"), query: query, limit: limitBytes + 65536)
+        let bytes = try await send(
+            .GET, ResourceType.pod.path(namespace: namespace, name: name, subresource: "log"), query: query, limit: limitBytes + 65536)
         return String(buffer: bytes)
     }
 
@@ -225,13 +241,19 @@ public final class KubeClient: Sendable {
     }
 
     /// PUT: the object's `metadata.resourceVersion` makes it conditional (409 when stale).
-    public func replace(_ type: ResourceType, namespace: String, name: String, _ object: JSON, subresource: String? = nil) async throws -> JSON {
+    public func replace(_ type: ResourceType, namespace: String, name: String, _ object: JSON, subresource: String? = nil) async throws
+        -> JSON
+    {
         try await request(.PUT, type.path(namespace: namespace, name: name, subresource: subresource), body: object)
     }
 
     /// A JSON merge patch (RFC 7386).
-    public func mergePatch(_ type: ResourceType, namespace: String, name: String, _ patch: JSON, subresource: String? = nil) async throws -> JSON {
-        try await request(.PATCH, type.path(namespace: namespace, name: name, subresource: subresource), body: patch, contentType: "application/merge-patch+json")
+    public func mergePatch(_ type: ResourceType, namespace: String, name: String, _ patch: JSON, subresource: String? = nil) async throws
+        -> JSON
+    {
+        try await request(
+            .PATCH, type.path(namespace: namespace, name: name, subresource: subresource), body: patch,
+            contentType: "application/merge-patch+json")
     }
 
     /// Deletes with background propagation (dependents are collected by the garbage collector).
@@ -251,7 +273,8 @@ public final class KubeClient: Sendable {
         onEvent: (WatchEvent) async throws -> Void
     ) async throws {
         var query: [(String, String)] = [
-            ("watch", "true"), ("resourceVersion", resourceVersion), ("allowWatchBookmarks", "true"), ("timeoutSeconds", String(timeoutSeconds)),
+            ("watch", "true"), ("resourceVersion", resourceVersion), ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", String(timeoutSeconds)),
         ]
         if let labelSelector { query.append(("labelSelector", labelSelector)) }
         let path = type.path(namespace: namespace)
@@ -292,7 +315,9 @@ public final class KubeClient: Sendable {
 
     static func event(_ line: [UInt8], path: String) throws -> WatchEvent {
         guard let json = try? JSON.parse(line), let typeName = json["type"]?.string, let object = json["object"] else {
-            throw KubeError(code: 0, reason: "BadWatchEvent", message: "watch \(path): cannot read the event \(String(decoding: line.prefix(200), as: UTF8.self))")
+            throw KubeError(
+                code: 0, reason: "BadWatchEvent",
+                message: "watch \(path): cannot read the event \(String(decoding: line.prefix(200), as: UTF8.self))")
         }
         guard let type = WatchEvent.Kind(rawValue: typeName) else {
             throw KubeError(code: 0, reason: "BadWatchEvent", message: "watch \(path): unknown event type \(typeName)")

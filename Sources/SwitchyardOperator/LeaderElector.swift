@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Foundation
 import Logging
@@ -58,7 +58,9 @@ public final class LeaderElector: Sendable {
                 try? await Task.sleep(for: jittered(settings.retryPeriod))
             }
             if Task.isCancelled { break }
-            logger.notice("leader election: acquired the Lease", metadata: ["lease": "\(settings.namespace)/\(settings.name)", "identity": "\(settings.identity)"])
+            logger.notice(
+                "leader election: acquired the Lease",
+                metadata: ["lease": "\(settings.namespace)/\(settings.name)", "identity": "\(settings.identity)"])
             setLeading(true)
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await whileLeading() }
@@ -69,7 +71,8 @@ public final class LeaderElector: Sendable {
             }
             setLeading(false)
             if !Task.isCancelled {
-                logger.warning("leader election: lost the Lease; stopped reconciling", metadata: ["lease": "\(settings.namespace)/\(settings.name)"])
+                logger.warning(
+                    "leader election: lost the Lease; stopped reconciling", metadata: ["lease": "\(settings.namespace)/\(settings.name)"])
             }
         }
         // Cancelled: the release's requests must not be cancelled with it.
@@ -192,7 +195,8 @@ public final class LeaderElector: Sendable {
         gmtime_r(&seconds, &parts)
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         let fraction = String(micros)
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))."
+        return
+            "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))."
             + String(repeating: "0", count: max(0, 6 - fraction.count)) + fraction + "Z"
     }
 }

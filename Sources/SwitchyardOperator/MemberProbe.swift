@@ -62,7 +62,9 @@ public struct MemberProbe: Sendable {
     /// Whether the pod at `url` is idle; nil when it did not answer with a status.
     func isIdle(_ url: String) async -> Bool? {
         do {
-            let response = try await http.execute(HTTPClientRequest(url: url), timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+            let response = try await http.execute(
+                HTTPClientRequest(url: url),
+                timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
             let body = try await response.body.collect(upTo: 4 << 20)
             guard response.status == .ok, let status = try? JSON.parse(body.readableBytesView) else { return nil }
             let sources = status["sources"]?.array ?? []

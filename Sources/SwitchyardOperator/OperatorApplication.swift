@@ -71,7 +71,8 @@ public enum OperatorApplication {
         var settings = OperatorSettings(namespace: options.namespace, defaultImage: options.image)
         settings.workers = options.workers
         let theOperator = OperatorReplica(
-            client: client, settings: settings, lease: LeaseSettings(name: options.leaseName, namespace: leaseNamespace, identity: identity),
+            client: client, settings: settings,
+            lease: LeaseSettings(name: options.leaseName, namespace: leaseNamespace, identity: identity),
             registry: registry, logger: logger)
         let endpoints = HealthEndpoints(
             readiness: {
@@ -89,7 +90,8 @@ public enum OperatorApplication {
         logger.info(
             "switchyard operator started",
             metadata: [
-                "server": "\(config.server)", "namespace": "\(options.namespace ?? "(all)")", "lease": "\(leaseNamespace)/\(options.leaseName)",
+                "server": "\(config.server)", "namespace": "\(options.namespace ?? "(all)")",
+                "lease": "\(leaseNamespace)/\(options.leaseName)",
                 "identity": "\(identity)",
             ])
         do {
@@ -105,7 +107,9 @@ public enum OperatorApplication {
     /// `switchyard operator render`: the objects the operator would write for a Connector file,
     /// as YAML documents. A resource without a uid gets a fixed placeholder one in its owner
     /// references; the namespace defaults to `default`.
-    public static func render(text: String, registry: ConnectorRegistry, image: String, kedaAvailable: Bool = false) -> Result<[(kind: String, name: String, yaml: String)], RenderFailure> {
+    public static func render(text: String, registry: ConnectorRegistry, image: String, kedaAvailable: Bool = false) -> Result<
+        [(kind: String, name: String, yaml: String)], RenderFailure
+    > {
         let loaded: Any?
         do {
             loaded = try Yams.load(yaml: text)

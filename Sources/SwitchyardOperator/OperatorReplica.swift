@@ -15,7 +15,8 @@ public final class OperatorReplica: Sendable {
         let renderer = ConnectorRenderer(registry: registry, defaultImage: settings.defaultImage)
         self.elector = LeaderElector(client: client, settings: lease, logger: logger)
         self.controller = ConnectorController(
-            client: client, reconciler: ConnectorReconciler(client: client, renderer: renderer, logger: logger), settings: settings, logger: logger)
+            client: client, reconciler: ConnectorReconciler(client: client, renderer: renderer, logger: logger), settings: settings,
+            logger: logger)
     }
 
     /// Until cancelled; a held Lease is released on the way out.

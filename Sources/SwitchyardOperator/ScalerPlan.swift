@@ -30,13 +30,17 @@ struct ScalerPlan: Sendable {
     /// the pods' lag series; docs/scaling.md).
     static let externalMetric = "switchyard_connector_lag_messages"
 
-    static func make(_ autoscaling: JSON, spec: JSON, document: ConnectorDocument, name: String, namespace: String, kedaAvailable: Bool) -> Result<ScalerPlan, Problems> {
+    static func make(_ autoscaling: JSON, spec: JSON, document: ConnectorDocument, name: String, namespace: String, kedaAvailable: Bool)
+        -> Result<ScalerPlan, Problems>
+    {
         var problems: [String] = []
         let choice = autoscaling["scaler"]?.string ?? "auto"
         let keda = choice == "keda" || (choice == "auto" && kedaAvailable)
         let scaleToZero = autoscaling["scaleToZero"]?.bool ?? false
         if scaleToZero && !keda {
-            problems.append("spec.autoscaling.scaleToZero: needs KEDA (keda.sh/v1alpha1), which this cluster does not serve; a HorizontalPodAutoscaler keeps at least one pod")
+            problems.append(
+                "spec.autoscaling.scaleToZero: needs KEDA (keda.sh/v1alpha1), which this cluster does not serve; a HorizontalPodAutoscaler keeps at least one pod"
+            )
         }
         let cooldown = document.spec.object("autoscaling")?.duration("cooldown") ?? .seconds(300)
         let cooldownSeconds = max(0, Int(cooldown.components.seconds) + (cooldown.components.attoseconds > 0 ? 1 : 0))
@@ -54,14 +58,18 @@ struct ScalerPlan: Sendable {
                     case .success(let access):
                         plan.triggers.append(plan.rabbitMQTrigger(source.name, access: access, authentication: "\(name)-\(index)"))
                         if let secret = access.secret {
-                            plan.authentications.append((
-                                "\(name)-\(index)",
-                                ["secretTargetRef": [["parameter": "host", "name": .string(secret.name), "key": .string(secret.key)]]]))
+                            plan.authentications.append(
+                                (
+                                    "\(name)-\(index)",
+                                    ["secretTargetRef": [["parameter": "host", "name": .string(secret.name), "key": .string(secret.key)]]]
+                                ))
                         }
                         continue
                     case .failure(let problem):
                         if scaleToZero {
-                            problems.append("spec.autoscaling.scaleToZero: source '\(source.name)': \(problem.messages.joined(separator: "; ")), so KEDA cannot read the queue's depth while no pod runs")
+                            problems.append(
+                                "spec.autoscaling.scaleToZero: source '\(source.name)': \(problem.messages.joined(separator: "; ")), so KEDA cannot read the queue's depth while no pod runs"
+                            )
                             continue
                         }
                     }
@@ -99,11 +107,17 @@ struct ScalerPlan: Sendable {
                 return .success(["type": "kafka", "name": .string(source.name), "metadata": .object(metadata)])
             }
             if scaleToZero {
-                return .failure(Problems(messages: ["spec.autoscaling.scaleToZero: source '\(source.name)' has brokers or a group given by reference, or TLS or SASL settings, so KEDA cannot read its lag from the brokers while no pod runs"]))
+                return .failure(
+                    Problems(messages: [
+                        "spec.autoscaling.scaleToZero: source '\(source.name)' has brokers or a group given by reference, or TLS or SASL settings, so KEDA cannot read its lag from the brokers while no pod runs"
+                    ]))
             }
         }
         guard let server = autoscaling["prometheus"]?.string, !server.isEmpty else {
-            return .failure(Problems(messages: ["spec.autoscaling.prometheus: needed for source '\(source.name)' (\(source.kind)): KEDA reads its lag from the pods' metrics through Prometheus; set the server's address (http://host:port)"]))
+            return .failure(
+                Problems(messages: [
+                    "spec.autoscaling.prometheus: needed for source '\(source.name)' (\(source.kind)): KEDA reads its lag from the pods' metrics through Prometheus; set the server's address (http://host:port)"
+                ]))
         }
         let query: String
         if source.kind == "rabbitmq" {
@@ -137,7 +151,10 @@ struct ScalerPlan: Sendable {
     /// The TriggerAuthentication objects, with the operator's metadata for each name.
     func authenticationObjects(metadata: (String) -> JSON) -> [JSON] {
         authentications.map { entry in
-            ["apiVersion": .string(ResourceType.triggerAuthentication.apiVersion), "kind": "TriggerAuthentication", "metadata": metadata(entry.name), "spec": entry.spec]
+            [
+                "apiVersion": .string(ResourceType.triggerAuthentication.apiVersion), "kind": "TriggerAuthentication",
+                "metadata": metadata(entry.name), "spec": entry.spec,
+            ]
         }
     }
 
@@ -152,7 +169,9 @@ struct ScalerPlan: Sendable {
                 "triggers": .array(triggers),
             ]
             if scaleToZero { spec["idleReplicaCount"] = 0 }
-            return ["apiVersion": .string(ResourceType.scaledObject.apiVersion), "kind": "ScaledObject", "metadata": metadata, "spec": spec]
+            return [
+                "apiVersion": .string(ResourceType.scaledObject.apiVersion), "kind": "ScaledObject", "metadata": metadata, "spec": spec,
+            ]
         }
         let metric: JSON = [
             "type": "External",
@@ -195,7 +214,9 @@ struct RabbitMQAccess: Sendable {
         let url = raw["url"]?.string ?? ""
         if !url.contains("${") {
             if Self.hasPassword(url) {
-                return refuse("\(path).url holds a password, which the operator does not copy into a ScaledObject; take it from a Secret: url: ${env:NAME} with spec.deployment.env NAME from a secretKeyRef")
+                return refuse(
+                    "\(path).url holds a password, which the operator does not copy into a ScaledObject; take it from a Secret: url: ${env:NAME} with spec.deployment.env NAME from a secretKeyRef"
+                )
             }
             return .success(RabbitMQAccess(queue: queue, url: url, secret: nil))
         }
@@ -207,7 +228,9 @@ struct RabbitMQAccess: Sendable {
         guard !name.contains(":-"), let entry = env.first(where: { $0["name"]?.string == name }) else {
             return refuse("\(path).url: ${env:\(name)} is not set by spec.deployment.env")
         }
-        if let reference = entry[path: ["valueFrom", "secretKeyRef"]], let secret = reference["name"]?.string, let key = reference["key"]?.string {
+        if let reference = entry[path: ["valueFrom", "secretKeyRef"]], let secret = reference["name"]?.string,
+            let key = reference["key"]?.string
+        {
             return .success(RabbitMQAccess(queue: queue, url: "", secret: (secret, key)))
         }
         if let value = entry["value"]?.string, !value.contains("$("), !Self.hasPassword(value) {

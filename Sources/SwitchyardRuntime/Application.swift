@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Dispatch
 import Logging
@@ -31,7 +31,9 @@ public enum Application {
     /// `stopAtEnd`: a bounded run (every source stops at the end of what its system held when
     /// it started; the process exits 0 once all of it is acknowledged); the document is not
     /// reloaded then.
-    public static func run(configPath: String, registry: ConnectorRegistry, environment: [String: String], stopAtEnd: Bool = false) async -> Int32 {
+    public static func run(configPath: String, registry: ConnectorRegistry, environment: [String: String], stopAtEnd: Bool = false) async
+        -> Int32
+    {
         let loader = DocumentLoader(registry: registry, interpolator: Interpolator(environment: environment))
         let text: String
         switch Interpolator.readDocument(configPath) {
@@ -44,14 +46,20 @@ public enum Application {
         switch loader.load(text) {
         case .success(let loaded): document = loaded
         case .failure(let errors):
-            writeStandardError(Array("switchyard: \(configPath) is not valid:\n\(errors.description.split(separator: "\n").map { "  \($0)" }.joined(separator: "\n"))\n".utf8))
+            writeStandardError(
+                Array(
+                    "switchyard: \(configPath) is not valid:\n\(errors.description.split(separator: "\n").map { "  \($0)" }.joined(separator: "\n"))\n"
+                        .utf8))
             return 2
         }
         if stopAtEnd {
             let unable = document.sources.filter { registry.source($0.kind)?.stopsAtEnd != true }
             if !unable.isEmpty {
                 let named = unable.map { "\($0.path) (\($0.kind))" }.joined(separator: ", ")
-                writeStandardError(Array("switchyard: \(configPath): --stop-at end needs sources that can stop at the end of their input (kafka, rabbitmq); these cannot: \(named)\n".utf8))
+                writeStandardError(
+                    Array(
+                        "switchyard: \(configPath): --stop-at end needs sources that can stop at the end of their input (kafka, rabbitmq); these cannot: \(named)\n"
+                            .utf8))
                 return 2
             }
         }
@@ -86,7 +94,8 @@ public enum Application {
         }
         services.append(.init(service: PipelineService(pipeline: pipeline), successTerminationBehavior: .gracefullyShutdownGroup))
         if !stopAtEnd {
-            services.append(.init(service: ConfigWatcher(path: configPath, loader: loader, pipeline: pipeline, initialText: text, logger: logger)))
+            services.append(
+                .init(service: ConfigWatcher(path: configPath, loader: loader, pipeline: pipeline, initialText: text, logger: logger)))
         }
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
 

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Logging
 import ServiceLifecycle
@@ -30,7 +30,9 @@ public final class ConfigWatcher: Service {
     /// document limits): they run here, not on Swift's cooperative pool.
     let io = BlockingQueue(label: "switchyard.config-watcher")
 
-    public init(path: String, loader: DocumentLoader, pipeline: Pipeline, initialText: String, interval: Duration = .seconds(1), logger: Logger) {
+    public init(
+        path: String, loader: DocumentLoader, pipeline: Pipeline, initialText: String, interval: Duration = .seconds(1), logger: Logger
+    ) {
         self.path = path
         self.loader = loader
         self.pipeline = pipeline
@@ -51,7 +53,9 @@ public final class ConfigWatcher: Service {
                     // Logged once per state change; the running document stays.
                     if !unreadable, case .failure(let failure) = read {
                         unreadable = true
-                        self.logger.warning("document cannot be read; the running document stays in force", metadata: ["file": "\(self.path)", "error": "\(failure)"])
+                        self.logger.warning(
+                            "document cannot be read; the running document stays in force",
+                            metadata: ["file": "\(self.path)", "error": "\(failure)"])
                     }
                     continue
                 }
@@ -61,7 +65,8 @@ public final class ConfigWatcher: Service {
                 }
                 guard text != last else { continue }
                 last = text
-                self.logger.info("document changed; validating", metadata: ["file": "\(self.path)", "resolved": "\(Self.resolve(self.path))"])
+                self.logger.info(
+                    "document changed; validating", metadata: ["file": "\(self.path)", "resolved": "\(Self.resolve(self.path))"])
                 let loader = self.loader
                 switch await self.io.run({ loader.load(text) }) {
                 case .success(let document):

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import ArgumentParser
 import AsyncHTTPClient
@@ -17,7 +17,8 @@ func observabilityBase(_ url: String) -> String {
 
 struct Tap: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Sample live messages at a source, route or target of a running process (the document must set observability.tap.enabled).",
+        abstract:
+            "Sample live messages at a source, route or target of a running process (the document must set observability.tap.enabled).",
         discussion: """
             Prints one line per message: the position, the key, the headers and the value, each cut to \
             observability.tap.maxValueBytes. The process never waits for this reader: when it reads too \
@@ -101,10 +102,13 @@ struct Tap: AsyncParsableCommand {
             writeStandardOutput(Array((Self.text(sample, at: line.at) + "\n").utf8))
         }
         if let counts = line.counts {
-            printError("switchyard tap: \(counts.dropped) of \(counts.seen) messages not sampled so far (this reader is slower than the pipeline)")
+            printError(
+                "switchyard tap: \(counts.dropped) of \(counts.seen) messages not sampled so far (this reader is slower than the pipeline)")
         }
         if let end = line.end {
-            printError("switchyard tap: ended (\(end.reason ?? "-")): \(end.seen) messages passed \(line.at), \(end.sent) shown, \(end.dropped) not sampled")
+            printError(
+                "switchyard tap: ended (\(end.reason ?? "-")): \(end.seen) messages passed \(line.at), \(end.sent) shown, \(end.dropped) not sampled"
+            )
             return true
         }
         return false
@@ -115,7 +119,8 @@ struct Tap: AsyncParsableCommand {
         if sample.session != String(repeating: "0", count: 16) { parts.append("session=\(sample.session)") }
         parts.append("key=\(sample.key.map(visible) ?? "-")")
         if !sample.headers.isEmpty {
-            parts.append("headers={" + sample.headers.map { "\($0.name)=\($0.value.map(visible) ?? "[redacted]")" }.joined(separator: ", ") + "}")
+            parts.append(
+                "headers={" + sample.headers.map { "\($0.name)=\($0.value.map(visible) ?? "[redacted]")" }.joined(separator: ", ") + "}")
         }
         var value = "value=\(visible(sample.value))"
         if sample.encoding == "base64" { value += " (base64)" }
@@ -204,7 +209,8 @@ struct Top: AsyncParsableCommand {
 
     static func fetch(_ url: String) async -> Result<StatusReport, any Error> {
         do {
-            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(observabilityBase(url))/status"), timeout: .seconds(5))
+            let response = try await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "\(observabilityBase(url))/status"), timeout: .seconds(5))
             let body = try await response.body.collect(upTo: 16 << 20)
             guard response.status == .ok else {
                 return .failure(TopError(message: "HTTP \(response.status.code)"))

@@ -84,7 +84,9 @@ struct OperatorRender: ParsableCommand {
             printError("\(file): cannot read the file")
             throw ExitCode(2)
         }
-        switch OperatorApplication.render(text: String(decoding: data, as: UTF8.self), registry: Families.registry(), image: image, kedaAvailable: keda) {
+        switch OperatorApplication.render(
+            text: String(decoding: data, as: UTF8.self), registry: Families.registry(), image: image, kedaAvailable: keda)
+        {
         case .failure(let failure):
             printError("\(file): not valid:")
             for message in failure.messages { printError("  \(message)") }

@@ -1,30 +1,30 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import ArgumentParser
 import SwitchyardConfig
 import SwitchyardCore
 import SwitchyardRuntime
 #if Builtin
-import BuiltinConnectors
+    import BuiltinConnectors
 #endif
 #if Kafka
-import KafkaConnector
+    import KafkaConnector
 #endif
 #if RabbitMQ
-import RabbitMQConnector
+    import RabbitMQConnector
 #endif
 #if Redis
-import RedisConnector
+    import RedisConnector
 #endif
 #if Postgres
-import PostgresConnector
+    import PostgresConnector
 #endif
 #if S3
-import S3Connector
+    import S3Connector
 #endif
 #if Link
-import LinkConnector
+    import LinkConnector
 #endif
 
 /// The composition root: the only place that names connector families.
@@ -32,25 +32,25 @@ enum Families {
     static func registry() -> ConnectorRegistry {
         let registry = ConnectorRegistry()
         #if Builtin
-        registry.register(BuiltinConnectors.family)
+            registry.register(BuiltinConnectors.family)
         #endif
         #if Kafka
-        registry.register(KafkaConnectors.family)
+            registry.register(KafkaConnectors.family)
         #endif
         #if RabbitMQ
-        registry.register(RabbitMQConnectors.family)
+            registry.register(RabbitMQConnectors.family)
         #endif
         #if Redis
-        registry.register(RedisConnectors.family)
+            registry.register(RedisConnectors.family)
         #endif
         #if Postgres
-        registry.register(PostgresConnectors.family)
+            registry.register(PostgresConnectors.family)
         #endif
         #if S3
-        registry.register(S3Connectors.family)
+            registry.register(S3Connectors.family)
         #endif
         #if Link
-        registry.register(LinkConnectors.family)
+            registry.register(LinkConnectors.family)
         #endif
         return registry
     }
@@ -84,28 +84,35 @@ struct Switchyard: AsyncParsableCommand {
         commandName: "switchyard",
         abstract: "A connector runtime: sources, targets and routes from one YAML document.",
         version: version,
-        subcommands: [Run.self, Validate.self, Graph.self, Tap.self, Top.self, Connectors.self, Schema.self, CRD.self, OperatorCommand.self] + familyCommands
+        subcommands: [
+            Run.self, Validate.self, Graph.self, Tap.self, Top.self, Connectors.self, Schema.self, CRD.self, OperatorCommand.self,
+        ] + familyCommands
     )
 
     /// Commands that need a connector family compiled in.
     static var familyCommands: [any ParsableCommand.Type] {
         var commands: [any ParsableCommand.Type] = []
         #if Kafka
-        commands.append(OffsetsCommand.self)
-        commands.append(ReconcileCommand.self)
-        commands.append(CutoverCommand.self)
+            commands.append(OffsetsCommand.self)
+            commands.append(ReconcileCommand.self)
+            commands.append(CutoverCommand.self)
         #endif
         return commands
     }
 }
 
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the connector a document describes, until SIGTERM (or until a finite input is all acknowledged).")
+    static let configuration = CommandConfiguration(
+        abstract: "Run the connector a document describes, until SIGTERM (or until a finite input is all acknowledged).")
 
     @Option(name: [.short, .customLong("config")], help: "The document: a Connector resource or its spec.")
     var config: String
 
-    @Option(name: .customLong("stop-at"), help: "end: a bounded run. Each source notes where its input ends when it starts (Kafka: every partition's high watermark), takes nothing past it, and the process exits 0 once everything before it is written and acknowledged (docs/migration.md).")
+    @Option(
+        name: .customLong("stop-at"),
+        help:
+            "end: a bounded run. Each source notes where its input ends when it starts (Kafka: every partition's high watermark), takes nothing past it, and the process exits 0 once everything before it is written and acknowledged (docs/migration.md)."
+    )
     var stopAt: StopPoint?
 
     enum StopPoint: String, ExpressibleByArgument {
@@ -113,13 +120,15 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let code = await Application.run(configPath: config, registry: Families.registry(), environment: environment(), stopAtEnd: stopAt == .end)
+        let code = await Application.run(
+            configPath: config, registry: Families.registry(), environment: environment(), stopAtEnd: stopAt == .end)
         if code != 0 { throw ExitCode(code) }
     }
 }
 
 struct Validate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Check documents; print every problem with its path and line. Exit 0 when all are valid.")
+    static let configuration = CommandConfiguration(
+        abstract: "Check documents; print every problem with its path and line. Exit 0 when all are valid.")
 
     @Argument(help: "Documents to check.")
     var files: [String]
@@ -138,11 +147,15 @@ struct Validate: ParsableCommand {
             }
             switch loader.load(text) {
             case .success(let document):
-                print("\(file): valid (\(document.sources.count) sources, \(document.targets.count) targets, \(document.routes.count) routes)")
+                print(
+                    "\(file): valid (\(document.sources.count) sources, \(document.targets.count) targets, \(document.routes.count) routes)"
+                )
             case .failure(let errors):
                 failed = true
                 printError("\(file): \(errors.count) problem\(errors.count == 1 ? "" : "s")")
-                for issue in errors.issues { printError("  \(file):\(issue.line.map(String.init) ?? "-"): \(issue.path): \(issue.message)") }
+                for issue in errors.issues {
+                    printError("  \(file):\(issue.line.map(String.init) ?? "-"): \(issue.path): \(issue.message)")
+                }
                 if let more = errors.omittedLine { printError("  \(file): \(more)") }
             }
         }
@@ -152,7 +165,8 @@ struct Validate: ParsableCommand {
 
 struct Graph: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print a document's pipeline (sources, routes, targets, dead letters) as Graphviz DOT or Mermaid, from the document alone.")
+        abstract:
+            "Print a document's pipeline (sources, routes, targets, dead letters) as Graphviz DOT or Mermaid, from the document alone.")
 
     @Option(name: [.short, .customLong("config")], help: "The document.")
     var config: String
@@ -195,7 +209,8 @@ struct Connectors: ParsableCommand {
 }
 
 struct Schema: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the JSON Schema of documents, generated from the same model as the validator.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print the JSON Schema of documents, generated from the same model as the validator.")
 
     func run() throws {
         print(JSONSchemaGenerator(registry: Families.registry()).document().rendered())
@@ -206,7 +221,9 @@ struct CRD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crd",
         abstract: "Print the Connector CustomResourceDefinition (YAML), generated from the same model as the validator.",
-        discussion: "Its schema covers the connector families compiled into this binary; deploy/crd.yaml is the output of a build with the default traits.")
+        discussion:
+            "Its schema covers the connector families compiled into this binary; deploy/crd.yaml is the output of a build with the default traits."
+    )
 
     func run() throws {
         print(CRDGenerator(registry: Families.registry()).yaml(), terminator: "")

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `switchyard cutover` between two kafka-mock processes: refused while the bridge or a
@@ -26,21 +26,27 @@ struct CutoverTests {
         let directory = try Bed.scratch("cutover")
         let document = try T.bridgeDocument(partition: "keep", in: directory)
         let environment = fastGroup.merging([
-            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("bridge"), "METRICS_PORT": String(Bed.freePort()),
+            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("bridge"),
+            "METRICS_PORT": String(Bed.freePort()),
         ]) { $1 }
         let bridge = try Runtime(document, environment: environment, name: "bridge", directory: directory)
         await eventually("the bridge copied every record") { ((try? await T.all(west, "mirror.orders"))?.count ?? 0) >= 3000 }
 
         // A group that never committed on the source: refused before anything runs.
-        let unknown = try await T.switchyard(["cutover", "-c", document, "--group", "nobody-\(UInt32.random(in: 0...UInt32.max))"], environment: environment)
-        #expect(unknown.status == 1 && unknown.errors.contains("has no committed offsets") && unknown.errors.contains("Nothing was done"), "\(unknown.errors)")
+        let unknown = try await T.switchyard(
+            ["cutover", "-c", document, "--group", "nobody-\(UInt32.random(in: 0...UInt32.max))"], environment: environment)
+        #expect(
+            unknown.status == 1 && unknown.errors.contains("has no committed offsets") && unknown.errors.contains("Nothing was done"),
+            "\(unknown.errors)")
         // While the bridge runs, the cutover does not complete and moves no group. The mock
         // cluster does not list groups, so the preflight cannot see the bridge's member (a
         // real cluster refuses there: "a bridge is still running"); the bounded copy then finds
         // that it does not own every partition and fails.
         let running = try await T.switchyard(["cutover", "-c", document, "--group", group], environment: environment)
         #expect(running.status == 1, "\(running.output)\n\(running.errors)")
-        #expect(running.errors.contains("a bridge is still running") || running.output.contains("CutoverFailed at copy"), "\(running.output)\n\(running.errors)")
+        #expect(
+            running.errors.contains("a bridge is still running") || running.output.contains("CutoverFailed at copy"),
+            "\(running.output)\n\(running.errors)")
         #expect(!running.output.contains("committed on"), "no group was moved: \(running.output)")
         #expect(await bridge.stop() == 0, "\(bridge.logText)")
 
@@ -73,7 +79,8 @@ struct CutoverTests {
         let directory = try Bed.scratch("stop-at-end")
         let document = try T.bridgeDocument(partition: "keep", in: directory)
         let environment = fastGroup.merging([
-            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("bridge"), "METRICS_PORT": String(Bed.freePort()),
+            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("bridge"),
+            "METRICS_PORT": String(Bed.freePort()),
         ]) { $1 }
         let run = try await T.switchyard(["run", "-c", document, "--stop-at", "end"], environment: environment)
         #expect(run.status == 0, "\(run.errors)")
@@ -88,11 +95,11 @@ struct CutoverTests {
         // A source that cannot stop at its end is refused before anything runs.
         let generator = directory.appendingPathComponent("generator.yaml").path
         try """
-            sources: [{name: gen, generate: {count: 10}}]
-            targets: [{name: out, drop: {}}]
-            routes: [{from: [gen], to: [out]}]
-            observability: {listen: ""}
-            """.write(toFile: generator, atomically: true, encoding: .utf8)
+        sources: [{name: gen, generate: {count: 10}}]
+        targets: [{name: out, drop: {}}]
+        routes: [{from: [gen], to: [out]}]
+        observability: {listen: ""}
+        """.write(toFile: generator, atomically: true, encoding: .utf8)
         let refused = try await T.switchyard(["run", "-c", generator, "--stop-at", "end"], environment: [:])
         #expect(refused.status == 2 && refused.errors.contains("spec.sources[0] (generate)"), "\(refused.errors)")
     }

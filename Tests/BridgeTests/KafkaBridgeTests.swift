@@ -25,9 +25,11 @@ struct KafkaBridgeTests {
         let partitionOf = Dictionary(uniqueKeysWithValues: sent.map { ($0.key, $0.partition) })
 
         let directory = try Bed.scratch("k2k")
-        let bridge = try Runtime(Bed.config("bridge-kafka-to-kafka.yaml"), environment: fastGroup.merging([
-            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("k2k"),
-        ]) { $1 }, name: "bridge", directory: directory)
+        let bridge = try Runtime(
+            Bed.config("bridge-kafka-to-kafka.yaml"),
+            environment: fastGroup.merging([
+                "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("k2k"),
+            ]) { $1 }, name: "bridge", directory: directory)
         var mirrored: [Record] = []
         await eventually("every message reached the west cluster") {
             mirrored = await west.records("mirror.orders")
@@ -64,9 +66,11 @@ struct KafkaBridgeTests {
         #expect(Set(partitionOf.values) == [0, 1, 2, 3], "kcat spread the keys over every partition")
 
         let directory = try Bed.scratch("mirror")
-        let bridge = try Runtime(Bed.config("bridge-kafka-to-kafka.yaml"), environment: fastGroup.merging([
-            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("mirror"),
-        ]) { $1 }, name: "bridge", directory: directory)
+        let bridge = try Runtime(
+            Bed.config("bridge-kafka-to-kafka.yaml"),
+            environment: fastGroup.merging([
+                "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("mirror"),
+            ]) { $1 }, name: "bridge", directory: directory)
         var mirrored: [Record] = []
         await eventually("every message reached the west cluster") {
             mirrored = await west.records("mirror.orders")
@@ -98,10 +102,12 @@ struct KafkaBridgeTests {
         try await primary.produce("orders", keyed: keyedLines("r", count), headers: [("app", "shop")])
 
         let directory = try Bed.scratch("replicate")
-        let bridge = try Runtime(Bed.config("bridge-replicate.yaml"), environment: fastGroup.merging([
-            "SOURCE_BROKERS": primary.brokers, "REPLICA_A_BROKERS": replicaA.brokers, "REPLICA_B_BROKERS": replicaB.brokers,
-            "TOPIC": "orders", "GROUP": Bed.unique("replicate"),
-        ]) { $1 }, name: "replicate", directory: directory)
+        let bridge = try Runtime(
+            Bed.config("bridge-replicate.yaml"),
+            environment: fastGroup.merging([
+                "SOURCE_BROKERS": primary.brokers, "REPLICA_A_BROKERS": replicaA.brokers, "REPLICA_B_BROKERS": replicaB.brokers,
+                "TOPIC": "orders", "GROUP": Bed.unique("replicate"),
+            ]) { $1 }, name: "replicate", directory: directory)
         for (name, replica) in [("a", replicaA), ("b", replicaB)] {
             var copies: [Record] = []
             await eventually("every message reached replica \(name)") {
@@ -130,10 +136,12 @@ struct KafkaBridgeTests {
         try await us.produce("orders", keyed: keyedLines("us", count), headers: [("region", "us")])
 
         let directory = try Bed.scratch("aggregate")
-        let bridge = try Runtime(Bed.config("bridge-aggregate.yaml"), environment: fastGroup.merging([
-            "EU_BROKERS": eu.brokers, "US_BROKERS": us.brokers, "CENTRAL_BROKERS": central.brokers,
-            "TOPIC": "orders", "GROUP": Bed.unique("aggregate"),
-        ]) { $1 }, name: "aggregate", directory: directory)
+        let bridge = try Runtime(
+            Bed.config("bridge-aggregate.yaml"),
+            environment: fastGroup.merging([
+                "EU_BROKERS": eu.brokers, "US_BROKERS": us.brokers, "CENTRAL_BROKERS": central.brokers,
+                "TOPIC": "orders", "GROUP": Bed.unique("aggregate"),
+            ]) { $1 }, name: "aggregate", directory: directory)
         var merged: [Record] = []
         await eventually("every message of both regions reached the central cluster") {
             merged = await central.records("all.orders")
@@ -165,8 +173,10 @@ struct KafkaBridgeTests {
 
         let directory = try Bed.scratch("active-active")
         let environment = fastGroup.merging(["EAST_BROKERS": east.brokers, "WEST_BROKERS": west.brokers, "TOPIC": "orders"]) { $1 }
-        let eastToWest = try Runtime(Bed.config("bridge-active-active-east.yaml"), environment: environment, name: "east-to-west", directory: directory)
-        let westToEast = try Runtime(Bed.config("bridge-active-active-west.yaml"), environment: environment, name: "west-to-east", directory: directory)
+        let eastToWest = try Runtime(
+            Bed.config("bridge-active-active-east.yaml"), environment: environment, name: "east-to-west", directory: directory)
+        let westToEast = try Runtime(
+            Bed.config("bridge-active-active-west.yaml"), environment: environment, name: "west-to-east", directory: directory)
         await eventually("both clusters hold both sides' messages") {
             let onEast = await east.records("orders").count
             let onWest = await west.records("orders").count
@@ -225,9 +235,11 @@ struct KafkaBridgeTests {
         await west.stop()
         try await east.produce("orders", keyed: keyedLines("lag", count))
         let directory = try Bed.scratch("lag")
-        let bridge = try Runtime(Bed.config("bridge-kafka-to-kafka.yaml"), environment: fastGroup.merging([
-            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": gone, "TOPIC": "orders", "GROUP": Bed.unique("lag"),
-        ]) { $1 }, name: "bridge", directory: directory)
+        let bridge = try Runtime(
+            Bed.config("bridge-kafka-to-kafka.yaml"),
+            environment: fastGroup.merging([
+                "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": gone, "TOPIC": "orders", "GROUP": Bed.unique("lag"),
+            ]) { $1 }, name: "bridge", directory: directory)
         await eventually("the lag counts every message") {
             await bridge.metric("switchyard_bridge_lag_messages", ["source=\"east\""]) == Double(count)
         }

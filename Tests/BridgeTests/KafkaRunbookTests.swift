@@ -17,7 +17,8 @@ struct KafkaRunbookTests {
         defer { east.terminate(); west.terminate() }
         let work = try Bed.scratch("kafka-runbook")
         let script = work.appendingPathComponent("runbook.sh")
-        try (["set -euo pipefail", "cd '\(Bed.root.path)'"] + blocks).joined(separator: "\n\n").write(to: script, atomically: true, encoding: .utf8)
+        try (["set -euo pipefail", "cd '\(Bed.root.path)'"] + blocks).joined(separator: "\n\n").write(
+            to: script, atomically: true, encoding: .utf8)
         let binaryDirectory = URL(fileURLWithPath: Bed.binary).deletingLastPathComponent().path
         let environment = [
             "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "WORK": work.path, "METRICS_PORT": String(Bed.freePort()),
@@ -35,8 +36,11 @@ struct KafkaRunbookTests {
 
         // Billing read 120 records on east and the other 180 on west: each source position
         // once, none twice.
-        let east120 = ((try? String(contentsOf: work.appendingPathComponent("billing-east.txt"), encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-        let westLines = ((try? String(contentsOf: work.appendingPathComponent("billing-west.txt"), encoding: .utf8)) ?? "").split(separator: "\n")
+        let east120 = ((try? String(contentsOf: work.appendingPathComponent("billing-east.txt"), encoding: .utf8)) ?? "").split(
+            separator: "\n"
+        ).map(String.init)
+        let westLines = ((try? String(contentsOf: work.appendingPathComponent("billing-west.txt"), encoding: .utf8)) ?? "").split(
+            separator: "\n")
         var west180: [String] = []
         for line in westLines {
             var fields: [String: String] = [:]
@@ -44,13 +48,16 @@ struct KafkaRunbookTests {
                 let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                 if parts.count == 2 { fields[parts[0]] = parts[1] }
             }
-            if let partition = fields["switchyard-source-partition"], let offset = fields["switchyard-source-offset"] { west180.append("\(partition):\(offset)") }
+            if let partition = fields["switchyard-source-partition"], let offset = fields["switchyard-source-offset"] {
+                west180.append("\(partition):\(offset)")
+            }
         }
         #expect(east120.count == 120 && west180.count == 180, "east \(east120.count), west \(west180.count)")
         #expect(Set(east120).isDisjoint(with: Set(west180)), "records read on east came again on west")
         let all = Set(east120).union(west180)
         #expect(all.count == 300, "\(all.count) distinct source positions read")
-        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: work.appendingPathComponent("cutover.json"))) as? [String: Any])
+        let report = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: work.appendingPathComponent("cutover.json"))) as? [String: Any])
         #expect(report["condition"] as? String == "CutoverComplete")
         #expect((report["reconciliation"] as? [String: Any])?["equal"] as? Bool == true)
     }

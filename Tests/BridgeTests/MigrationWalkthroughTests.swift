@@ -50,7 +50,8 @@ struct MigrationWalkthroughTests {
         await Self.cleanQueues(url)
         let work = try Bed.scratch("migration")
         let script = work.appendingPathComponent("walkthrough.sh")
-        try (["set -euo pipefail", "cd '\(Bed.root.path)'"] + blocks).joined(separator: "\n\n").write(to: script, atomically: true, encoding: .utf8)
+        try (["set -euo pipefail", "cd '\(Bed.root.path)'"] + blocks).joined(separator: "\n\n").write(
+            to: script, atomically: true, encoding: .utf8)
         let binaryDirectory = URL(fileURLWithPath: Bed.binary).deletingLastPathComponent().path
         let environment = [
             "AMQP_URL": url, "KAFKA_BROKERS": kafka.brokers, "WORK": work.path,
@@ -76,7 +77,9 @@ struct MigrationWalkthroughTests {
         let bridgedIDs: [String] = (0..<200).map { String($0) } + (250..<260).map { String($0) }
         let bridgedKeys: [String] = bridged.map(\.key)
         #expect(Set(bridgedKeys) == Set(bridgedIDs), "bridged events keyed by order id")
-        #expect(output.split(separator: "\n").contains("0"), "the bounded run left nothing in shop.to-kafka (deleted with 0 messages): \(output.suffix(500))")
+        #expect(
+            output.split(separator: "\n").contains("0"),
+            "the bounded run left nothing in shop.to-kafka (deleted with 0 messages): \(output.suffix(500))")
         #expect(bridged.allSatisfy { $0.header("amqp-content-type") == "application/json" && $0.header("source") == "web" })
         let native = records.filter { $0.header("switchyard-origin") == nil }
         #expect(Set(native.map(\.key)) == Set((200..<250).map(String.init)))
@@ -84,7 +87,8 @@ struct MigrationWalkthroughTests {
         let billing = ((try? String(contentsOf: work.appendingPathComponent("billing.txt"), encoding: .utf8)) ?? "").split(separator: "\n")
         #expect(billing.count == 200)
         // Shipping, still on RabbitMQ, received every event exactly once.
-        let shipping = ((try? String(contentsOf: work.appendingPathComponent("shipping.txt"), encoding: .utf8)) ?? "").split(separator: "\n")
+        let shipping = ((try? String(contentsOf: work.appendingPathComponent("shipping.txt"), encoding: .utf8)) ?? "").split(
+            separator: "\n")
         let ids = shipping.compactMap { line -> String? in
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
             return object["id"] as? String

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `switchyard offsets translate` between two kafka-mock processes: a group that consumed part
@@ -36,14 +36,17 @@ struct OffsetTranslationTests {
             sourceOffset = headers["switchyard-source-offset"].flatMap { Int64($0) }
         }
 
-        var description: String { "p\(partition)@\(offset) \(key) from \(sourcePartition.map(String.init) ?? "-")@\(sourceOffset.map(String.init) ?? "-")" }
+        var description: String {
+            "p\(partition)@\(offset) \(key) from \(sourcePartition.map(String.init) ?? "-")@\(sourceOffset.map(String.init) ?? "-")"
+        }
     }
 
     /// Consumes `topic` as a member of `group` with kcat (committing what it printed when it
     /// leaves): `count` records, or everything up to the end.
     static func consume(_ cluster: Cluster, _ topic: String, group: String, count: Int? = nil) async throws -> [Consumed] {
         let limit = count.map { "-c \($0)" } ?? "-e"
-        let text = try await sh("kcat -b '\(cluster.brokers)' -G '\(group)' \(kcatGroup) \(limit) -q -f '%p\\t%o\\t%k\\t%h\\n' '\(topic)'", limit: .seconds(90))
+        let text = try await sh(
+            "kcat -b '\(cluster.brokers)' -G '\(group)' \(kcatGroup) \(limit) -q -f '%p\\t%o\\t%k\\t%h\\n' '\(topic)'", limit: .seconds(90))
         return text.split(separator: "\n").compactMap(Consumed.init)
     }
 
@@ -54,7 +57,9 @@ struct OffsetTranslationTests {
     }
 
     /// Runs the binary with `arguments`; its exit status, standard output and error.
-    static func switchyard(_ arguments: [String], environment: [String: String]) async throws -> (status: Int32, output: String, errors: String) {
+    static func switchyard(_ arguments: [String], environment: [String: String]) async throws -> (
+        status: Int32, output: String, errors: String
+    ) {
         let directory = try Bed.scratch("translate")
         let out = directory.appendingPathComponent("out").path
         let err = directory.appendingPathComponent("err").path
@@ -64,7 +69,9 @@ struct OffsetTranslationTests {
             Issue.record("switchyard \(arguments.joined(separator: " ")) did not finish within 120 s")
             throw BedMissing()
         }
-        return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "", (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+        return (
+            status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "", (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        )
     }
 
     /// The JSON report's partitions: verdict, translated offset and committed-before, by target partition.
@@ -74,7 +81,8 @@ struct OffsetTranslationTests {
         for topic in try #require(object["topics"] as? [[String: Any]]) {
             for partition in try #require(topic["partitions"] as? [[String: Any]]) {
                 result[try #require(partition["partition"] as? Int)] = (
-                    try #require(partition["verdict"] as? String), partition["offset"] as? Int, partition["previouslyCommitted"] as? Int)
+                    try #require(partition["verdict"] as? String), partition["offset"] as? Int, partition["previouslyCommitted"] as? Int
+                )
             }
         }
         return result
@@ -85,25 +93,25 @@ struct OffsetTranslationTests {
     static func bridgeDocument(partition: String, filter: Bool = false, name: String = "bridge", in directory: URL) throws -> String {
         let path = directory.appendingPathComponent("\(name).yaml").path
         try """
-            apiVersion: switchyard.dev/v1alpha1
-            kind: Connector
-            metadata: {name: \(name)}
-            spec:
-              sources:
-                - name: east
-                  cluster: east
-                  kafka:
-                    brokers: ["${env:SOURCE_BROKERS}"]
-                    topics: ["${env:TOPIC}"]
-                    group: "${env:GROUP}"
-                    options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
-              targets:
-                - name: west
-                  kafka: {brokers: ["${env:TARGET_BROKERS}"], topic: "mirror.{{ channel }}", partition: \(partition)}
-              routes:
-                - {from: [east], to: [west]\(filter ? ", where: {headers: {copy: \"yes\"}}" : "")}
-              observability: {listen: "127.0.0.1:${env:METRICS_PORT}"}
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        apiVersion: switchyard.dev/v1alpha1
+        kind: Connector
+        metadata: {name: \(name)}
+        spec:
+          sources:
+            - name: east
+              cluster: east
+              kafka:
+                brokers: ["${env:SOURCE_BROKERS}"]
+                topics: ["${env:TOPIC}"]
+                group: "${env:GROUP}"
+                options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
+          targets:
+            - name: west
+              kafka: {brokers: ["${env:TARGET_BROKERS}"], topic: "mirror.{{ channel }}", partition: \(partition)}
+          routes:
+            - {from: [east], to: [west]\(filter ? ", where: {headers: {copy: \"yes\"}}" : "")}
+          observability: {listen: "127.0.0.1:${env:METRICS_PORT}"}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
@@ -124,14 +132,16 @@ struct OffsetTranslationTests {
             }
             let position = "\(partition)@\(offset)"
             seen[position, default: 0] += 1
-            #expect(keyAt[position] == record.key, "the target record names \(position), whose key is \(keyAt[position] ?? "none"): \(record)")
+            #expect(
+                keyAt[position] == record.key, "the target record names \(position), whose key is \(keyAt[position] ?? "none"): \(record)")
             #expect(!consumedPositions.contains(position), "duplicate: the group had consumed \(position) on the source: \(record)")
             let lane = "\(record.partition)/\(partition)"
             if let last = lastPerSource[lane] { #expect(offset > last, "out of order: \(record) after source offset \(last)") }
             lastPerSource[lane] = offset
         }
         let missing = expected.subtracting(seen.keys)
-        #expect(missing.isEmpty, "gap: \(missing.count) records the group had not consumed were skipped, e.g. \(missing.sorted().prefix(5))")
+        #expect(
+            missing.isEmpty, "gap: \(missing.count) records the group had not consumed were skipped, e.g. \(missing.sorted().prefix(5))")
         let twice = seen.filter { $0.value > 1 }
         #expect(twice.isEmpty, "read twice on the target: \(twice.keys.sorted().prefix(5))")
         #expect(continued.count == expected.count, "\(continued.count) records read on the target, \(expected.count) expected")
@@ -160,13 +170,16 @@ struct OffsetTranslationTests {
         #expect(consumed.count == 700)
 
         let directory = try Bed.scratch("translate-keep")
-        let environment = fastGroup.merging(["SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("bridge")]) { $1 }
+        let environment = fastGroup.merging([
+            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("bridge"),
+        ]) { $1 }
         let bridge = try Runtime(Bed.config("bridge-kafka-to-kafka.yaml"), environment: environment, name: "bridge", directory: directory)
         await eventually("the bridge copied every record") { ((try? await Self.all(west, "mirror.orders"))?.count ?? 0) >= count }
 
         // A dry run: every partition exact (or at its end), nothing committed on the target yet.
         let config = Bed.config("bridge-kafka-to-kafka.yaml")
-        let dry = try await Self.switchyard(["offsets", "translate", "-c", config, "--group", group, "--output", "json"], environment: environment)
+        let dry = try await Self.switchyard(
+            ["offsets", "translate", "-c", config, "--group", group, "--output", "json"], environment: environment)
         #expect(dry.status == 0, "\(dry.errors)")
         let planned = try Self.partitions(dry.output)
         #expect(planned.count == 4)
@@ -179,7 +192,8 @@ struct OffsetTranslationTests {
             #expect(entry.previous == nil, "nothing committed by a dry run")
         }
 
-        let applied = try await Self.switchyard(["offsets", "translate", "-c", config, "--group", group, "--apply"], environment: environment)
+        let applied = try await Self.switchyard(
+            ["offsets", "translate", "-c", config, "--group", group, "--apply"], environment: environment)
         #expect(applied.status == 0, "\(applied.errors)")
         #expect(applied.output.contains("applied: committed"), "\(applied.output)")
         #expect(await bridge.stop() == 0, "\(bridge.logText)")
@@ -197,7 +211,8 @@ struct OffsetTranslationTests {
         let directory = try Bed.scratch("translate-hash")
         let document = try Self.bridgeDocument(partition: "hash", in: directory)
         let environment = fastGroup.merging([
-            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("bridge"), "METRICS_PORT": String(Bed.freePort()),
+            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("bridge"),
+            "METRICS_PORT": String(Bed.freePort()),
         ]) { $1 }
         let bridge = try Runtime(document, environment: environment, name: "bridge", directory: directory)
 
@@ -215,14 +230,17 @@ struct OffsetTranslationTests {
         #expect(Set(target.compactMap(\.sourcePartition)) == [0, 1, 2, 3])
         #expect(Set(target.map(\.partition)) == [0, 1], "hashed into both target partitions")
 
-        let applied = try await Self.switchyard(["offsets", "translate", "-c", document, "--group", group, "--apply", "--output", "json"], environment: environment)
+        let applied = try await Self.switchyard(
+            ["offsets", "translate", "-c", document, "--group", group, "--apply", "--output", "json"], environment: environment)
         #expect(applied.status == 0, "\(applied.errors)")
         let translated = try Self.partitions(applied.output)
         #expect(translated.count == 2)
         for (partition, entry) in translated {
             // The translated offset is the first phase-two record of the target partition.
             let phaseOne = target.filter { $0.partition == partition && (Int($0.key.split(separator: "-").last ?? "") ?? .max) < 600 }
-            #expect(entry.verdict == "exact" && entry.offset == phaseOne.count, "target partition \(partition): \(entry), \(phaseOne.count) records of phase one")
+            #expect(
+                entry.verdict == "exact" && entry.offset == phaseOne.count,
+                "target partition \(partition): \(entry), \(phaseOne.count) records of phase one")
         }
         #expect(await bridge.stop() == 0, "\(bridge.logText)")
         let continued = try await Self.consume(west, "mirror.orders", group: group)
@@ -238,27 +256,39 @@ struct OffsetTranslationTests {
         let group = Bed.unique("busy")
         _ = try await Self.consume(east, "orders", group: group, count: 150)
         let directory = try Bed.scratch("translate-bad")
-        let environment = fastGroup.merging(["SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("bridge")]) { $1 }
+        let environment = fastGroup.merging([
+            "SOURCE_BROKERS": east.brokers, "TARGET_BROKERS": west.brokers, "TOPIC": "orders", "GROUP": Bed.unique("bridge"),
+        ]) { $1 }
         let config = Bed.config("bridge-kafka-to-kafka.yaml")
         let bridge = try Runtime(config, environment: environment, name: "bridge", directory: directory)
         await eventually("the bridge copied every record") { ((try? await Self.all(west, "mirror.orders"))?.count ?? 0) >= 400 }
         #expect(await bridge.stop() == 0, "\(bridge.logText)")
 
         // An unknown group.
-        let unknown = try await Self.switchyard(["offsets", "translate", "-c", config, "--group", "nobody-\(UInt32.random(in: 0...UInt32.max))"], environment: environment)
+        let unknown = try await Self.switchyard(
+            ["offsets", "translate", "-c", config, "--group", "nobody-\(UInt32.random(in: 0...UInt32.max))"], environment: environment)
         #expect(unknown.status == 1 && unknown.errors.contains("has no committed offsets on cluster east"), "\(unknown.errors)")
         // An unknown source topic.
-        let topic = try await Self.switchyard(["offsets", "translate", "-c", config, "--group", group], environment: environment.merging(["TOPIC": "no-such-topic"]) { $1 })
-        #expect(topic.status == 1 && topic.errors.contains("source topic 'no-such-topic'") && topic.errors.contains("does not exist"), "\(topic.errors)")
+        let topic = try await Self.switchyard(
+            ["offsets", "translate", "-c", config, "--group", group], environment: environment.merging(["TOPIC": "no-such-topic"]) { $1 })
+        #expect(
+            topic.status == 1 && topic.errors.contains("source topic 'no-such-topic'") && topic.errors.contains("does not exist"),
+            "\(topic.errors)")
         // A document without a Kafka source.
-        let quickstart = try await Self.switchyard(["offsets", "translate", "-c", Bed.config("quickstart.yaml"), "--group", group], environment: environment)
-        #expect(quickstart.status == 1 && quickstart.errors.contains("no route from a kafka source to a kafka target"), "\(quickstart.errors)")
+        let quickstart = try await Self.switchyard(
+            ["offsets", "translate", "-c", Bed.config("quickstart.yaml"), "--group", group], environment: environment)
+        #expect(
+            quickstart.status == 1 && quickstart.errors.contains("no route from a kafka source to a kafka target"), "\(quickstart.errors)")
         // Mismatched partition counts with partition: keep.
         let fewer = try await Cluster.start(["mirror.orders": 2])
         defer { fewer.terminate() }
         let keep = try Self.bridgeDocument(partition: "keep", in: directory)
-        let mismatched = try await Self.switchyard(["offsets", "translate", "-c", keep, "--group", group, "--apply"], environment: environment.merging(["TARGET_BROKERS": fewer.brokers, "METRICS_PORT": "1"]) { $1 })
-        #expect(mismatched.status == 1 && mismatched.errors.contains("has 2 partitions") && mismatched.errors.contains("has 4"), "\(mismatched.errors)")
+        let mismatched = try await Self.switchyard(
+            ["offsets", "translate", "-c", keep, "--group", group, "--apply"],
+            environment: environment.merging(["TARGET_BROKERS": fewer.brokers, "METRICS_PORT": "1"]) { $1 })
+        #expect(
+            mismatched.status == 1 && mismatched.errors.contains("has 2 partitions") && mismatched.errors.contains("has 4"),
+            "\(mismatched.errors)")
 
         // The group has a member on the target: --apply is refused, nothing is committed.
         // The member reads another topic, so that it commits nothing of mirror.orders itself.
@@ -270,11 +300,14 @@ struct OffsetTranslationTests {
             ((try? String(contentsOfFile: memberLog, encoding: .utf8)) ?? "").contains("assigned")
         }
         let busy = try await Self.switchyard(["offsets", "translate", "-c", config, "--group", group, "--apply"], environment: environment)
-        #expect(busy.status == 1 && busy.errors.contains("has active members on the target cluster") && busy.errors.contains("Nothing was committed"), "\(busy.errors)")
+        #expect(
+            busy.status == 1 && busy.errors.contains("has active members on the target cluster")
+                && busy.errors.contains("Nothing was committed"), "\(busy.errors)")
         member.signal(SIGKILL)
         _ = await member.exit(within: .seconds(10))
         // The member read but never committed (killed): the group still has no offsets on the target.
-        let after = try await Self.switchyard(["offsets", "translate", "-c", config, "--group", group, "--output", "json"], environment: environment)
+        let after = try await Self.switchyard(
+            ["offsets", "translate", "-c", config, "--group", group, "--output", "json"], environment: environment)
         #expect(after.status == 0, "\(after.errors)")
         for (partition, entry) in try Self.partitions(after.output) {
             #expect(entry.previous == nil, "partition \(partition): something was committed: \(entry)")

@@ -7,15 +7,18 @@ import TestBedSupport
 func queueReader(queue: String, exchange: String?, binding: String = "#", directory: URL, name: String) async throws -> (Runtime, URL) {
     let output = directory.appendingPathComponent("\(name).ndjson")
     let config = directory.appendingPathComponent("\(name).yaml")
-    let declare = exchange.map { """
-          declare:
-            exchanges: [{name: \($0), type: topic}]
-            queue: {durable: true}
-            bindings: [{exchange: \($0), routingKey: "\(binding)"}]
-    """ } ?? """
-          declare:
-            queue: {durable: true}
-    """
+    let declare =
+        exchange.map {
+            """
+                  declare:
+                    exchanges: [{name: \($0), type: topic}]
+                    queue: {durable: true}
+                    bindings: [{exchange: \($0), routingKey: "\(binding)"}]
+            """
+        } ?? """
+                  declare:
+                    queue: {durable: true}
+            """
     try """
     sources:
       - name: reader
@@ -76,7 +79,8 @@ func publishOrders(
     observability: {listen: ""}
     """.write(to: config, atomically: true, encoding: .utf8)
     let log = directory.appendingPathComponent("publisher.log").path
-    let child = try Child([Bed.binary, "run", "-c", config.path], environment: ["AMQP_URL": try await Rabbit.url()], output: log, errors: log)
+    let child = try Child(
+        [Bed.binary, "run", "-c", config.path], environment: ["AMQP_URL": try await Rabbit.url()], output: log, errors: log)
     let status = await child.exit(within: .seconds(60))
     #expect(status == 0, "the publisher: \((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(2000) ?? "")")
 }
@@ -93,9 +97,11 @@ struct RabbitMQBridgeTests {
         let exchange = Bed.unique("shop")
         defer { Task { await Rabbit.deleteQueue(queue) } }
         let directory = try Bed.scratch("r2k")
-        let bridge = try Runtime(Bed.config("bridge-rabbitmq-to-kafka.yaml"), environment: [
-            "AMQP_URL": try await Rabbit.url(), "KAFKA_BROKERS": kafka.brokers, "BRIDGE_QUEUE": queue, "EXCHANGE": exchange,
-        ], name: "bridge", directory: directory)
+        let bridge = try Runtime(
+            Bed.config("bridge-rabbitmq-to-kafka.yaml"),
+            environment: [
+                "AMQP_URL": try await Rabbit.url(), "KAFKA_BROKERS": kafka.brokers, "BRIDGE_QUEUE": queue, "EXCHANGE": exchange,
+            ], name: "bridge", directory: directory)
         // The bridge declares the exchange, its queue and the binding before it is ready.
         await eventually("the bridge is ready") { await bridge.status("/readyz") == 200 }
         try await publishOrders(count, exchange: exchange, routingKey: "orders.created", directory: directory)
@@ -137,16 +143,21 @@ struct RabbitMQBridgeTests {
         let queue = Bed.unique("legacy-consumer")
         defer { Task { await Rabbit.deleteQueue(queue) } }
         let directory = try Bed.scratch("k2r")
-        let (reader, output) = try await queueReader(queue: queue, exchange: exchange, binding: "orders.#", directory: directory, name: "reader")
+        let (reader, output) = try await queueReader(
+            queue: queue, exchange: exchange, binding: "orders.#", directory: directory, name: "reader")
         await eventually("the reader declared its queue") { await reader.status("/readyz") == 200 }
-        try await kafka.produce("orders.created", keyed: keyedLines("o", count), headers: [
-            ("app", "shop"), ("amqp-content-type", "text/plain"), ("amqp-correlation-id", "batch-7"), ("amqp-priority", "3"),
-        ])
+        try await kafka.produce(
+            "orders.created", keyed: keyedLines("o", count),
+            headers: [
+                ("app", "shop"), ("amqp-content-type", "text/plain"), ("amqp-correlation-id", "batch-7"), ("amqp-priority", "3"),
+            ])
 
-        let bridge = try Runtime(Bed.config("bridge-kafka-to-rabbitmq.yaml"), environment: fastGroup.merging([
-            "AMQP_URL": try await Rabbit.url(), "KAFKA_BROKERS": kafka.brokers, "TOPICS": "orders.created", "EXCHANGE": exchange,
-            "GROUP": Bed.unique("k2r"),
-        ]) { $1 }, name: "bridge", directory: directory)
+        let bridge = try Runtime(
+            Bed.config("bridge-kafka-to-rabbitmq.yaml"),
+            environment: fastGroup.merging([
+                "AMQP_URL": try await Rabbit.url(), "KAFKA_BROKERS": kafka.brokers, "TOPICS": "orders.created", "EXCHANGE": exchange,
+                "GROUP": Bed.unique("k2r"),
+            ]) { $1 }, name: "bridge", directory: directory)
         var lines: [[String: Any]] = []
         await eventually("every message reached the RabbitMQ queue") {
             lines = ndjson(output)
@@ -183,7 +194,11 @@ struct RabbitMQBridgeTests {
         let paymentsQueue = Bed.unique("payments")
         let prefix = Bed.unique("notify")
         let notifyQueue = "\(prefix).eu"
-        defer { Task { await Rabbit.deleteQueue(paymentsQueue); await Rabbit.deleteQueue(notifyQueue) } }
+        defer {
+            Task {
+                await Rabbit.deleteQueue(paymentsQueue); await Rabbit.deleteQueue(notifyQueue)
+            }
+        }
         let directory = try Bed.scratch("transform")
         let (reader, output) = try await queueReader(queue: notifyQueue, exchange: nil, directory: directory, name: "notifications")
         await eventually("the notification queue exists") { await reader.status("/readyz") == 200 }
@@ -194,12 +209,16 @@ struct RabbitMQBridgeTests {
         try await shop.produce("orders", keyed: orderLines, headers: [("type", "order"), ("region", "eu")])
         try await shop.produce("orders", keyed: refundLines, headers: [("type", "refund"), ("region", "eu")])
 
-        let bridge = try Runtime(Bed.config("bridge-transform.yaml"), environment: fastGroup.merging([
-            "SHOP_BROKERS": shop.brokers, "EVENTS_BROKERS": events.brokers, "ORDERS_TOPIC": "orders", "GROUP": Bed.unique("transform"),
-            "AMQP_URL": try await Rabbit.url(), "PAYMENTS_QUEUE": paymentsQueue, "NOTIFY_PREFIX": prefix,
-        ]) { $1 }, name: "bridge", directory: directory)
+        let bridge = try Runtime(
+            Bed.config("bridge-transform.yaml"),
+            environment: fastGroup.merging([
+                "SHOP_BROKERS": shop.brokers, "EVENTS_BROKERS": events.brokers, "ORDERS_TOPIC": "orders", "GROUP": Bed.unique("transform"),
+                "AMQP_URL": try await Rabbit.url(), "PAYMENTS_QUEUE": paymentsQueue, "NOTIFY_PREFIX": prefix,
+            ]) { $1 }, name: "bridge", directory: directory)
         await eventually("the bridge is ready") { await bridge.status("/readyz") == 200 }
-        try await publishOrders(payments, exchange: "", routingKey: paymentsQueue, directory: directory, value: #"'{"id":"p{{ offset }}","amount":{{ offset }}}'"#)
+        try await publishOrders(
+            payments, exchange: "", routingKey: paymentsQueue, directory: directory,
+            value: #"'{"id":"p{{ offset }}","amount":{{ offset }}}'"#)
 
         var shopEvents: [Record] = []
         var legacyEvents: [Record] = []
@@ -212,13 +231,19 @@ struct RabbitMQBridgeTests {
         for record in shopEvents {
             let id = String(record.key.dropFirst())
             #expect(record.key.hasPrefix("o"))
-            #expect(record.value == "{\"origin\":\"shop\",\"channel\":\"orders\",\"id\":\"o\(id)\",\"payload\":{\"id\":\"o\(id)\",\"total\":\(id)}}", "\(record)")
+            #expect(
+                record.value
+                    == "{\"origin\":\"shop\",\"channel\":\"orders\",\"id\":\"o\(id)\",\"payload\":{\"id\":\"o\(id)\",\"total\":\(id)}}",
+                "\(record)")
             #expect(record.header("content-type") == "application/json" && record.header("region") == "eu", "\(record)")
         }
         #expect(Set(legacyEvents.map(\.key)) == Set((0..<payments).map { "p\($0)" }))
         for record in legacyEvents {
             let id = String(record.key.dropFirst())
-            #expect(record.value == "{\"origin\":\"legacy\",\"channel\":\"\(paymentsQueue)\",\"id\":\"p\(id)\",\"payload\":{\"id\":\"p\(id)\",\"amount\":\(id)}}", "\(record)")
+            #expect(
+                record.value
+                    == "{\"origin\":\"legacy\",\"channel\":\"\(paymentsQueue)\",\"id\":\"p\(id)\",\"payload\":{\"id\":\"p\(id)\",\"amount\":\(id)}}",
+                "\(record)")
             #expect(record.header("amqp-content-type") == "application/json")
         }
         var notifications: [[String: Any]] = []

@@ -2,7 +2,7 @@ import Foundation
 import TestBedSupport
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The repository, the test bed's addresses and the `switchyard` binary under test.
@@ -37,7 +37,8 @@ enum Bed {
     static func config(_ name: String) -> String { root.appendingPathComponent("configs/\(name)").path }
 
     static func scratch(_ name: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-bridge-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-bridge-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
@@ -129,7 +130,10 @@ final class Child: @unchecked Sendable {
 /// Runs `command` with /bin/sh and returns its standard output; records an issue when it
 /// fails or overstays `limit`.
 @discardableResult
-func sh(_ command: String, environment: [String: String] = [:], input: String? = nil, limit: Duration = .seconds(60), recordFailure: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+func sh(
+    _ command: String, environment: [String: String] = [:], input: String? = nil, limit: Duration = .seconds(60),
+    recordFailure: Bool = true, sourceLocation: SourceLocation = #_sourceLocation
+) async throws -> String {
     let directory = FileManager.default.temporaryDirectory
     let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     let out = directory.appendingPathComponent("switchyard-sh-\(tag).out").path
@@ -139,7 +143,8 @@ func sh(_ command: String, environment: [String: String] = [:], input: String? =
         for path in [out, err, inPath] { try? FileManager.default.removeItem(atPath: path) }
     }
     if let input { try input.write(toFile: inPath, atomically: true, encoding: .utf8) }
-    let child = try Child(["/bin/sh", "-c", command], environment: environment, input: input == nil ? "/dev/null" : inPath, output: out, errors: err)
+    let child = try Child(
+        ["/bin/sh", "-c", command], environment: environment, input: input == nil ? "/dev/null" : inPath, output: out, errors: err)
     guard let status = await child.exit(within: limit) else {
         await child.kill9()
         Issue.record("`\(command.prefix(200))` did not finish within \(limit)", sourceLocation: sourceLocation)
@@ -158,7 +163,10 @@ func sh(_ command: String, environment: [String: String] = [:], input: String? =
 /// Waits until `condition` holds (checking every 100 ms), at most `limit`; records an issue
 /// naming `what` when it never does.
 @discardableResult
-func eventually(_ what: String, within limit: Duration = .seconds(40), sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool) async rethrows -> Bool {
+func eventually(
+    _ what: String, within limit: Duration = .seconds(40), sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async throws -> Bool
+) async rethrows -> Bool {
     let deadline = ContinuousClock.now + limit
     while true {
         if try await condition() { return true }
@@ -187,7 +195,8 @@ final class Cluster: @unchecked Sendable {
         let binary = try Bed.value("SWITCHYARD_KAFKA_MOCK_BIN")
         let directory = try Bed.scratch("mock")
         let portFile = directory.appendingPathComponent("bootstraps").path
-        let arguments = [binary, "--brokers", String(brokers), "--port-file", portFile] + topics.flatMap { ["--topic", "\($0.key):\($0.value)"] }
+        let arguments =
+            [binary, "--brokers", String(brokers), "--port-file", portFile] + topics.flatMap { ["--topic", "\($0.key):\($0.value)"] }
         let child = try Child(arguments, output: "/dev/null", errors: "/dev/null")
         var list = ""
         await eventually("kafka-mock wrote its bootstrap list", within: .seconds(10)) {
@@ -222,7 +231,9 @@ final class Cluster: @unchecked Sendable {
     /// Every record of `topic`, read with kcat from the beginning to the current end.
     func records(_ topic: String) async -> [Record] {
         // A topic that does not exist yet (created on first write) reads as empty.
-        let text = (try? await sh("kcat -C -b '\(brokers)' -t '\(topic)' -o beginning -e -q -f '%p\\t%k\\t%T\\t%h\\t%s\\n'", recordFailure: false)) ?? ""
+        let text =
+            (try? await sh("kcat -C -b '\(brokers)' -t '\(topic)' -o beginning -e -q -f '%p\\t%k\\t%T\\t%h\\t%s\\n'", recordFailure: false))
+            ?? ""
         return text.split(separator: "\n", omittingEmptySubsequences: true).compactMap(Record.init)
     }
 }

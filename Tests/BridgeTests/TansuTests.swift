@@ -2,7 +2,7 @@ import Foundation
 import TestBedSupport
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The second lane: the `switchyard` binary against tansu, a Kafka implementation of its own
@@ -10,7 +10,11 @@ import Glibc
 /// LD_LIBRARY_PATH; Debian's 2.0.2 cannot talk to tansu). Topics are checked and written with
 /// confluent-kafka from the test bed's venv (scripts/lib/kafka_tool.py). The suite runs one test
 /// at a time: they share the one broker.
-@Suite(.serialized, .enabled(if: Tansu.available, "SWITCHYARD_TANSU_BROKERS is not in .state/services.env: start tansu with `scripts/services start tansu` (scripts/test starts it)"))
+@Suite(
+    .serialized,
+    .enabled(
+        if: Tansu.available,
+        "SWITCHYARD_TANSU_BROKERS is not in .state/services.env: start tansu with `scripts/services start tansu` (scripts/test starts it)"))
 struct TansuTests {
     /// createTopics sizes the missing target topic after the source topic, copies the listed
     /// configs, and partition: keep then keeps every record's partition.
@@ -18,8 +22,9 @@ struct TansuTests {
         let source = Bed.unique("orders")
         try await Tansu.tool("create", source, "5", "retention.ms=123456789", "max.message.bytes=2000000")
         try await Tansu.tool("produce", source, "200")
-        let run = try Tansu.Run(try Tansu.bridge(
-            source: source, topic: "copy.{{ channel }}", createTopics: "{configs: [retention.ms, max.message.bytes, segment.ms]}"))
+        let run = try Tansu.Run(
+            try Tansu.bridge(
+                source: source, topic: "copy.{{ channel }}", createTopics: "{configs: [retention.ms, max.message.bytes, segment.ms]}"))
         defer { run.stop() }
         let target = "copy.\(source)"
         let records = await run.written(200, to: target)
@@ -52,7 +57,8 @@ struct TansuTests {
         let errors = directory.appendingPathComponent("errors").path
         let cutover = try Child(
             [Bed.binary, "cutover", "-c", config.path, "--group", Bed.unique("billing")],
-            environment: ["LD_LIBRARY_PATH": try Tansu.libraryFolder()], output: directory.appendingPathComponent("out").path, errors: errors)
+            environment: ["LD_LIBRARY_PATH": try Tansu.libraryFolder()], output: directory.appendingPathComponent("out").path,
+            errors: errors)
         let status = await cutover.exit(within: .seconds(60))
         let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
         #expect(status == 1, "\(text)")
@@ -67,7 +73,8 @@ struct TansuTests {
         let east = try await Cluster.start([source: 6])
         defer { east.terminate() }
         for partition in 0..<6 {
-            try await east.produce(source, keyed: (0..<10).map { "k\(partition)-\($0)|\(partition):\(partition * 10 + $0)" }, partition: partition)
+            try await east.produce(
+                source, keyed: (0..<10).map { "k\(partition)-\($0)|\(partition):\(partition * 10 + $0)" }, partition: partition)
         }
         let run = try Tansu.Run(try Tansu.bridge(source: source, on: east.brokers, topic: "copy.{{ channel }}", createTopics: "{}"))
         defer { run.stop() }
@@ -108,7 +115,9 @@ struct TansuTests {
         defer { run.stop() }
         let status = await run.child.exit(within: .seconds(30))
         #expect(status == 1, "exit status \(status.map(String.init) ?? "none (still running)"): \(run.log)")
-        #expect(run.log.contains("target topic 'small.\(source)' has 2 partitions and source topic '\(source)' (source east) has 3"), "\(run.log)")
+        #expect(
+            run.log.contains("target topic 'small.\(source)' has 2 partitions and source topic '\(source)' (source east) has 3"),
+            "\(run.log)")
         #expect(try await Tansu.topicExists("small.\(source)") == false, "the topic must not be created")
     }
 
@@ -116,7 +125,8 @@ struct TansuTests {
     /// arrives, and the process exits 0 when the finite input is written.
     @Test func generatorToKafkaCreatesTheTopicWithAFixedCount() async throws {
         let topic = Bed.unique("generated")
-        let run = try Tansu.Run("""
+        let run = try Tansu.Run(
+            """
             sources:
               - name: numbers
                 generate: {count: 300, value: "n{{ offset }}", key: "k{{ offset }}"}
@@ -147,7 +157,8 @@ struct TansuTests {
         try await Tansu.tool("produce", topic, "250")
         let directory = try Bed.scratch("tansu-file")
         let output = directory.appendingPathComponent("out.ndjson").path
-        let run = try Tansu.Run("""
+        let run = try Tansu.Run(
+            """
             sources:
               - name: events
                 kafka: {brokers: ["\(try Tansu.brokers())"], topics: [\(topic)], group: \(Bed.unique("file")), startOffset: earliest}
@@ -215,7 +226,9 @@ enum Tansu {
         let python = Bed.root.appendingPathComponent(".state/venv/bin/python").path
         let script = Bed.root.appendingPathComponent("scripts/lib/kafka_tool.py").path
         let words = [python, script, try brokers()] + arguments
-        return try await sh(words.map { "'\($0)'" }.joined(separator: " "), environment: ["LD_LIBRARY_PATH": try libraryFolder()], recordFailure: recordFailure)
+        return try await sh(
+            words.map { "'\($0)'" }.joined(separator: " "), environment: ["LD_LIBRARY_PATH": try libraryFolder()],
+            recordFailure: recordFailure)
     }
 
     static func describe(_ topic: String) async throws -> Description {
@@ -263,7 +276,9 @@ enum Tansu {
             let config = directory.appendingPathComponent("connector.yaml")
             try document.write(to: config, atomically: true, encoding: .utf8)
             logPath = directory.appendingPathComponent("switchyard.log").path
-            child = try Child([Bed.binary, "run", "-c", config.path], environment: ["LD_LIBRARY_PATH": try Tansu.libraryFolder()], output: logPath, errors: logPath)
+            child = try Child(
+                [Bed.binary, "run", "-c", config.path], environment: ["LD_LIBRARY_PATH": try Tansu.libraryFolder()], output: logPath,
+                errors: logPath)
         }
 
         var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -283,7 +298,8 @@ enum Tansu {
         /// for its output can stop early.
         var exited: Bool {
             guard let stat = try? String(contentsOfFile: "/proc/\(child.pid)/stat", encoding: .utf8),
-                  let end = stat.range(of: ") ", options: .backwards) else { return true }
+                let end = stat.range(of: ") ", options: .backwards)
+            else { return true }
             return stat[end.upperBound...].hasPrefix("Z")
         }
 

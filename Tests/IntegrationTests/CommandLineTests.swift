@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct CommandLineTests {
@@ -10,7 +10,8 @@ import Glibc
         let files = try FileManager.default.contentsOfDirectory(atPath: configs.path).filter { $0.hasSuffix(".yaml") }.sorted()
         #expect(!files.isEmpty)
         let directory = Paths.temporaryDirectory()
-        let process = try SwitchyardProcess(arguments: ["validate"] + files.map { configs.appendingPathComponent($0).path }, directory: directory)
+        let process = try SwitchyardProcess(
+            arguments: ["validate"] + files.map { configs.appendingPathComponent($0).path }, directory: directory)
         #expect(process.waitForExit(timeout: 30) == 0, "\(process.log)")
         #expect(process.output.components(separatedBy: ": valid").count - 1 == files.count)
     }
@@ -45,37 +46,42 @@ import Glibc
     @Test func keysMadeFromOffsetsWithoutTheSessionAreRefusedForSourcesWhosePositionsRestart() throws {
         let directory = Paths.temporaryDirectory()
         func document(_ sourceKind: String, session: Bool) -> String {
-            let source = sourceKind == "rabbitmq"
+            let source =
+                sourceKind == "rabbitmq"
                 ? "rabbitmq: {url: \"amqp://127.0.0.1:5672/%2f\", queue: orders}"
                 : "kafka: {brokers: [\"127.0.0.1:9092\"], topics: [orders], group: g}"
             let s = session ? "{{ session }}-" : ""
             return """
-            sources:
-              - name: orders
-                \(source)
-            targets:
-              - name: archive
-                s3: {bucket: archive, key: "{{ partition }}/\(s){{ offset }}-{{ lastOffset }}.ndjson"}
-              - name: cache
-                redis: {url: "redis://127.0.0.1:6379", key: "order:\(s){{ offset }}"}
-              - name: rows
-                postgres:
-                  url: "postgres://127.0.0.1/db"
-                  table: orders
-                  mode: upsert
-                  conflictColumns: [id]
-                  columns: {id: "\(s){{ partition }}-{{ offset }}", doc: "{{ value }}"}
-            routes:
-              - {from: [orders], to: [archive, cache, rows]}
-            """
+                sources:
+                  - name: orders
+                    \(source)
+                targets:
+                  - name: archive
+                    s3: {bucket: archive, key: "{{ partition }}/\(s){{ offset }}-{{ lastOffset }}.ndjson"}
+                  - name: cache
+                    redis: {url: "redis://127.0.0.1:6379", key: "order:\(s){{ offset }}"}
+                  - name: rows
+                    postgres:
+                      url: "postgres://127.0.0.1/db"
+                      table: orders
+                      mode: upsert
+                      conflictColumns: [id]
+                      columns: {id: "\(s){{ partition }}-{{ offset }}", doc: "{{ value }}"}
+                routes:
+                  - {from: [orders], to: [archive, cache, rows]}
+                """
         }
         let refused = directory.appendingPathComponent("rabbitmq-offset-keys.yaml")
         try document("rabbitmq", session: false).write(to: refused, atomically: true, encoding: .utf8)
         let process = try SwitchyardProcess(arguments: ["validate", refused.path], directory: directory)
         #expect(process.waitForExit(timeout: 30) == 1)
         let log = process.log
-        #expect(log.contains("rabbitmq-offset-keys.yaml:6: spec.targets[0].s3.key: is made from offsets without {{ session }}, but source 'orders' (rabbitmq)"), "\(log)")
-        #expect(log.contains("rabbitmq-offset-keys.yaml:8: spec.targets[1].redis.key: is made from offsets without {{ session }}"), "\(log)")
+        #expect(
+            log.contains(
+                "rabbitmq-offset-keys.yaml:6: spec.targets[0].s3.key: is made from offsets without {{ session }}, but source 'orders' (rabbitmq)"
+            ), "\(log)")
+        #expect(
+            log.contains("rabbitmq-offset-keys.yaml:8: spec.targets[1].redis.key: is made from offsets without {{ session }}"), "\(log)")
         #expect(log.contains("spec.targets[2].postgres.columns.id: is made from offsets without {{ session }}"), "\(log)")
         #expect(!log.contains("columns.doc"), "\(log)")
 
@@ -148,27 +154,27 @@ import Glibc
 
 @Suite struct GraphCommandTests {
     static let document = """
-    apiVersion: switchyard.dev/v1alpha1
-    kind: Connector
-    metadata: {name: "orders \\"eu\\""}
-    spec:
-      sources:
-        - name: orders
-          generate: {count: 10, channel: "orders.eu"}
-        - name: returns
-          generate: {count: 10}
-      targets:
-        - name: archive
-          file: {path: /tmp/archive.ndjson}
-        - name: audit
-          drop: {}
-        - name: dead-letters
-          file: {path: /tmp/dead.ndjson}
-      routes:
-        - {name: eu, from: [orders, returns], to: [archive, audit], where: {channel: "orders.*"}}
-        - {from: [returns], to: [audit], ordering: key}
-      delivery: {deadLetter: dead-letters}
-    """
+        apiVersion: switchyard.dev/v1alpha1
+        kind: Connector
+        metadata: {name: "orders \\"eu\\""}
+        spec:
+          sources:
+            - name: orders
+              generate: {count: 10, channel: "orders.eu"}
+            - name: returns
+              generate: {count: 10}
+          targets:
+            - name: archive
+              file: {path: /tmp/archive.ndjson}
+            - name: audit
+              drop: {}
+            - name: dead-letters
+              file: {path: /tmp/dead.ndjson}
+          routes:
+            - {name: eu, from: [orders, returns], to: [archive, audit], where: {channel: "orders.*"}}
+            - {from: [returns], to: [audit], ordering: key}
+          delivery: {deadLetter: dead-letters}
+        """
 
     func graph(_ format: String) throws -> (status: Int32?, output: String, log: String) {
         let directory = Paths.temporaryDirectory()

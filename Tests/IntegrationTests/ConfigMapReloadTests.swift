@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A directory laid out like a Kubernetes ConfigMap volume, updated the way the kubelet does it:
@@ -34,7 +34,9 @@ struct ConfigMapVolume {
     }
 
     /// The directory the current `..data` points to.
-    var current: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: directory.appendingPathComponent("..data").path)) ?? "" }
+    var current: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: directory.appendingPathComponent("..data").path)) ?? ""
+    }
 
     private mutating func writeTimestamped(_ text: String) throws -> String {
         generation += 1
@@ -77,7 +79,8 @@ struct ConfigMapReloadTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let output = directory.appendingPathComponent("out.ndjson")
         let port = HTTP.freePort()
-        var volume = try ConfigMapVolume(directory: directory.appendingPathComponent("config"), initial: document(output: output, port: port, channel: "first"))
+        var volume = try ConfigMapVolume(
+            directory: directory.appendingPathComponent("config"), initial: document(output: output, port: port, channel: "first"))
         let process = try SwitchyardProcess(arguments: ["run", "-c", volume.file.path], directory: directory)
         defer { process.signal(SIGKILL) }
 
@@ -98,7 +101,9 @@ struct ConfigMapReloadTests {
         // An invalid update through the swap: rejected with the path of the problem; the old
         // pipeline keeps writing, stays ready, and the generation stays.
         try volume.update(document(output: output, port: port, channel: "third", extra: ", bogusOption: 1"))
-        #expect(eventually(timeout: 30) { !process.logEntries(message: "new document rejected; the running document stays in force").isEmpty }, "\(process.log)")
+        #expect(
+            eventually(timeout: 30) { !process.logEntries(message: "new document rejected; the running document stays in force").isEmpty },
+            "\(process.log)")
         let rejected = try #require(process.logEntries(message: "new document rejected; the running document stays in force").first)
         #expect(rejected["file"] as? String == volume.file.path, "\(rejected)")
         #expect((rejected["errors"] as? String)?.contains("sources[0].generate.bogusOption") == true, "\(rejected)")

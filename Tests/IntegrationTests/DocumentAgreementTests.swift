@@ -74,8 +74,14 @@ import Testing
         ("level-word", "LOGLEVEL", "loud", false),
         ("replicas-reference", "REPLICAS", reference("2"), false),
         ("state-reference", "STATE", reference("paused"), false),
-        ("autoscaling-duration-reference", "AUTOSCALING", "autoscaling: {maxReplicas: 3, lagPerReplica: 1000, cooldown: \(reference("5m"))}", false),
-        ("autoscaling-string-reference", "AUTOSCALING", "autoscaling: {maxReplicas: 3, lagPerReplica: 1000, prometheus: \(reference("http://prometheus:9090"))}", false),
+        (
+            "autoscaling-duration-reference", "AUTOSCALING",
+            "autoscaling: {maxReplicas: 3, lagPerReplica: 1000, cooldown: \(reference("5m"))}", false
+        ),
+        (
+            "autoscaling-string-reference", "AUTOSCALING",
+            "autoscaling: {maxReplicas: 3, lagPerReplica: 1000, prometheus: \(reference("http://prometheus:9090"))}", false
+        ),
         ("unknown-field", "EXTRA", "colour: blue", false),
         ("name-reference", "SOURCE", reference("orders"), false),
         ("name-with-space", "SOURCE", "\"ord ers\"", false),

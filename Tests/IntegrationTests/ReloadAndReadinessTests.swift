@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite(.serialized)
@@ -31,8 +31,11 @@ struct ReloadAndReadinessTests {
         #expect(eventually(timeout: 20) { readNDJSON(output).contains { $0["channel"] as? String == "first" } }, "\(process.log)")
 
         // An invalid document is rejected; the running one keeps going.
-        try (document(output: output, port: port, channel: "first") + "\nunknownField: 1\n").write(to: config, atomically: true, encoding: .utf8)
-        #expect(eventually(timeout: 20) { !process.logEntries(message: "new document rejected; the running document stays in force").isEmpty }, "\(process.log)")
+        try (document(output: output, port: port, channel: "first") + "\nunknownField: 1\n").write(
+            to: config, atomically: true, encoding: .utf8)
+        #expect(
+            eventually(timeout: 20) { !process.logEntries(message: "new document rejected; the running document stays in force").isEmpty },
+            "\(process.log)")
         let before = readNDJSON(output).count
         #expect(eventually(timeout: 20) { readNDJSON(output).count > before + 50 }, "still running the old document")
         #expect(HTTP.get(port: port, path: "/metrics")?.body.contains(#"switchyard_config_reloads_total{result="rejected"} 1"#) == true)
@@ -60,15 +63,21 @@ struct ReloadAndReadinessTests {
         let process = try SwitchyardProcess(arguments: ["run", "-c", config.path], directory: directory)
         defer { process.signal(SIGKILL) }
         #expect(eventually(timeout: 20) { !readNDJSON(output).isEmpty }, "\(process.log)")
-        var bomb = document(output: output, port: port, channel: "bomb") + "\ndeployment:\n  resources:\n    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        var bomb =
+            document(output: output, port: port, channel: "bomb")
+            + "\ndeployment:\n  resources:\n    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
         for (level, name) in "bcdefghi".enumerated() {
             let previous = "abcdefghi"[String.Index(utf16Offset: level, in: "abcdefghi")]
             bomb += "    \(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]\n"
         }
         try bomb.write(to: config, atomically: true, encoding: .utf8)
-        #expect(eventually(timeout: 20) { !process.logEntries(message: "new document rejected; the running document stays in force").isEmpty }, "\(process.log)")
+        #expect(
+            eventually(timeout: 20) { !process.logEntries(message: "new document rejected; the running document stays in force").isEmpty },
+            "\(process.log)")
         let rejected = try #require(process.logEntries(message: "new document rejected; the running document stays in force").first)
-        #expect((rejected["errors"] as? String)?.contains("line 13): the document holds more than 100000 values through its aliases") == true, "\(rejected)")
+        #expect(
+            (rejected["errors"] as? String)?.contains("line 13): the document holds more than 100000 values through its aliases") == true,
+            "\(rejected)")
         let before = readNDJSON(output).count
         #expect(eventually(timeout: 20) { readNDJSON(output).count > before + 50 }, "still running the old document")
         #expect(!readNDJSON(output).contains { $0["channel"] as? String == "bomb" })
@@ -93,10 +102,11 @@ struct ReloadAndReadinessTests {
         observability: {listen: "127.0.0.1:\(port)", logFormat: json}
         """.write(to: config, atomically: true, encoding: .utf8)
         let process = try SwitchyardProcess(arguments: ["run", "-c", config.path], directory: directory)
-        #expect(eventually(timeout: 20) {
-            guard let answer = HTTP.get(port: port, path: "/readyz") else { return false }
-            return answer.status == 503 && answer.body.contains("target flaky paused")
-        }, "\(process.log)")
+        #expect(
+            eventually(timeout: 20) {
+                guard let answer = HTTP.get(port: port, path: "/readyz") else { return false }
+                return answer.status == 503 && answer.body.contains("target flaky paused")
+            }, "\(process.log)")
         #expect(HTTP.get(port: port, path: "/livez")?.status == 200)
         let metrics = HTTP.get(port: port, path: "/metrics")?.body ?? ""
         #expect(metrics.contains(#"switchyard_target_paused{target="flaky"} 1"#), "\(metrics)")

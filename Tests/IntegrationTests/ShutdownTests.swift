@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs the `switchyard` binary as its own process, as a user would.
@@ -66,7 +66,8 @@ struct ShutdownTests {
         var acknowledgedTotal = 0
         for (shard, last) in through {
             let missing = (0...last).filter { !(seen[shard]?.contains($0) ?? false) }
-            #expect(missing.isEmpty, "shard \(shard): acknowledged through \(last) but \(missing.count) missing, first \(missing.prefix(5))")
+            #expect(
+                missing.isEmpty, "shard \(shard): acknowledged through \(last) but \(missing.count) missing, first \(missing.prefix(5))")
             acknowledgedTotal += last + 1
         }
         #expect(acknowledgedTotal == acknowledged, "the contiguous prefix per shard adds up to the acknowledged count")

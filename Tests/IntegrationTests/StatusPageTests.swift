@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs a program to its end; standard output and error are returned.
@@ -10,8 +10,8 @@ func runProgram(_ path: String, _ arguments: [String], timeout: Double = 60) thr
     let directory = Paths.temporaryDirectory()
     let outURL = directory.appendingPathComponent("out")
     let errURL = directory.appendingPathComponent("err")
-    FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -68,31 +68,31 @@ struct ObservedProcess {
         try Self.secret.write(to: password, atomically: true, encoding: .utf8)
         let config = directory.appendingPathComponent("connector.yaml")
         try """
-            apiVersion: switchyard.dev/v1alpha1
-            kind: Connector
-            metadata: {name: orders-pipeline}
-            spec:
-              sources:
-                - name: orders
-                  generate: {rate: 200, size: 64, headers: {authorization: "Bearer ${file:\(password.path)}"}}
-                - name: audit
-                  generate: {rate: 20, size: 32}
-                - name: archive-feed
-                  generate: {rate: 5, size: 16}
-              targets:
-                - name: warehouse
-                  drop: {}
-                - name: audit-log
-                  drop: {failEvery: 1, failure: target}
-                - name: archive
-                  file: {path: "/nonexistent-${file:\(password.path)}/archive.ndjson"}
-              routes:
-                - {name: orders-to-warehouse, from: [orders], to: [warehouse]}
-                - {name: audit-trail, from: [audit], to: [audit-log]}
-                - {name: archiving, from: [archive-feed], to: [archive]}
-              delivery: {retry: {initialBackoff: 50ms, maxBackoff: 500ms}}
-              observability: {listen: "127.0.0.1:\(port)", logFormat: json}
-            """.write(to: config, atomically: true, encoding: .utf8)
+        apiVersion: switchyard.dev/v1alpha1
+        kind: Connector
+        metadata: {name: orders-pipeline}
+        spec:
+          sources:
+            - name: orders
+              generate: {rate: 200, size: 64, headers: {authorization: "Bearer ${file:\(password.path)}"}}
+            - name: audit
+              generate: {rate: 20, size: 32}
+            - name: archive-feed
+              generate: {rate: 5, size: 16}
+          targets:
+            - name: warehouse
+              drop: {}
+            - name: audit-log
+              drop: {failEvery: 1, failure: target}
+            - name: archive
+              file: {path: "/nonexistent-${file:\(password.path)}/archive.ndjson"}
+          routes:
+            - {name: orders-to-warehouse, from: [orders], to: [warehouse]}
+            - {name: audit-trail, from: [audit], to: [audit-log]}
+            - {name: archiving, from: [archive-feed], to: [archive]}
+          delivery: {retry: {initialBackoff: 50ms, maxBackoff: 500ms}}
+          observability: {listen: "127.0.0.1:\(port)", logFormat: json}
+        """.write(to: config, atomically: true, encoding: .utf8)
         process = try SwitchyardProcess(arguments: ["run", "-c", config.path], directory: directory)
     }
 
@@ -155,12 +155,16 @@ struct StatusPageTests {
     /// process; the rendered DOM shows sources, targets, a rate above zero and the paused
     /// target as paused, and holds no secret. The screenshot is left in .state/artifacts/.
     @Test func statusPageRendersInChromium() throws {
-        let chromium = try #require(["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }, "chromium is not installed (scripts/setup installs it)")
+        let chromium = try #require(
+            ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) },
+            "chromium is not installed (scripts/setup installs it)")
         let observed = try ObservedProcess()
         defer { observed.process.signal(SIGKILL) }
         #expect(observed.settled(), "\(observed.process.log)")
         let profile = Paths.temporaryDirectory()
-        let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--user-data-dir=\(profile.path)"]
+        let flags = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--user-data-dir=\(profile.path)",
+        ]
         let url = "http://127.0.0.1:\(observed.port)/"
         let dump = try runProgram(chromium, flags + ["--dump-dom", url], timeout: 90)
         #expect(dump.status == 0, "\(dump.error)")
@@ -183,7 +187,8 @@ struct StatusPageTests {
 
         let screenshot = Artifacts.directory.appendingPathComponent("status-page.png")
         try? FileManager.default.removeItem(at: screenshot)
-        let shot = try runProgram(chromium, flags + ["--screenshot=\(screenshot.path)", "--window-size=1280,900", "--hide-scrollbars", url], timeout: 90)
+        let shot = try runProgram(
+            chromium, flags + ["--screenshot=\(screenshot.path)", "--window-size=1280,900", "--hide-scrollbars", url], timeout: 90)
         #expect(shot.status == 0, "\(shot.error)")
         let png = try Data(contentsOf: screenshot)
         #expect(png.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
@@ -220,10 +225,11 @@ struct StatusPageTests {
         defer { shell("\(tmux) -S '\(socket)' kill-server") }
         func capture() -> String { shell("\(tmux) -S '\(socket)' capture-pane -p -t \(session)").output }
         var first = ""
-        #expect(eventually(timeout: 20) {
-            first = capture()
-            return first.contains("warehouse") && first.contains("audit-log")
-        }, "pane: \(first)")
+        #expect(
+            eventually(timeout: 20) {
+                first = capture()
+                return first.contains("warehouse") && first.contains("audit-log")
+            }, "pane: \(first)")
         #expect(first.contains("switchyard top"))
         #expect(first.contains("orders-pipeline"))
         #expect(first.contains("NOT READY"))
@@ -239,10 +245,11 @@ struct StatusPageTests {
         // It refreshes in place: the uptime moves, the screen is redrawn rather than scrolled.
         let uptime = Self.uptime(first)
         var later = ""
-        #expect(eventually(timeout: 20) {
-            later = capture()
-            return Self.uptime(later) != nil && Self.uptime(later) != uptime
-        }, "before: \(first)\nafter: \(later)")
+        #expect(
+            eventually(timeout: 20) {
+                later = capture()
+                return Self.uptime(later) != nil && Self.uptime(later) != uptime
+            }, "before: \(first)\nafter: \(later)")
         #expect(later.components(separatedBy: "switchyard top").count == 2, "one view on the screen")
 
         // Not a terminal: one plain snapshot, no escape sequences.
@@ -251,7 +258,8 @@ struct StatusPageTests {
         #expect(plain.output.contains("warehouse") && plain.output.contains("ROLE"))
         #expect(!plain.output.contains("\u{1B}"))
         #expect(plain.output.components(separatedBy: "ROLE").count == 2)
-        let two = try runProgram(Paths.binary, ["top", "--url", "127.0.0.1:\(observed.port)", "--count", "2", "--interval", "200ms"], timeout: 30)
+        let two = try runProgram(
+            Paths.binary, ["top", "--url", "127.0.0.1:\(observed.port)", "--count", "2", "--interval", "200ms"], timeout: 30)
         #expect(two.output.components(separatedBy: "ROLE").count == 3)
         let unreachable = try runProgram(Paths.binary, ["top", "--url", "127.0.0.1:\(HTTP.freePort())"], timeout: 30)
         #expect(unreachable.output.contains("UNREACHABLE"))

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite(.serialized)
@@ -68,16 +68,19 @@ struct TapTests {
 
         // The burst arrives by hot reload, so every one of its messages passes the tap.
         try document(port: port, burst: 5000).write(to: config, atomically: true, encoding: .utf8)
-        #expect(eventually(timeout: 30) {
-            let status = Self.status(port: port)
-            let out = (status?["targets"] as? [[String: Any]])?.first { $0["name"] as? String == "out" }
-            return out?["written"] as? Int == 5000
-        }, "\(process.log)")
+        #expect(
+            eventually(timeout: 30) {
+                let status = Self.status(port: port)
+                let out = (status?["targets"] as? [[String: Any]])?.first { $0["name"] as? String == "out" }
+                return out?["written"] as? Int == 5000
+            }, "\(process.log)")
         let data = output.fileHandleForReading.readDataToEndOfFile()
         reader.waitUntilExit()
         #expect(reader.terminationStatus == 0, "\((try? String(contentsOf: errors, encoding: .utf8)) ?? "")")
 
-        let lines = data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
+        let lines = data.split(separator: UInt8(ascii: "\n")).compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any]
+        }
         let samples = lines.compactMap { $0["sample"] as? [String: Any] }
         let end = try #require(lines.last?["end"] as? [String: Any], "no final counts: \(lines.suffix(2))")
         let seen = try #require(end["seen"] as? Int)
@@ -117,11 +120,13 @@ struct TapTests {
         defer { process.signal(SIGKILL) }
         #expect(eventually(timeout: 20) { HTTP.get(port: port, path: "/readyz")?.status == 200 }, "\(process.log)")
 
-        let text = try runProgram(Paths.binary, ["tap", "--url", "127.0.0.1:\(port)", "--at", "route:slow-route", "--limit", "2"], timeout: 30)
+        let text = try runProgram(
+            Paths.binary, ["tap", "--url", "127.0.0.1:\(port)", "--at", "route:slow-route", "--limit", "2"], timeout: 30)
         #expect(text.status == 0, "\(text.error)")
         let lines = text.output.split(separator: "\n")
         #expect(lines.count == 2, "\(text.output)")
-        #expect(lines.allSatisfy { $0.hasPrefix("route:slow-route generate[0]@") && $0.contains("value=switchya… (100 B)") }, "\(text.output)")
+        #expect(
+            lines.allSatisfy { $0.hasPrefix("route:slow-route generate[0]@") && $0.contains("value=switchya… (100 B)") }, "\(text.output)")
         #expect(text.error.contains("ended (limit)"))
 
         let unknown = try runProgram(Paths.binary, ["tap", "--url", "127.0.0.1:\(port)", "--at", "target:nowhere"], timeout: 30)
@@ -132,7 +137,8 @@ struct TapTests {
 
         // Off: the same request is refused, and says how to turn it on.
         try document(port: port, burst: nil, tap: "{enabled: false}").write(to: config, atomically: true, encoding: .utf8)
-        #expect(eventually(timeout: 20) { Self.status(port: port)?["tap"].flatMap { ($0 as? [String: Any])?["enabled"] as? Bool } == false })
+        #expect(
+            eventually(timeout: 20) { Self.status(port: port)?["tap"].flatMap { ($0 as? [String: Any])?["enabled"] as? Bool } == false })
         let off = try runProgram(Paths.binary, ["tap", "--url", "127.0.0.1:\(port)", "--at", "source:slow", "--limit", "1"], timeout: 30)
         #expect(off.status != 0)
         #expect(off.error.contains("403") && off.error.contains("observability.tap.enabled"), "\(off.error)")

@@ -71,6 +71,8 @@ struct KafkaBrokerTroubleTests {
         let all = runtime.values()
         let missing = expected.subtracting(all)
         #expect(missing.isEmpty, "\(missing.count) messages lost, e.g. \(missing.sorted().prefix(10)); \(runtime.logs)")
-        print("broker trouble: \(all.count) lines for \(count) messages, \(all.count - Set(all).count) duplicated; \(duringOutage) written when the broker went down")
+        print(
+            "broker trouble: \(all.count) lines for \(count) messages, \(all.count - Set(all).count) duplicated; \(duringOutage) written when the broker went down"
+        )
     }
 }

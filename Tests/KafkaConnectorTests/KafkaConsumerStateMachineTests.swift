@@ -15,7 +15,9 @@ struct KafkaConsumerStateMachineTests {
     func at(milliseconds: Int) -> ContinuousClock.Instant { start + .milliseconds(milliseconds) }
 
     /// A machine that owns `partitions` as shards 0, 1, …
-    func machine(owning partitions: [TopicPartition] = [], _ configuration: Machine.Configuration = .init(commitInterval: .seconds(1))) -> Machine {
+    func machine(owning partitions: [TopicPartition] = [], _ configuration: Machine.Configuration = .init(commitInterval: .seconds(1)))
+        -> Machine
+    {
         var machine = Machine(configuration, now: start)
         if !partitions.isEmpty {
             let shards = Dictionary(uniqueKeysWithValues: partitions.enumerated().map { ($0.element, Int32($0.offset)) })
@@ -316,7 +318,10 @@ struct KafkaConsumerStateMachineTests {
         #expect(machine.isStopped)
         #expect(machine.stopRequested().isEmpty)
         // Partitions assigned after the stop start paused.
-        #expect(machine.assigned([TopicPartition(topic: "orders", partition: 2)], shards: [TopicPartition(topic: "orders", partition: 2): 2], now: start).paused.count == 1)
+        #expect(
+            machine.assigned(
+                [TopicPartition(topic: "orders", partition: 2)], shards: [TopicPartition(topic: "orders", partition: 2): 2], now: start
+            ).paused.count == 1)
     }
 
     @Test func closeCommitsWhatWasAcknowledged() {
@@ -332,7 +337,10 @@ struct KafkaConsumerStateMachineTests {
     @Test func brokersDownAreProbedEveryTwoSecondsAndAMessageBringsThemUp() {
         var machine = machine(owning: [p0])
         #expect(machine.tick(now: at(milliseconds: 5000)).kinds.contains("probeBrokers") == false)
-        #expect(machine.brokersDown("connection refused", now: at(milliseconds: 5000)).healths == [.down("all brokers are down: connection refused")])
+        #expect(
+            machine.brokersDown("connection refused", now: at(milliseconds: 5000)).healths == [
+                .down("all brokers are down: connection refused")
+            ])
         #expect(!machine.tick(now: at(milliseconds: 6999)).kinds.contains("probeBrokers"))
         #expect(machine.tick(now: at(milliseconds: 7000)).kinds.contains("probeBrokers"))
         let fetched = machine.fetched(message(p0, 0))

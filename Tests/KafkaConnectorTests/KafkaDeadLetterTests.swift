@@ -20,10 +20,13 @@ struct KafkaDeadLetterTests {
         let main = RecordingTarget(holdKind: .permanent) { $0.offset == 11 }
         let dlq = try makeTarget(["brokers": [.scalar(cluster.brokers)], "topic": "orders.dlq"])
         let router = Router(budget: ByteBudget(limit: 1 << 20), logger: quietLogger)
-        let settings = DeliverySettings(retry: RetryPolicy(initialBackoff: .milliseconds(5), maxBackoff: .milliseconds(50)), deadLetter: "dlq")
+        let settings = DeliverySettings(
+            retry: RetryPolicy(initialBackoff: .milliseconds(5), maxBackoff: .milliseconds(50)), deadLetter: "dlq")
         let batching = BatchingPolicy(maxMessages: 100, maxBytes: 1 << 20, maxDelay: .milliseconds(2))
-        let mainRunner = TargetRunner(name: "main", target: main, batching: batching, lanes: 1, queueCapacity: 100, settings: settings, logger: quietLogger)
-        let dlqRunner = TargetRunner(name: "dlq", target: dlq, batching: batching, lanes: 1, queueCapacity: 100, settings: settings, logger: quietLogger)
+        let mainRunner = TargetRunner(
+            name: "main", target: main, batching: batching, lanes: 1, queueCapacity: 100, settings: settings, logger: quietLogger)
+        let dlqRunner = TargetRunner(
+            name: "dlq", target: dlq, batching: batching, lanes: 1, queueCapacity: 100, settings: settings, logger: quietLogger)
         settings.setRunners(["main": mainRunner, "dlq": dlqRunner])
         router.install(routes: [Route(name: "r", from: ["in"], to: ["main"])], runners: ["main": mainRunner, "dlq": dlqRunner])
         let source = ManualSource()
@@ -35,7 +38,9 @@ struct KafkaDeadLetterTests {
             }
         }
         let messages = (10...12).map { offset in
-            Message(key: Array("k\(offset)".utf8), value: Array("v\(offset)".utf8), headers: [Header("h", "1")], channel: "orders", timestamp: 1_700_000_000_000, partition: 0, offset: offset)
+            Message(
+                key: Array("k\(offset)".utf8), value: Array("v\(offset)".utf8), headers: [Header("h", "1")], channel: "orders",
+                timestamp: 1_700_000_000_000, partition: 0, offset: offset)
         }
         try await context.submit(Batch(shard: 0, messages: messages))
         await eventually("the batch is acknowledged, the poisoned message through the dead-letter topic") {
@@ -50,6 +55,9 @@ struct KafkaDeadLetterTests {
         let lines = output.split(separator: "\n")
         #expect(lines.count == 1)
         let line = String(lines.first ?? "")
-        #expect(line.hasPrefix("k11|v11|h=1,switchyard-error=held back by the test,switchyard-error-kind=permanent,switchyard-source=in,switchyard-target=main,switchyard-channel=orders,switchyard-partition=0,switchyard-offset=11"), "\(line)")
+        #expect(
+            line.hasPrefix(
+                "k11|v11|h=1,switchyard-error=held back by the test,switchyard-error-kind=permanent,switchyard-source=in,switchyard-target=main,switchyard-channel=orders,switchyard-partition=0,switchyard-offset=11"
+            ), "\(line)")
     }
 }

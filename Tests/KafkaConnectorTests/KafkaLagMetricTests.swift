@@ -2,7 +2,7 @@ import Foundation
 import SwitchyardCore
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `switchyard_source_lag_messages` as a scaler reads it: exact at each scrape, 0 once
@@ -15,7 +15,8 @@ struct KafkaLagMetricTests {
         var result: [String: Double] = [:]
         for line in text.split(separator: "\n") where line.hasPrefix("switchyard_source_lag_messages{") {
             guard let start = line.range(of: "partition=\""), let end = line[start.upperBound...].firstIndex(of: "\""),
-                  let value = Double(line.split(separator: " ").last ?? "") else { continue }
+                let value = Double(line.split(separator: " ").last ?? "")
+            else { continue }
             result[String(line[start.upperBound..<end])] = value
         }
         return result

@@ -3,7 +3,7 @@ import SwitchyardCore
 import Testing
 @testable import KafkaConnector
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What `spec.state: paused` does to a pod (the operator scales to zero: SIGTERM), taken while

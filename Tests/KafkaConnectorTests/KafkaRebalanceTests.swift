@@ -21,10 +21,12 @@ struct KafkaRebalanceTests {
             "session.timeout.ms": "3000", "heartbeat.interval.ms": "500", "partition.assignment.strategy": .scalar(strategy),
         ]
         func source() throws -> KafkaSource {
-            try makeSource(memoryLimit: 1 << 20, [
-                "brokers": [.scalar(cluster.brokers)], "topics": [.scalar(topic)], "group": .scalar(group),
-                "commitInterval": "100ms", "drainTimeout": "5s", "batchSize": "200", "options": options,
-            ])
+            try makeSource(
+                memoryLimit: 1 << 20,
+                [
+                    "brokers": [.scalar(cluster.brokers)], "topics": [.scalar(topic)], "group": .scalar(group),
+                    "commitInterval": "100ms", "drainTimeout": "5s", "batchSize": "200", "options": options,
+                ])
         }
         // Slow targets keep messages in flight across the rebalances.
         let first = RecordingTarget(delay: .milliseconds(20))

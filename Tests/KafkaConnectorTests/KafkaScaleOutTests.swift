@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import SwitchyardOperator
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Separate `switchyard run` processes in one consumer group over 16 partitions, scaled
@@ -56,9 +56,10 @@ struct KafkaScaleOutTests {
         let b = try replicas[1].start()
         let c = try replicas[2].start()
         defer { for process in [a, b, c] where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        #expect(await eventually("the new pods take partitions", within: .seconds(60)) {
-            replicas[1].values().count >= 500 && replicas[2].values().count >= 500
-        }, "\(replicas[1].logs)\n\(replicas[2].logs)")
+        #expect(
+            await eventually("the new pods take partitions", within: .seconds(60)) {
+                replicas[1].values().count >= 500 && replicas[2].values().count >= 500
+            }, "\(replicas[1].logs)\n\(replicas[2].logs)")
         #expect(atScaleUp < count, "scaled up mid-stream: \(atScaleUp) of \(count) written when the new pods started")
         // One of them is killed.
         kill(b.processIdentifier, SIGKILL)
@@ -72,7 +73,9 @@ struct KafkaScaleOutTests {
         #expect(Set(all()).count < count, "scaled down mid-stream")
 
         let expected = Set((0..<count).map { "v\($0)" })
-        let complete = await eventually("every message was written by some pod", within: .seconds(120 + count / 2000)) { Set(all()).isSuperset(of: expected) }
+        let complete = await eventually("every message was written by some pod", within: .seconds(120 + count / 2000)) {
+            Set(all()).isSuperset(of: expected)
+        }
         #expect(complete, "\(replicas[0].logs)")
         a.terminate()
         _ = await eventually("the last pod exits", within: .seconds(30)) { !a.isRunning }
@@ -84,7 +87,9 @@ struct KafkaScaleOutTests {
         // Each pod holds at most its byte budget in flight (2 MiB: under 20,000 of these
         // messages); four group changes can each deliver at most that again.
         #expect(duplicates <= 4 * 20_000, "duplicates: \(duplicates)")
-        print("scale-out 1 -> 3 -> 1 with a kill -9 over \(partitions) partitions: a wrote \(replicas[0].values().count), b \(replicas[1].values().count) (killed), c \(replicas[2].values().count); \(duplicates) of \(count) duplicated")
+        print(
+            "scale-out 1 -> 3 -> 1 with a kill -9 over \(partitions) partitions: a wrote \(replicas[0].values().count), b \(replicas[1].values().count) (killed), c \(replicas[2].values().count); \(duplicates) of \(count) duplicated"
+        )
     }
 
     @Test(.timeLimit(.minutes(2)))
@@ -127,13 +132,16 @@ struct KafkaScaleOutTests {
 
         // What the operator reads for status.idleReplicas: each pod's /status, as pods of a
         // Deployment on this host would be found.
-        let pods: JSON = .object(["items": .array(replicas.map { replica in
-            [
-                "metadata": ["name": .string("orders-\(replica.port)")],
-                "spec": ["containers": [["name": "connector", "ports": [["name": "http", "containerPort": .int(replica.port)]]]]],
-                "status": ["phase": "Running", "podIP": "127.0.0.1"],
-            ]
-        })])
+        let pods: JSON = .object([
+            "items": .array(
+                replicas.map { replica in
+                    [
+                        "metadata": ["name": .string("orders-\(replica.port)")],
+                        "spec": ["containers": [["name": "connector", "ports": [["name": "http", "containerPort": .int(replica.port)]]]]],
+                        "status": ["phase": "Running", "podIP": "127.0.0.1"],
+                    ]
+                })
+        ])
         let count = await MemberProbe().count(pods: pods)
         #expect(count == MemberProbe.Count(running: 2, answered: 2, idle: 1), "\(count)")
     }

@@ -23,7 +23,9 @@ struct KafkaTargetTests {
         #expect(result.failures.isEmpty)
         await target.close()
 
-        let output = try run(["kcat", "-C", "-b", cluster.brokers, "-t", "mirror.orders", "-e", "-o", "beginning", "-f", "%p|%k|%T|%h|%s\n"])
+        let output = try run([
+            "kcat", "-C", "-b", cluster.brokers, "-t", "mirror.orders", "-e", "-o", "beginning", "-f", "%p|%k|%T|%h|%s\n",
+        ])
         let lines = output.split(separator: "\n").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
         #expect(lines.count == 10)
         for fields in lines where fields.count == 5 {

@@ -63,6 +63,8 @@ struct KafkaTwoProcessRebalanceTests {
         let all = first.values() + second.values()
         let missing = expected.subtracting(all)
         #expect(missing.isEmpty, "\(missing.count) messages lost, e.g. \(missing.sorted().prefix(10))")
-        print("rebalance across processes (\(strategy)): first wrote \(fromFirst), second \(second.values().count); \(all.count - Set(all).count) duplicated")
+        print(
+            "rebalance across processes (\(strategy)): first wrote \(fromFirst), second \(second.values().count); \(all.count - Set(all).count) duplicated"
+        )
     }
 }

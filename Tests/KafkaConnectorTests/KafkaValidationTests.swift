@@ -13,9 +13,11 @@ struct KafkaValidationTests {
     }
 
     @Test func aMisspeltLibrdkafkaPropertyIsAnIssueWithItsPath() {
-        let found = issues(.source, [
-            "brokers": ["b:9092"], "topics": ["t"], "group": "g", "options": ["fetch.min.byts": "1", "fetch.min.bytes": "1"],
-        ])
+        let found = issues(
+            .source,
+            [
+                "brokers": ["b:9092"], "topics": ["t"], "group": "g", "options": ["fetch.min.byts": "1", "fetch.min.bytes": "1"],
+            ])
         #expect(found.map(\.path) == ["spec.sources[0].kafka.options.fetch.min.byts"])
         #expect(found.first?.message.contains("No such configuration property") == true)
     }
@@ -31,16 +33,20 @@ struct KafkaValidationTests {
     }
 
     @Test func anUnreadableTLSFileIsAnIssueWithItsPath() {
-        let found = issues(.source, [
-            "brokers": ["b:9093"], "topics": ["t"], "group": "g", "tls": ["ca": "/nonexistent/ca.pem"],
-        ])
+        let found = issues(
+            .source,
+            [
+                "brokers": ["b:9093"], "topics": ["t"], "group": "g", "tls": ["ca": "/nonexistent/ca.pem"],
+            ])
         #expect(found.map(\.path) == ["spec.sources[0].kafka.tls.ca"])
     }
 
     @Test func propertiesTheConnectorOwnsCannotBeOverridden() {
-        let found = issues(.source, [
-            "brokers": ["b:9092"], "topics": ["t"], "group": "g", "options": ["enable.auto.commit": "true"],
-        ])
+        let found = issues(
+            .source,
+            [
+                "brokers": ["b:9092"], "topics": ["t"], "group": "g", "options": ["enable.auto.commit": "true"],
+            ])
         #expect(found.map(\.path) == ["spec.sources[0].kafka.options.enable.auto.commit"])
     }
 
@@ -50,7 +56,10 @@ struct KafkaValidationTests {
     }
 
     @Test func aBadPartitionChoiceIsAnIssue() {
-        #expect(issues(.target, ["brokers": ["b:9092"], "topic": "t", "partition": "sideways"]).map(\.path) == ["spec.targets[0].kafka.partition"])
+        #expect(
+            issues(.target, ["brokers": ["b:9092"], "topic": "t", "partition": "sideways"]).map(\.path) == [
+                "spec.targets[0].kafka.partition"
+            ])
         #expect(issues(.target, ["brokers": ["b:9092"], "topic": "t", "partition": "3"]).isEmpty)
     }
 
@@ -69,10 +78,14 @@ struct KafkaValidationTests {
     }
 
     @Test func saslAndTLSBecomeLibrdkafkaProperties() throws {
-        guard case .success(let entry) = decode(.source, [
-            "brokers": ["b1:9093", "b2:9093"], "topics": ["t"], "group": "g",
-            "sasl": ["mechanism": "SCRAM-SHA-512", "username": "u", "password": "p"], "tls": ["verifyHostname": "false"],
-        ]) else {
+        guard
+            case .success(let entry) = decode(
+                .source,
+                [
+                    "brokers": ["b1:9093", "b2:9093"], "topics": ["t"], "group": "g",
+                    "sasl": ["mechanism": "SCRAM-SHA-512", "username": "u", "password": "p"], "tls": ["verifyHostname": "false"],
+                ])
+        else {
             Issue.record("should be valid")
             return
         }

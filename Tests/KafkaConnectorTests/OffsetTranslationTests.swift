@@ -92,7 +92,9 @@ struct OffsetSearchTests {
 @Suite("Offset translation: exactness and refusals")
 struct OffsetTranslationTests {
     func request(_ layout: PartitionLayout, sources: Int32, targets: Int32, committed: [Int32: Int64]) -> TranslationRequest {
-        TranslationRequest(cluster: "east", sourceTopic: "orders", targetTopic: "mirror.orders", sourcePartitions: sources, targetPartitions: targets, layout: layout, committed: committed)
+        TranslationRequest(
+            cluster: "east", sourceTopic: "orders", targetTopic: "mirror.orders", sourcePartitions: sources, targetPartitions: targets,
+            layout: layout, committed: committed)
     }
 
     @Test func keptPartitionsTranslateToTheNextRecordOrTheEnd() throws {

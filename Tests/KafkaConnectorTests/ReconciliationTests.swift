@@ -26,9 +26,12 @@ struct ReconciliationTests {
 
     /// The copy of `source` records in target order (source partition, offset), with changes.
     func copy(_ positions: [(Int32, Int64)], value: (Int32, Int64) -> String? = { "v\($0)-\($1)" }) -> ScannedPartition {
-        ScannedPartition(records: positions.compactMap { partition, offset in
-            value(partition, offset).map { (key: "k\(partition)-\(offset)", value: $0, origin: .position(partition: partition, offset: offset)) }
-        })
+        ScannedPartition(
+            records: positions.compactMap { partition, offset in
+                value(partition, offset).map {
+                    (key: "k\(partition)-\(offset)", value: $0, origin: .position(partition: partition, offset: offset))
+                }
+            })
     }
 
     func reconcile(_ sources: [ScannedPartition], _ targets: [ScannedPartition]) throws -> TopicReconciliation {
@@ -103,7 +106,8 @@ struct ReconciliationTests {
         for index in (0..<1000).reversed() { two.add(RecordDigest.hash(key: Array("k\(index)".utf8), value: Array("v".utf8))) }
         #expect(one == two)
         #expect(RecordDigest.hash(key: nil, value: [1]) != RecordDigest.hash(key: [], value: [1]), "an absent key is not an empty key")
-        #expect(RecordDigest.hash(key: [1], value: [2]) != RecordDigest.hash(key: [], value: [1, 2]), "the key's length is part of the hash")
+        #expect(
+            RecordDigest.hash(key: [1], value: [2]) != RecordDigest.hash(key: [], value: [1, 2]), "the key's length is part of the hash")
     }
 
     @Test func chosenHeadersArePartOfTheHash() {
@@ -113,8 +117,14 @@ struct ReconciliationTests {
         #expect(withHeader != plain)
         #expect(withHeader == RecordDigest.hash(key: [1], value: [2], headers: [[7]]))
         #expect(withHeader != RecordDigest.hash(key: [1], value: [2], headers: [[8]]), "another header value")
-        #expect(RecordDigest.hash(key: [1], value: [2], headers: [nil]) != RecordDigest.hash(key: [1], value: [2], headers: [[]]), "an absent header is not an empty one")
-        #expect(RecordDigest.hash(key: [1], value: [2, 7], headers: [[]]) != RecordDigest.hash(key: [1], value: [2], headers: [[7]]), "the value's length separates it from the headers")
-        #expect(RecordDigest.hash(key: [1], value: [2], headers: [[7], nil]) != RecordDigest.hash(key: [1], value: [2], headers: [nil, [7]]), "headers in the order chosen")
+        #expect(
+            RecordDigest.hash(key: [1], value: [2], headers: [nil]) != RecordDigest.hash(key: [1], value: [2], headers: [[]]),
+            "an absent header is not an empty one")
+        #expect(
+            RecordDigest.hash(key: [1], value: [2, 7], headers: [[]]) != RecordDigest.hash(key: [1], value: [2], headers: [[7]]),
+            "the value's length separates it from the headers")
+        #expect(
+            RecordDigest.hash(key: [1], value: [2], headers: [[7], nil]) != RecordDigest.hash(key: [1], value: [2], headers: [nil, [7]]),
+            "headers in the order chosen")
     }
 }

@@ -51,7 +51,8 @@ final class MockCluster: Sendable {
         let binary = try TestBed.value("SWITCHYARD_KAFKA_MOCK_BIN")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--brokers", String(count)] + topics.flatMap { ["--topic", "\($0.key):\($0.value)"] } + (control ? ["--control"] : [])
+        process.arguments =
+            ["--brokers", String(count)] + topics.flatMap { ["--topic", "\($0.key):\($0.value)"] } + (control ? ["--control"] : [])
         let output = Pipe()
         process.standardOutput = output
         let input = Pipe()
@@ -103,7 +104,9 @@ final class MockCluster: Sendable {
 
 /// Runs a command, feeding `input`; returns its standard output. Records an issue on failure.
 @discardableResult
-func run(_ arguments: [String], input: String? = nil, recordFailure: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+func run(_ arguments: [String], input: String? = nil, recordFailure: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws
+    -> String
+{
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -166,7 +169,8 @@ func decode(_ role: ConnectorRole, _ options: Node, index: Int = 0) -> Result<Co
 func makeSource(memoryLimit: Int = 64 << 20, _ options: Node, sourceLocation: SourceLocation = #_sourceLocation) throws -> KafkaSource {
     switch decode(.source, options) {
     case .success(let entry):
-        return try KafkaSource.kind.make(ConnectorSetup(name: "kafka-in", options: entry.options, logger: quietLogger, memoryLimit: memoryLimit)) as! KafkaSource
+        return try KafkaSource.kind.make(
+            ConnectorSetup(name: "kafka-in", options: entry.options, logger: quietLogger, memoryLimit: memoryLimit)) as! KafkaSource
     case .failure(let issues):
         Issue.record("the source options should be valid: \(issues.list)", sourceLocation: sourceLocation)
         throw TestBedMissing()
@@ -176,7 +180,8 @@ func makeSource(memoryLimit: Int = 64 << 20, _ options: Node, sourceLocation: So
 func makeTarget(_ options: Node, sourceLocation: SourceLocation = #_sourceLocation) throws -> KafkaTarget {
     switch decode(.target, options) {
     case .success(let entry):
-        return try KafkaTarget.kind.make(ConnectorSetup(name: "kafka-out", options: entry.options, logger: quietLogger, memoryLimit: 64 << 20)) as! KafkaTarget
+        return try KafkaTarget.kind.make(
+            ConnectorSetup(name: "kafka-out", options: entry.options, logger: quietLogger, memoryLimit: 64 << 20)) as! KafkaTarget
     case .failure(let issues):
         Issue.record("the target options should be valid: \(issues.list)", sourceLocation: sourceLocation)
         throw TestBedMissing()
@@ -235,7 +240,8 @@ final class KafkaPipeline: Sendable {
         self.source = source
         self.target = target
         router = Router(budget: ByteBudget(limit: budget), logger: quietLogger)
-        let settings = DeliverySettings(retry: RetryPolicy(initialBackoff: .milliseconds(5), maxBackoff: .milliseconds(50)), deadLetter: nil)
+        let settings = DeliverySettings(
+            retry: RetryPolicy(initialBackoff: .milliseconds(5), maxBackoff: .milliseconds(50)), deadLetter: nil)
         runner = TargetRunner(
             name: "recording", target: target, batching: BatchingPolicy(maxMessages: 500, maxBytes: 1 << 20, maxDelay: .milliseconds(2)),
             lanes: 1, queueCapacity: 10_000, settings: settings, logger: quietLogger)
@@ -331,7 +337,8 @@ final class RuntimeProcess {
             Issue.record("\(Self.binary) is missing: run `swift build` first")
             throw TestBedMissing()
         }
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         output = directory.appendingPathComponent("out.ndjson").path
         config = directory.appendingPathComponent("\(name).yaml")
@@ -379,7 +386,8 @@ final class RuntimeProcess {
 
     /// The HTTP status of `path` on the process's listener (0 when nothing answers).
     func status(_ path: String) -> Int {
-        let answer = try? run(["curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"], recordFailure: false)
+        let answer = try? run(
+            ["curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"], recordFailure: false)
         return Int(answer ?? "") ?? 0
     }
 }

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// The repository, found from this file's path.
-let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
 
 /// `SWITCHYARD_BIN`; else the `switchyard` built next to the running test executable (so
 /// `swift test --scratch-path DIR` runs DIR's binary); else the debug build in `.build`.
@@ -25,7 +26,8 @@ final class Scratch {
     let url: URL
 
     init(_ name: String) throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-link-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-link-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
 
@@ -158,28 +160,28 @@ struct TestPKI {
 
     static func make(in scratch: Scratch, prefix: String) async throws -> TestPKI {
         let script = """
-        set -e
-        cat > \(prefix)-server.ext <<'EOF'
-        subjectAltName=DNS:localhost,IP:127.0.0.1
-        basicConstraints=CA:FALSE
-        extendedKeyUsage=serverAuth
-        EOF
-        cat > \(prefix)-client.ext <<'EOF'
-        basicConstraints=CA:FALSE
-        extendedKeyUsage=clientAuth
-        EOF
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-          -subj "/CN=\(prefix) test authority" -addext basicConstraints=critical,CA:TRUE \
-          -addext keyUsage=critical,keyCertSign,cRLSign -keyout \(prefix)-ca.key -out \(prefix)-ca.pem
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
-          -keyout \(prefix)-server.key -out \(prefix)-server.csr
-        openssl x509 -req -in \(prefix)-server.csr -CA \(prefix)-ca.pem -CAkey \(prefix)-ca.key -CAcreateserial \
-          -days 2 -extfile \(prefix)-server.ext -out \(prefix)-server.pem
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=\(prefix) sender" \
-          -keyout \(prefix)-client.key -out \(prefix)-client.csr
-        openssl x509 -req -in \(prefix)-client.csr -CA \(prefix)-ca.pem -CAkey \(prefix)-ca.key -CAcreateserial \
-          -days 2 -extfile \(prefix)-client.ext -out \(prefix)-client.pem
-        """
+            set -e
+            cat > \(prefix)-server.ext <<'EOF'
+            subjectAltName=DNS:localhost,IP:127.0.0.1
+            basicConstraints=CA:FALSE
+            extendedKeyUsage=serverAuth
+            EOF
+            cat > \(prefix)-client.ext <<'EOF'
+            basicConstraints=CA:FALSE
+            extendedKeyUsage=clientAuth
+            EOF
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+              -subj "/CN=\(prefix) test authority" -addext basicConstraints=critical,CA:TRUE \
+              -addext keyUsage=critical,keyCertSign,cRLSign -keyout \(prefix)-ca.key -out \(prefix)-ca.pem
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+              -keyout \(prefix)-server.key -out \(prefix)-server.csr
+            openssl x509 -req -in \(prefix)-server.csr -CA \(prefix)-ca.pem -CAkey \(prefix)-ca.key -CAcreateserial \
+              -days 2 -extfile \(prefix)-server.ext -out \(prefix)-server.pem
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=\(prefix) sender" \
+              -keyout \(prefix)-client.key -out \(prefix)-client.csr
+            openssl x509 -req -in \(prefix)-client.csr -CA \(prefix)-ca.pem -CAkey \(prefix)-ca.key -CAcreateserial \
+              -days 2 -extfile \(prefix)-client.ext -out \(prefix)-client.pem
+            """
         let result = try await command(["bash", "-c", script], in: scratch.url.path)
         guard result.status == 0 else { throw LinkTestFailure("openssl failed: \(result.output)") }
         return TestPKI(

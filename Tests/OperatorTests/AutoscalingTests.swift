@@ -13,7 +13,12 @@ func scaledConnector(
         "apiVersion": "switchyard.dev/v1alpha1", "kind": "Connector",
         "metadata": ["name": .string(name), "namespace": "shop"],
         "spec": [
-            "sources": [source ?? ["name": "orders", "kafka": ["brokers": ["kafka-0.kafka:9092", "kafka-1.kafka:9092"], "topics": ["orders"], "group": "orders-archive"]]],
+            "sources": [
+                source ?? [
+                    "name": "orders",
+                    "kafka": ["brokers": ["kafka-0.kafka:9092", "kafka-1.kafka:9092"], "topics": ["orders"], "group": "orders-archive"],
+                ]
+            ],
             "targets": [["name": "out", "drop": [:]]],
             "routes": [["from": [.string((source?["name"]?.string) ?? "orders")], "to": ["out"]]],
             "observability": ["listen": "0.0.0.0:8080"],
@@ -89,10 +94,11 @@ struct AutoscalingTests {
         #expect(scaled[path: ["spec", "cooldownPeriod"]] == 120)
         let trigger = try #require(scaled[path: ["spec", "triggers"]]?.array?.first)
         #expect(trigger["type"] == "kafka")
-        #expect(trigger["metadata"] == [
-            "bootstrapServers": "kafka-0.kafka:9092,kafka-1.kafka:9092", "consumerGroup": "orders-archive", "topic": "orders",
-            "lagThreshold": "1000", "offsetResetPolicy": "earliest",
-        ])
+        #expect(
+            trigger["metadata"] == [
+                "bootstrapServers": "kafka-0.kafka:9092,kafka-1.kafka:9092", "consumerGroup": "orders-archive", "topic": "orders",
+                "lagThreshold": "1000", "offsetResetPolicy": "earliest",
+            ])
         // Scaled to zero when idle: the Deployment may start with none.
         #expect(try rendered(scaledConnectorWithReplicas(object, 0), keda: true).deployment[path: ["spec", "replicas"]] == 0)
         // Asked for explicitly, KEDA is used even where discovery did not see it.
@@ -110,7 +116,9 @@ struct AutoscalingTests {
     @Test("with KEDA: sources whose lag only the pods know go through Prometheus")
     func prometheusTriggers() throws {
         // TLS settings: KEDA's own trigger would need the same certificates.
-        let rabbit: JSON = ["name": "jobs", "rabbitmq": ["url": "amqps://rabbitmq.shop:5671/%2f", "queue": "jobs", "tls": ["ca": "/etc/rabbitmq/ca.pem"]]]
+        let rabbit: JSON = [
+            "name": "jobs", "rabbitmq": ["url": "amqps://rabbitmq.shop:5671/%2f", "queue": "jobs", "tls": ["ca": "/etc/rabbitmq/ca.pem"]],
+        ]
         var object = scaledConnector("jobs", source: rabbit)
         #expect(problems(object, keda: true).contains { $0.hasPrefix("spec.autoscaling.prometheus:") && $0.contains("'jobs'") })
         object[path: ["spec", "autoscaling", "prometheus"]] = "http://prometheus.monitoring:9090"
@@ -119,23 +127,33 @@ struct AutoscalingTests {
         #expect(trigger[path: ["metadata", "serverAddress"]] == "http://prometheus.monitoring:9090")
         #expect(trigger[path: ["metadata", "threshold"]] == "1000")
         // Every consumer of the queue reports the same depth: the largest, not the sum.
-        #expect(trigger[path: ["metadata", "query"]] == #"max(switchyard_rabbitmq_queue_messages{namespace="shop",pod=~"jobs-[a-z0-9]+-[a-z0-9]+",source="jobs"}) or vector(0)"#)
+        #expect(
+            trigger[path: ["metadata", "query"]]
+                == #"max(switchyard_rabbitmq_queue_messages{namespace="shop",pod=~"jobs-[a-z0-9]+-[a-z0-9]+",source="jobs"}) or vector(0)"#)
     }
 
-    @Test("with KEDA: a RabbitMQ source gets KEDA's rabbitmq trigger on the queue's depth, its URL from the pods' Secret through a TriggerAuthentication, and can scale to zero")
+    @Test(
+        "with KEDA: a RabbitMQ source gets KEDA's rabbitmq trigger on the queue's depth, its URL from the pods' Secret through a TriggerAuthentication, and can scale to zero"
+    )
     func rabbitMQTriggers() throws {
         // A literal URL without a password goes into the trigger.
-        let literal = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "amqp://rabbitmq.shop:5672/%2f", "queue": "jobs"]])
+        let literal = scaledConnector(
+            "jobs", source: ["name": "jobs", "rabbitmq": ["url": "amqp://rabbitmq.shop:5672/%2f", "queue": "jobs"]])
         let plain = try rendered(literal, keda: true)
         let trigger = try #require(plain.scaler?[path: ["spec", "triggers"]]?.array?.first)
         #expect(trigger["type"] == "rabbitmq")
-        #expect(trigger["metadata"] == ["protocol": "amqp", "queueName": "jobs", "mode": "QueueLength", "value": "1000", "host": "amqp://rabbitmq.shop:5672/%2f"])
+        #expect(
+            trigger["metadata"] == [
+                "protocol": "amqp", "queueName": "jobs", "mode": "QueueLength", "value": "1000", "host": "amqp://rabbitmq.shop:5672/%2f",
+            ])
         #expect(trigger["authenticationRef"] == nil)
         #expect(plain.triggerAuthentications.isEmpty)
 
         // The URL from a Secret, as the pods get it: KEDA reads the same Secret; no pod needed.
         var secret = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "${env:RABBITMQ_URL}", "queue": "jobs"]])
-        secret[path: ["spec", "deployment", "env"]] = [["name": "RABBITMQ_URL", "valueFrom": ["secretKeyRef": ["name": "rabbit-credentials", "key": "url"]]]]
+        secret[path: ["spec", "deployment", "env"]] = [
+            ["name": "RABBITMQ_URL", "valueFrom": ["secretKeyRef": ["name": "rabbit-credentials", "key": "url"]]]
+        ]
         secret[path: ["spec", "autoscaling", "scaleToZero"]] = true
         let fromSecret = try rendered(secret, keda: true)
         let secretTrigger = try #require(fromSecret.scaler?[path: ["spec", "triggers"]]?.array?.first)
@@ -149,16 +167,22 @@ struct AutoscalingTests {
         #expect(authentication["spec"] == ["secretTargetRef": [["parameter": "host", "name": "rabbit-credentials", "key": "url"]]])
 
         // A password in a literal URL is not copied into a ScaledObject: no scale to zero.
-        var password = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "amqp://app:hunter2@rabbitmq.shop:5672/%2f", "queue": "jobs"]])
+        var password = scaledConnector(
+            "jobs", source: ["name": "jobs", "rabbitmq": ["url": "amqp://app:hunter2@rabbitmq.shop:5672/%2f", "queue": "jobs"]])
         password[path: ["spec", "autoscaling", "scaleToZero"]] = true
         let refusals = problems(password, keda: true)
-        #expect(refusals.contains { $0.hasPrefix("spec.autoscaling.scaleToZero: source 'jobs': spec.sources[0].rabbitmq.url holds a password") }, "\(refusals)")
+        #expect(
+            refusals.contains {
+                $0.hasPrefix("spec.autoscaling.scaleToZero: source 'jobs': spec.sources[0].rabbitmq.url holds a password")
+            }, "\(refusals)")
         #expect(!refusals.joined().contains("hunter2"))
 
         // A reference the pods' environment does not set.
         var unset = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "${env:NOWHERE}", "queue": "jobs"]])
         unset[path: ["spec", "autoscaling", "scaleToZero"]] = true
-        #expect(problems(unset, keda: true).contains { $0.hasPrefix("spec.sources[0].rabbitmq.url: environment variable NOWHERE is not set") }, "\(problems(unset, keda: true))")
+        #expect(
+            problems(unset, keda: true).contains { $0.hasPrefix("spec.sources[0].rabbitmq.url: environment variable NOWHERE is not set") },
+            "\(problems(unset, keda: true))")
 
         // A URL from the environment that the pods get from a ConfigMap (envFrom) is checked
         // by the pods; the operator does not refuse it for its stand-in value.
@@ -168,29 +192,40 @@ struct AutoscalingTests {
         #expect(problems(fromConfigMap, keda: true).isEmpty, "\(problems(fromConfigMap, keda: true))")
         // A literal URL is still checked as written.
         let wrong = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "http://rabbitmq.shop:5672/", "queue": "jobs"]])
-        #expect(problems(wrong, keda: true).contains { $0.hasPrefix("spec.sources[0].rabbitmq.url: the URL must start with amqp://") }, "\(problems(wrong, keda: true))")
+        #expect(
+            problems(wrong, keda: true).contains { $0.hasPrefix("spec.sources[0].rabbitmq.url: the URL must start with amqp://") },
+            "\(problems(wrong, keda: true))")
     }
 
     @Test("bad input is refused with the field's path")
     func refused() throws {
         var inverted = scaledConnector("orders")
         inverted[path: ["spec", "autoscaling", "minReplicas"]] = 8
-        #expect(problems(inverted).contains { $0.hasPrefix("spec.autoscaling.minReplicas:") && $0.contains("above maxReplicas (6)") }, "\(problems(inverted))")
+        #expect(
+            problems(inverted).contains { $0.hasPrefix("spec.autoscaling.minReplicas:") && $0.contains("above maxReplicas (6)") },
+            "\(problems(inverted))")
 
         var zero = scaledConnector("orders")
         zero[path: ["spec", "autoscaling", "lagPerReplica"]] = 0
         #expect(problems(zero).contains { $0.hasPrefix("spec.autoscaling.lagPerReplica:") }, "\(problems(zero))")
 
         let generated = scaledConnector("numbers", source: ["name": "numbers", "generate": ["count": 10]])
-        #expect(problems(generated).contains { $0.hasPrefix("spec.autoscaling.lagPerReplica:") && $0.contains("'numbers' (generate) reports no lag") }, "\(problems(generated))")
+        #expect(
+            problems(generated).contains {
+                $0.hasPrefix("spec.autoscaling.lagPerReplica:") && $0.contains("'numbers' (generate) reports no lag")
+            }, "\(problems(generated))")
 
         var hpaToZero = scaledConnector("orders")
         hpaToZero[path: ["spec", "autoscaling", "scaleToZero"]] = true
-        #expect(problems(hpaToZero).contains { $0.hasPrefix("spec.autoscaling.scaleToZero:") && $0.contains("KEDA") }, "\(problems(hpaToZero))")
+        #expect(
+            problems(hpaToZero).contains { $0.hasPrefix("spec.autoscaling.scaleToZero:") && $0.contains("KEDA") }, "\(problems(hpaToZero))")
 
-        var referenced = scaledConnector("orders", source: ["name": "orders", "kafka": ["brokers": ["${env:BROKERS:-k:9092}"], "topics": ["orders"], "group": "g"]])
+        var referenced = scaledConnector(
+            "orders", source: ["name": "orders", "kafka": ["brokers": ["${env:BROKERS:-k:9092}"], "topics": ["orders"], "group": "g"]])
         referenced[path: ["spec", "autoscaling", "scaleToZero"]] = true
-        #expect(problems(referenced, keda: true).contains { $0.hasPrefix("spec.autoscaling.scaleToZero:") && $0.contains("'orders'") }, "\(problems(referenced, keda: true))")
+        #expect(
+            problems(referenced, keda: true).contains { $0.hasPrefix("spec.autoscaling.scaleToZero:") && $0.contains("'orders'") },
+            "\(problems(referenced, keda: true))")
 
         let missing = scaledConnector("orders", autoscaling: ["minReplicas": 1])
         #expect(problems(missing).contains { $0.hasPrefix("spec.autoscaling.maxReplicas:") }, "\(problems(missing))")
@@ -204,7 +239,9 @@ struct AutoscalingTests {
         #expect(try rendered(scaledConnector("orders", state: "stopped"), keda: true).scaler == nil)
     }
 
-    @Test("the operator writes the scaler the cluster has, switches when KEDA appears, and removes it with autoscaling, on pause and with the Connector's owner reference")
+    @Test(
+        "the operator writes the scaler the cluster has, switches when KEDA appears, and removes it with autoscaling, on pause and with the Connector's owner reference"
+    )
     func reconcilesTheScaler() async throws {
         try await withHarness { harness in
             let fake = harness.fake
@@ -218,11 +255,15 @@ struct AutoscalingTests {
 
             // The scaler writes replicas through the scale subresource (spec.deployment.replicas).
             _ = fake.update(.connector, "shop", "orders") { $0[path: ["spec", "deployment", "replicas"]] = 5 }
-            try await eventually("the Deployment follows the scaler") { fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]] == 5 }
+            try await eventually("the Deployment follows the scaler") {
+                fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]] == 5
+            }
 
             // Changing the bounds updates the scaler.
             _ = fake.update(.connector, "shop", "orders") { $0[path: ["spec", "autoscaling", "maxReplicas"]] = 12 }
-            try await eventually("the new bound") { fake.object(.horizontalPodAutoscaler, "shop", "orders")?[path: ["spec", "maxReplicas"]] == 12 }
+            try await eventually("the new bound") {
+                fake.object(.horizontalPodAutoscaler, "shop", "orders")?[path: ["spec", "maxReplicas"]] == 12
+            }
 
             // Paused: the scaler goes (it would scale the Connector up again), the pods go.
             _ = fake.update(.connector, "shop", "orders") { $0[path: ["spec", "state"]] = "paused" }
@@ -252,7 +293,9 @@ struct AutoscalingTests {
             let fake = harness.fake
             fake.setServesKEDA(true)
             var object = scaledConnector("jobs", source: ["name": "jobs", "rabbitmq": ["url": "${env:RABBITMQ_URL}", "queue": "jobs"]])
-            object[path: ["spec", "deployment", "env"]] = [["name": "RABBITMQ_URL", "valueFrom": ["secretKeyRef": ["name": "rabbit-credentials", "key": "url"]]]]
+            object[path: ["spec", "deployment", "env"]] = [
+                ["name": "RABBITMQ_URL", "valueFrom": ["secretKeyRef": ["name": "rabbit-credentials", "key": "url"]]]
+            ]
             object[path: ["spec", "autoscaling", "scaleToZero"]] = true
             let uid = fake.create(.connector, "shop", object)[path: ["metadata", "uid"]]!.string!
             _ = try harness.startOperator(identity: "a")
@@ -267,8 +310,12 @@ struct AutoscalingTests {
             _ = fake.update(.connector, "shop", "jobs") {
                 $0[path: ["spec", "sources"]] = [["name": "jobs", "rabbitmq": ["url": "amqp://rabbitmq.shop:5672/%2f", "queue": "jobs"]]]
             }
-            try await eventually("no TriggerAuthentication without a Secret") { fake.object(.triggerAuthentication, "shop", "jobs-0") == nil }
-            #expect(fake.object(.scaledObject, "shop", "jobs")?[path: ["spec", "triggers"]]?.array?.first?[path: ["metadata", "host"]] == "amqp://rabbitmq.shop:5672/%2f")
+            try await eventually("no TriggerAuthentication without a Secret") {
+                fake.object(.triggerAuthentication, "shop", "jobs-0") == nil
+            }
+            #expect(
+                fake.object(.scaledObject, "shop", "jobs")?[path: ["spec", "triggers"]]?.array?.first?[path: ["metadata", "host"]]
+                    == "amqp://rabbitmq.shop:5672/%2f")
         }
     }
 

@@ -53,14 +53,16 @@ struct ClientTests {
 
             // The status subresource, by merge patch: status changes, spec and generation do not.
             let patched = try await client.mergePatch(
-                .connector, namespace: "shop", name: "orders", ["status": ["observedGeneration": 2], "spec": ["state": "paused"]], subresource: "status")
+                .connector, namespace: "shop", name: "orders", ["status": ["observedGeneration": 2], "spec": ["state": "paused"]],
+                subresource: "status")
             #expect(patched[path: ["status", "observedGeneration"]]?.int == 2)
             #expect(patched[path: ["spec", "state"]]?.string == "running")
             #expect(patched[path: ["metadata", "generation"]]?.int == 2)
             #expect(patched[path: ["metadata", "resourceVersion"]] != afterSpec[path: ["metadata", "resourceVersion"]])
 
             // Merge patch on the object: null removes a member.
-            let merged = try await client.mergePatch(.connector, namespace: "shop", name: "orders", ["metadata": ["labels": ["team": nil, "tier": "gold"]]])
+            let merged = try await client.mergePatch(
+                .connector, namespace: "shop", name: "orders", ["metadata": ["labels": ["team": nil, "tier": "gold"]]])
             #expect(merged[path: ["metadata", "labels"]] == ["tier": "gold"])
             #expect(merged[path: ["status", "observedGeneration"]]?.int == 2)
 
@@ -212,12 +214,14 @@ struct ClientTests {
         try Data("sa-token\n".utf8).write(to: URL(fileURLWithPath: directory + "/token"))
         try Data("CA".utf8).write(to: URL(fileURLWithPath: directory + "/ca.crt"))
         try Data("switchyard-system".utf8).write(to: URL(fileURLWithPath: directory + "/namespace"))
-        let config = try ClusterConfig.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"], directory: directory)
+        let config = try ClusterConfig.inCluster(
+            environment: ["KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"], directory: directory)
         #expect(config.server == "https://10.96.0.1:443")
         #expect(config.tokenFile == directory + "/token")
         #expect(config.certificateAuthority == Array("CA".utf8))
         #expect(config.namespace == "switchyard-system")
-        let v6 = try ClusterConfig.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"], directory: directory)
+        let v6 = try ClusterConfig.inCluster(
+            environment: ["KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"], directory: directory)
         #expect(v6.server == "https://[fd00::1]:443")
         #expect(throws: ConfigError.self) { try ClusterConfig.inCluster(environment: [:], directory: directory) }
     }
@@ -225,7 +229,8 @@ struct ClientTests {
     @Test("watch events split across chunks are read line by line")
     func lineSplitting() throws {
         var splitter = LineSplitter()
-        let text = #"{"type":"ADDED","object":{"a":1}}"# + "\n" + #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}"# + "\n"
+        let text =
+            #"{"type":"ADDED","object":{"a":1}}"# + "\n" + #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}"# + "\n"
         let bytes = Array(text.utf8)
         var lines: [[UInt8]] = []
         for start in stride(from: 0, to: bytes.count, by: 5) {
@@ -314,7 +319,8 @@ struct TLSTests {
     func mutualTLS() async throws {
         try await withHarness(tls: try Self.serverContext()) { harness in
             let ca = "certificate-authority-data: \(Self.base64(TestCertificates.caCertificate))"
-            let user = "client-certificate-data: \(Self.base64(TestCertificates.clientCertificate)), client-key-data: \(Self.base64(TestCertificates.clientKey))"
+            let user =
+                "client-certificate-data: \(Self.base64(TestCertificates.clientCertificate)), client-key-data: \(Self.base64(TestCertificates.clientKey))"
             // A failed handshake is retried until the connect timeout: short for the clients that
             // must fail, long for those that must succeed on a loaded machine.
             func client(cluster: String, user: String, failing: Bool = false) throws -> KubeClient {
@@ -332,7 +338,8 @@ struct TLSTests {
             // The server's certificate is verified against the CA, not skipped.
             let insecure = try client(cluster: "insecure-skip-tls-verify: true", user: user)
             _ = try await insecure.list(.connector, namespace: "shop")
-            let untrusted = try client(cluster: "certificate-authority-data: \(Self.base64(TestCertificates.clientCertificate))", user: user, failing: true)
+            let untrusted = try client(
+                cluster: "certificate-authority-data: \(Self.base64(TestCertificates.clientCertificate))", user: user, failing: true)
             let untrustedError = await #expect(throws: KubeError.self) { _ = try await untrusted.list(.connector, namespace: "shop") }
             #expect(untrustedError?.code == 0)
             // The server asks for a client certificate.

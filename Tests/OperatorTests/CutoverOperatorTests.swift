@@ -8,7 +8,8 @@ import Testing
 /// the Job's status, as a cluster would.
 @Suite("Cutover through the operator", .serialized)
 struct CutoverOperatorTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     /// The test bed's `.state/services.env`.
     static func testBed() throws -> [String: String] {
@@ -56,7 +57,9 @@ struct CutoverOperatorTests {
         let brokers: String
 
         init(_ topics: [String: Int]) throws {
-            let binary = try #require(try CutoverOperatorTests.testBed()["SWITCHYARD_KAFKA_MOCK_BIN"], "the test bed has no kafka-mock: run scripts/services start")
+            let binary = try #require(
+                try CutoverOperatorTests.testBed()["SWITCHYARD_KAFKA_MOCK_BIN"],
+                "the test bed has no kafka-mock: run scripts/services start")
             let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("cutover-operator-\(UUID().uuidString).bootstraps")
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = ["--brokers", "1", "--port-file", portFile.path] + topics.flatMap { ["--topic", "\($0.key):\($0.value)"] }
@@ -84,14 +87,18 @@ struct CutoverOperatorTests {
             "apiVersion": "switchyard.dev/v1alpha1", "kind": "Connector",
             "metadata": ["name": .string(name), "namespace": "shop"],
             "spec": [
-                "sources": [[
-                    "name": "east", "cluster": "east",
-                    "kafka": [
-                        "brokers": [.string(east)], "topics": ["orders"], "group": .string("bridge-\(name)"),
-                        "options": ["session.timeout.ms": "3000", "heartbeat.interval.ms": "500"],
-                    ],
-                ]],
-                "targets": [["name": "west", "kafka": ["brokers": [.string(west)], "topic": "mirror.{{ channel }}", "partition": "keep"]]],
+                "sources": [
+                    [
+                        "name": "east", "cluster": "east",
+                        "kafka": [
+                            "brokers": [.string(east)], "topics": ["orders"], "group": .string("bridge-\(name)"),
+                            "options": ["session.timeout.ms": "3000", "heartbeat.interval.ms": "500"],
+                        ],
+                    ]
+                ],
+                "targets": [
+                    ["name": "west", "kafka": ["brokers": [.string(west)], "topic": "mirror.{{ channel }}", "partition": "keep"]]
+                ],
                 "routes": [["from": ["east"], "to": ["west"]]],
                 "observability": ["listen": .string("127.0.0.1:\(Int.random(in: 20_000...29_999))")],
                 "cutover": ["groups": .array(groups.map { .string($0) })],
@@ -107,7 +114,8 @@ struct CutoverOperatorTests {
         #expect(try await Self.run(["kcat", "-P", "-b", east.brokers, "-t", "orders", "-K", "|"], input: records).status == 0)
         // The application's group reads 100 records on the source and leaves.
         let group = "billing-\(UInt32.random(in: 0...UInt32.max))"
-        let consumed = try await Self.run(["kcat", "-b", east.brokers, "-G", group] + Self.kcatGroup + ["-c", "100", "-q", "-f", "%p:%o\n", "orders"])
+        let consumed = try await Self.run(
+            ["kcat", "-b", east.brokers, "-G", group] + Self.kcatGroup + ["-c", "100", "-q", "-f", "%p:%o\n", "orders"])
         #expect(consumed.status == 0, "\(consumed.output)")
         let consumedPositions = Set(consumed.output.split(separator: "\n").map(String.init))
         #expect(consumedPositions.count == 100)
@@ -139,16 +147,20 @@ struct CutoverOperatorTests {
             let binary = Self.repository.appendingPathComponent(".build/debug/switchyard").path
             let pod = try await Self.run([binary] + arguments.map { $0 == "/etc/switchyard/connector.yaml" ? mounted.path : $0 })
             #expect(pod.status == 0, "\(pod.output)")
-            _ = fake.create(.pod, "shop", [
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": ["name": "orders-cutover-x7k2p", "namespace": "shop", "labels": ["job-name": "orders-cutover"]],
-                "spec": ["containers": [["name": "cutover"]]],
-            ])
+            _ = fake.create(
+                .pod, "shop",
+                [
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": ["name": "orders-cutover-x7k2p", "namespace": "shop", "labels": ["job-name": "orders-cutover"]],
+                    "spec": ["containers": [["name": "cutover"]]],
+                ])
             fake.setStatus(.pod, "shop", "orders-cutover-x7k2p", ["phase": "Succeeded"])
             fake.setPodLog("shop", "orders-cutover-x7k2p", pod.output)
             fake.setStatus(.job, "shop", "orders-cutover", ["succeeded": 1, "conditions": [["type": "Complete", "status": "True"]]])
 
-            try await eventually("CutoverComplete") { fake.object(.connector, "shop", "orders")?.condition("CutoverComplete")?["status"]?.string == "True" }
+            try await eventually("CutoverComplete") {
+                fake.object(.connector, "shop", "orders")?.condition("CutoverComplete")?["status"]?.string == "True"
+            }
             let connector = try #require(fake.object(.connector, "shop", "orders"))
             let message = connector.condition("CutoverComplete")?["message"]?.string ?? ""
             #expect(message.contains("300 records copied, 1 group moved (\(group)), target equal to source"), "\(message)")
@@ -166,16 +178,20 @@ struct CutoverOperatorTests {
 
             // Nothing is lost and nothing read twice: the group continues on the target from
             // exactly the next record of each source partition.
-            let continued = try await Self.run(["kcat", "-b", west.brokers, "-G", group] + Self.kcatGroup + ["-c", "200", "-q", "-f", "%p:%o %h\n", "mirror.orders"])
+            let continued = try await Self.run(
+                ["kcat", "-b", west.brokers, "-G", group] + Self.kcatGroup + ["-c", "200", "-q", "-f", "%p:%o %h\n", "mirror.orders"])
             #expect(continued.status == 0, "\(continued.output)")
             var positions = Set<String>()
             for line in continued.output.split(separator: "\n") {
                 let headers = line.split(separator: " ", maxSplits: 1).last.map(String.init) ?? ""
-                let fields = Dictionary(headers.split(separator: ",").compactMap { pair -> (String, String)? in
-                    let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                    return parts.count == 2 ? (parts[0], parts[1]) : nil
-                }, uniquingKeysWith: { $1 })
-                if let partition = fields["switchyard-source-partition"], let offset = fields["switchyard-source-offset"] { positions.insert("\(partition):\(offset)") }
+                let fields = Dictionary(
+                    headers.split(separator: ",").compactMap { pair -> (String, String)? in
+                        let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                        return parts.count == 2 ? (parts[0], parts[1]) : nil
+                    }, uniquingKeysWith: { $1 })
+                if let partition = fields["switchyard-source-partition"], let offset = fields["switchyard-source-offset"] {
+                    positions.insert("\(partition):\(offset)")
+                }
             }
             #expect(positions.count == 200, "\(continued.output.prefix(500))")
             #expect(positions.isDisjoint(with: consumedPositions), "records the group had read on the source came again")
@@ -188,14 +204,19 @@ struct CutoverOperatorTests {
             let fake = harness.fake
             _ = try harness.startOperator(identity: "a")
             // A connector pod still terminating.
-            _ = fake.create(.pod, "shop", [
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": [
-                    "name": "payments-5d9c-abcde", "namespace": "shop",
-                    "labels": ["app.kubernetes.io/name": "switchyard", "app.kubernetes.io/instance": "payments", "app.kubernetes.io/component": "connector"],
-                ],
-                "spec": ["containers": [["name": "connector"]]],
-            ])
+            _ = fake.create(
+                .pod, "shop",
+                [
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": [
+                        "name": "payments-5d9c-abcde", "namespace": "shop",
+                        "labels": [
+                            "app.kubernetes.io/name": "switchyard", "app.kubernetes.io/instance": "payments",
+                            "app.kubernetes.io/component": "connector",
+                        ],
+                    ],
+                    "spec": ["containers": [["name": "connector"]]],
+                ])
             fake.setStatus(.pod, "shop", "payments-5d9c-abcde", ["phase": "Running"])
             _ = fake.create(.connector, "shop", Self.bridge("payments", east: "127.0.0.1:1", west: "127.0.0.1:2", groups: ["ledger"]))
             try await eventually("WaitingForPods") {
@@ -203,10 +224,14 @@ struct CutoverOperatorTests {
             }
             #expect(fake.object(.job, "shop", "payments-cutover") == nil)
             fake.delete(.pod, "shop", "payments-5d9c-abcde")
-            try await eventually("the cutover Job once the pod is gone", timeout: .seconds(60)) { fake.object(.job, "shop", "payments-cutover") != nil }
+            try await eventually("the cutover Job once the pod is gone", timeout: .seconds(60)) {
+                fake.object(.job, "shop", "payments-cutover") != nil
+            }
 
             fake.setStatus(.job, "shop", "payments-cutover", ["failed": 2, "conditions": [["type": "Failed", "status": "True"]]])
-            try await eventually("CutoverFailed") { fake.object(.connector, "shop", "payments")?.condition("CutoverFailed")?["status"]?.string == "True" }
+            try await eventually("CutoverFailed") {
+                fake.object(.connector, "shop", "payments")?.condition("CutoverFailed")?["status"]?.string == "True"
+            }
             let connector = try #require(fake.object(.connector, "shop", "payments"))
             let message = connector.condition("CutoverFailed")?["message"]?.string ?? ""
             #expect(message.contains("failed at job: the cutover Job failed and no pod of the Job was found"), "\(message)")
@@ -225,7 +250,9 @@ struct CutoverOperatorTests {
             var resource = connector("files")
             resource[path: ["spec", "cutover"]] = ["groups": ["billing"]]
             _ = fake.create(.connector, "shop", resource)
-            try await eventually("Valid=False") { fake.object(.connector, "shop", "files")?.condition("Valid")?["status"]?.string == "False" }
+            try await eventually("Valid=False") {
+                fake.object(.connector, "shop", "files")?.condition("Valid")?["status"]?.string == "False"
+            }
             let message = fake.object(.connector, "shop", "files")?.condition("Valid")?["message"]?.string ?? ""
             #expect(message.contains("spec.cutover.groups: a cutover needs a kafka source routed to a kafka target"), "\(message)")
             #expect(fake.object(.job, "shop", "files-cutover") == nil)
@@ -251,8 +278,12 @@ struct CutoverOperatorTests {
                 ]
             }
             _ = fake.create(.connector, "shop", resource("grouped", cutover: ["groups": ["billing"]]))
-            try await eventually("Valid=False") { fake.object(.connector, "shop", "grouped")?.condition("Valid")?["status"]?.string == "False" }
-            #expect(fake.object(.connector, "shop", "grouped")?.condition("Valid")?["message"]?.string?.contains("spec.cutover.groups: source 'legacy' is a RabbitMQ queue, which has no consumer groups to move") == true)
+            try await eventually("Valid=False") {
+                fake.object(.connector, "shop", "grouped")?.condition("Valid")?["status"]?.string == "False"
+            }
+            #expect(
+                fake.object(.connector, "shop", "grouped")?.condition("Valid")?["message"]?.string?.contains(
+                    "spec.cutover.groups: source 'legacy' is a RabbitMQ queue, which has no consumer groups to move") == true)
 
             _ = fake.create(.connector, "shop", resource("queue", cutover: [:]))
             try await eventually("the cutover Job") { fake.object(.job, "shop", "queue-cutover") != nil }
@@ -276,14 +307,26 @@ struct CutoverOperatorTests {
                   "target": "out"
                 }
                 """
-            _ = fake.create(.pod, "shop", ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "queue-cutover-abcde", "namespace": "shop", "labels": ["job-name": "queue-cutover"]]])
+            _ = fake.create(
+                .pod, "shop",
+                [
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": ["name": "queue-cutover-abcde", "namespace": "shop", "labels": ["job-name": "queue-cutover"]],
+                ])
             fake.setPodLog("shop", "queue-cutover-abcde", log)
             fake.setStatus(.job, "shop", "queue-cutover", ["succeeded": 1, "conditions": [["type": "Complete", "status": "True"]]])
-            try await eventually("CutoverComplete") { fake.object(.connector, "shop", "queue")?.condition("CutoverComplete")?["status"]?.string == "True" }
+            try await eventually("CutoverComplete") {
+                fake.object(.connector, "shop", "queue")?.condition("CutoverComplete")?["status"]?.string == "True"
+            }
             let message = fake.object(.connector, "shop", "queue")?.condition("CutoverComplete")?["message"]?.string ?? ""
-            #expect(message.contains("queue 'orders' drained (1200 messages at the start, 0 left); a consumed queue keeps nothing to reconcile"), "\(message)")
+            #expect(
+                message.contains(
+                    "queue 'orders' drained (1200 messages at the start, 0 left); a consumed queue keeps nothing to reconcile"),
+                "\(message)")
             #expect(fake.object(.connector, "shop", "queue")?[path: ["status", "cutover", "queue"]]?.string == "orders")
-            #expect(fake.object(.configMap, "shop", "queue-cutover")?[path: ["data", "report.json"]]?.string?.contains("\"queuedAtStart\": 1200") == true)
+            #expect(
+                fake.object(.configMap, "shop", "queue-cutover")?[path: ["data", "report.json"]]?.string?.contains(
+                    "\"queuedAtStart\": 1200") == true)
         }
     }
 }

@@ -7,7 +7,9 @@ import Testing
 struct EventTests {
     func events(_ fake: FakeKubernetes, _ name: String) -> [(type: String, reason: String, message: String)] {
         fake.objects(.init(group: "", version: "v1", plural: "events", kind: "Event"))
-            .filter { $0[path: ["involvedObject", "name"]]?.string == name && $0[path: ["involvedObject", "kind"]]?.string == "Connector" }
+            .filter {
+                $0[path: ["involvedObject", "name"]]?.string == name && $0[path: ["involvedObject", "kind"]]?.string == "Connector"
+            }
             .map { ($0["type"]?.string ?? "", $0["reason"]?.string ?? "", $0["message"]?.string ?? "") }
     }
 
@@ -33,7 +35,9 @@ struct EventTests {
 
             // Scaled by hand (kubectl scale writes spec.deployment.replicas).
             _ = fake.update(.connector, "shop", "orders") { $0[path: ["spec", "deployment", "replicas"]] = 4 }
-            try await eventually("the scale event") { events(fake, "orders").contains { $0.reason == "Scaled" && $0.message == "from 2 to 4 pods" } }
+            try await eventually("the scale event") {
+                events(fake, "orders").contains { $0.reason == "Scaled" && $0.message == "from 2 to 4 pods" }
+            }
 
             _ = fake.update(.connector, "shop", "orders") { $0[path: ["spec", "state"]] = "paused" }
             try await eventually("the pause event") { events(fake, "orders").contains { $0.reason == "Paused" && $0.type == "Normal" } }
@@ -55,7 +59,9 @@ struct EventTests {
             let conflicts = events(fake, "taken").filter { $0.reason == "ObjectConflict" }
             #expect(conflicts.count == 1, "\(conflicts)")
             #expect(conflicts.first?.type == "Warning")
-            #expect(conflicts.first?.message.contains("Service shop/taken exists and is not controlled by this Connector") == true, "\(conflicts)")
+            #expect(
+                conflicts.first?.message.contains("Service shop/taken exists and is not controlled by this Connector") == true,
+                "\(conflicts)")
         }
     }
 }

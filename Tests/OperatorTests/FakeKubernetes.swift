@@ -41,9 +41,11 @@ final class FakeKubernetes: Sendable {
         "/events": Kind(apiVersion: "v1", kind: "Event", hasStatus: false, hasGeneration: false),
         "/pods": Kind(apiVersion: "v1", kind: "Pod", hasStatus: true, hasGeneration: false),
         "coordination.k8s.io/leases": Kind(apiVersion: "coordination.k8s.io/v1", kind: "Lease", hasStatus: false, hasGeneration: false),
-        "autoscaling/horizontalpodautoscalers": Kind(apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", hasStatus: true, hasGeneration: true),
+        "autoscaling/horizontalpodautoscalers": Kind(
+            apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", hasStatus: true, hasGeneration: true),
         "keda.sh/scaledobjects": Kind(apiVersion: "keda.sh/v1alpha1", kind: "ScaledObject", hasStatus: true, hasGeneration: true),
-        "keda.sh/triggerauthentications": Kind(apiVersion: "keda.sh/v1alpha1", kind: "TriggerAuthentication", hasStatus: false, hasGeneration: true),
+        "keda.sh/triggerauthentications": Kind(
+            apiVersion: "keda.sh/v1alpha1", kind: "TriggerAuthentication", hasStatus: false, hasGeneration: true),
         "batch/jobs": Kind(apiVersion: "batch/v1", kind: "Job", hasStatus: true, hasGeneration: true),
     ]
 
@@ -162,7 +164,10 @@ final class FakeKubernetes: Sendable {
                 let kind = Self.kinds[watcher.resource]!
                 write(
                     watcher.channel, event: "BOOKMARK",
-                    object: ["apiVersion": .string(kind.apiVersion), "kind": .string(kind.kind), "metadata": ["resourceVersion": .string(String(state.revision))]])
+                    object: [
+                        "apiVersion": .string(kind.apiVersion), "kind": .string(kind.kind),
+                        "metadata": ["resourceVersion": .string(String(state.revision))],
+                    ])
             }
             return state.revision
         }
@@ -175,7 +180,13 @@ final class FakeKubernetes: Sendable {
 
     func listCount(_ type: ResourceType) -> Int {
         let path = type.path(namespace: nil)
-        return requests.filter { $0.method == "GET" && ($0.path == path || ($0.path.hasSuffix("/\(type.plural)") && $0.path.hasPrefix(path.replacingOccurrences(of: "/\(type.plural)", with: "/namespaces/")))) && !$0.query.contains("watch=true") }.count
+        return requests.filter {
+            $0.method == "GET"
+                && ($0.path == path
+                    || ($0.path.hasSuffix("/\(type.plural)")
+                        && $0.path.hasPrefix(path.replacingOccurrences(of: "/\(type.plural)", with: "/namespaces/"))))
+                && !$0.query.contains("watch=true")
+        }.count
     }
 
     /// Writes (POST, PUT, PATCH, DELETE) to one object, or to its collection.
@@ -255,7 +266,10 @@ final class FakeKubernetes: Sendable {
     // MARK: Storage
 
     static func status(_ code: Int, _ reason: String, _ message: String) -> JSON {
-        ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure", "message": .string(message), "reason": .string(reason), "code": .int(code)]
+        [
+            "kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure", "message": .string(message),
+            "reason": .string(reason), "code": .int(code),
+        ]
     }
 
     func nextRevision(_ state: inout State) -> String {
@@ -264,12 +278,16 @@ final class FakeKubernetes: Sendable {
     }
 
     func create(_ state: inout State, resource: String, namespace: String, object: JSON) -> (Int, JSON) {
-        guard let kind = Self.kinds[resource] else { return (404, Self.status(404, "NotFound", "the server could not find the requested resource")) }
+        guard let kind = Self.kinds[resource] else {
+            return (404, Self.status(404, "NotFound", "the server could not find the requested resource"))
+        }
         guard let name = object[path: ["metadata", "name"]]?.string, !name.isEmpty else {
             return (422, Self.status(422, "Invalid", "metadata.name: Required value"))
         }
         if let given = object[path: ["metadata", "namespace"]]?.string, given != namespace {
-            return (400, Self.status(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request"))
+            return (
+                400, Self.status(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+            )
         }
         let key = Key(resource: resource, namespace: namespace, name: name)
         if state.objects[key] != nil {
@@ -299,10 +317,15 @@ final class FakeKubernetes: Sendable {
         if body[path: ["metadata", "name"]]?.string != key.name {
             return (400, Self.status(400, "BadRequest", "the name of the object does not match the name on the URL"))
         }
-        if let version = body[path: ["metadata", "resourceVersion"]]?.string, version != stored[path: ["metadata", "resourceVersion"]]?.string {
+        if let version = body[path: ["metadata", "resourceVersion"]]?.string,
+            version != stored[path: ["metadata", "resourceVersion"]]?.string
+        {
             return (
                 409,
-                Self.status(409, "Conflict", "Operation cannot be fulfilled on \(key.resource) \"\(key.name)\": the object has been modified; please apply your changes to the latest version and try again")
+                Self.status(
+                    409, "Conflict",
+                    "Operation cannot be fulfilled on \(key.resource) \"\(key.name)\": the object has been modified; please apply your changes to the latest version and try again"
+                )
             )
         }
         let before = stored
@@ -422,7 +445,8 @@ final class FakeKubernetes: Sendable {
         }
         guard let plural = parts.first, parts.count <= 3 else { return nil }
         if parts.count == 3 && parts[2] != "status" { return nil }
-        return Route(resource: "\(group)/\(plural)", namespace: namespace, name: parts.count >= 2 ? parts[1] : nil, status: parts.count == 3)
+        return Route(
+            resource: "\(group)/\(plural)", namespace: namespace, name: parts.count >= 2 ? parts[1] : nil, status: parts.count == 3)
     }
 
     func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: [UInt8], channel: any Channel) -> Response {
@@ -450,10 +474,17 @@ final class FakeKubernetes: Sendable {
         let servesKEDA = state.withLock { $0.servesKEDA }
         if path == "/apis/keda.sh/v1alpha1" {
             guard servesKEDA else { return .full(404, Self.status(404, "NotFound", "the server could not find the requested resource")) }
-            return .full(200, [
-                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "keda.sh/v1alpha1",
-                "resources": [["name": "scaledobjects", "namespaced": true, "kind": "ScaledObject", "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]]],
-            ])
+            return .full(
+                200,
+                [
+                    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "keda.sh/v1alpha1",
+                    "resources": [
+                        [
+                            "name": "scaledobjects", "namespaced": true, "kind": "ScaledObject",
+                            "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                        ]
+                    ],
+                ])
         }
         guard let route = Self.route(path), Self.kinds[route.resource] != nil, servesKEDA || !route.resource.hasPrefix("keda.sh/") else {
             return .full(404, Self.status(404, "NotFound", "the server could not find the requested resource"))
@@ -469,23 +500,36 @@ final class FakeKubernetes: Sendable {
                 return .full(200, list(state, route: route, selector: Self.selector(query["labelSelector"])))
             case (.GET, let name?):
                 let key = Key(resource: route.resource, namespace: route.namespace ?? "", name: name)
-                guard let object = state.objects[key] else { return .full(404, Self.status(404, "NotFound", "\(route.resource) \"\(name)\" not found")) }
+                guard let object = state.objects[key] else {
+                    return .full(404, Self.status(404, "NotFound", "\(route.resource) \"\(name)\" not found"))
+                }
                 return .full(200, object)
             case (.POST, nil):
-                guard let namespace = route.namespace, let parsed else { return .full(400, Self.status(400, "BadRequest", "a namespace and a body are needed")) }
+                guard let namespace = route.namespace, let parsed else {
+                    return .full(400, Self.status(400, "BadRequest", "a namespace and a body are needed"))
+                }
                 let (code, object) = create(&state, resource: route.resource, namespace: namespace, object: parsed)
                 return .full(code, object)
             case (.PUT, let name?):
                 guard let parsed else { return .full(400, Self.status(400, "BadRequest", "a body is needed")) }
-                let (code, object) = replace(&state, key: Key(resource: route.resource, namespace: route.namespace ?? "", name: name), body: parsed, status: route.status)
+                let (code, object) = replace(
+                    &state, key: Key(resource: route.resource, namespace: route.namespace ?? "", name: name), body: parsed,
+                    status: route.status)
                 return .full(code, object)
             case (.PATCH, let name?):
                 guard headers.first(name: "Content-Type")?.hasPrefix("application/merge-patch+json") == true else {
-                    return .full(415, Self.status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json"))
+                    return .full(
+                        415,
+                        Self.status(
+                            415, "UnsupportedMediaType",
+                            "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json")
+                    )
                 }
                 guard let parsed else { return .full(400, Self.status(400, "BadRequest", "a body is needed")) }
                 let key = Key(resource: route.resource, namespace: route.namespace ?? "", name: name)
-                guard let stored = state.objects[key] else { return .full(404, Self.status(404, "NotFound", "\(route.resource) \"\(name)\" not found")) }
+                guard let stored = state.objects[key] else {
+                    return .full(404, Self.status(404, "NotFound", "\(route.resource) \"\(name)\" not found"))
+                }
                 var merged = stored.merging(patch: parsed)
                 // A patch without a resourceVersion is unconditional.
                 if parsed[path: ["metadata", "resourceVersion"]] == nil {
@@ -513,7 +557,10 @@ final class FakeKubernetes: Sendable {
     func list(_ state: State, route: Route, selector: [(String, String)]) -> JSON {
         let kind = Self.kinds[route.resource]!
         let items = state.objects
-            .filter { $0.key.resource == route.resource && (route.namespace == nil || $0.key.namespace == route.namespace) && Self.labelsMatch($0.value, selector) }
+            .filter {
+                $0.key.resource == route.resource && (route.namespace == nil || $0.key.namespace == route.namespace)
+                    && Self.labelsMatch($0.value, selector)
+            }
             .sorted { ($0.key.namespace, $0.key.name) < ($1.key.namespace, $1.key.name) }
             .map(\.value)
         return [
@@ -537,7 +584,8 @@ final class FakeKubernetes: Sendable {
         head.add(name: "Connection", value: "close")
         channel.writeAndFlush(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: head)), promise: nil)
         if from != 0 && from < state.compactedBelow {
-            write(channel, event: "ERROR", object: Self.status(410, "Expired", "too old resource version: \(from) (\(state.compactedBelow))"))
+            write(
+                channel, event: "ERROR", object: Self.status(410, "Expired", "too old resource version: \(from) (\(state.compactedBelow))"))
             state.gone += 1
             end(channel)
             return .streaming
@@ -545,7 +593,9 @@ final class FakeKubernetes: Sendable {
         if from == 0 {
             // No version: the current state as ADDED events, then what follows.
             for (key, object) in state.objects
-            where key.resource == route.resource && (route.namespace == nil || key.namespace == route.namespace) && Self.labelsMatch(object, watcher.selector) {
+            where key.resource == route.resource && (route.namespace == nil || key.namespace == route.namespace)
+                && Self.labelsMatch(object, watcher.selector)
+            {
                 write(channel, event: "ADDED", object: object)
             }
         } else {
@@ -598,7 +648,10 @@ final class FakeKubernetesHandler: ChannelInboundHandler, @unchecked Sendable {
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: "text/plain")
                 headers.add(name: "Content-Length", value: String(bytes.count))
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: code), headers: headers))), promise: nil)
+                context.write(
+                    wrapOutboundOut(
+                        .head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: code), headers: headers))),
+                    promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: bytes)))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             case .full(let code, let json):
@@ -606,7 +659,10 @@ final class FakeKubernetesHandler: ChannelInboundHandler, @unchecked Sendable {
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: "application/json")
                 headers.add(name: "Content-Length", value: String(bytes.count))
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: code), headers: headers))), promise: nil)
+                context.write(
+                    wrapOutboundOut(
+                        .head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: code), headers: headers))),
+                    promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: bytes)))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             }
@@ -638,7 +694,9 @@ extension FakeKubernetes {
     /// The last events (revision, type, resource, name), for failure messages.
     func recentHistory(_ count: Int = 8) -> [String] {
         state.withLock { state in
-            state.history.suffix(count).map { "\($0.revision) \($0.type) \($0.resource) \($0.object[path: ["metadata", "name"]]?.string ?? "")" }
+            state.history.suffix(count).map {
+                "\($0.revision) \($0.type) \($0.resource) \($0.object[path: ["metadata", "name"]]?.string ?? "")"
+            }
         }
     }
 }

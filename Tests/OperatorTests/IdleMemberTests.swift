@@ -24,7 +24,10 @@ import Testing
             "apiVersion": "v1", "kind": "Pod",
             "metadata": [
                 "name": .string(name), "namespace": "shop",
-                "labels": ["app.kubernetes.io/name": "switchyard", "app.kubernetes.io/instance": "orders", "app.kubernetes.io/component": "connector"],
+                "labels": [
+                    "app.kubernetes.io/name": "switchyard", "app.kubernetes.io/instance": "orders",
+                    "app.kubernetes.io/component": "connector",
+                ],
             ],
             "spec": ["containers": [["name": "connector", "ports": [["name": "http", "containerPort": .int(port)]]]]],
             "status": ["phase": .string(phase), "podIP": "127.0.0.1"],
@@ -39,10 +42,11 @@ import Testing
         for idle in [false, true, false] {
             let port = freePort()
             ports.append(port)
-            servers.append(HealthServer(
-                host: "127.0.0.1", port: port,
-                endpoints: HealthEndpoints(readiness: { (true, []) }, metrics: { [] }, status: { Self.report(idle: idle) }),
-                logger: testLogger))
+            servers.append(
+                HealthServer(
+                    host: "127.0.0.1", port: port,
+                    endpoints: HealthEndpoints(readiness: { (true, []) }, metrics: { [] }, status: { Self.report(idle: idle) }),
+                    logger: testLogger))
         }
         let group = ServiceGroup(services: servers, logger: testLogger)
         let running = Task { try await group.run() }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Foundation
 import SwitchyardOperator
@@ -71,7 +71,9 @@ func freePort() -> Int {
     address.sin_port = 0
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) } }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) }
+    }
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
@@ -98,15 +100,19 @@ struct OperatorProcessTests {
             let child = try ChildProcess(
                 binary,
                 [
-                    "operator", "--kubeconfig", kubeconfig, "--namespace", "shop", "--metrics-listen", "127.0.0.1:\(port)", "--identity", "process-a",
+                    "operator", "--kubeconfig", kubeconfig, "--namespace", "shop", "--metrics-listen", "127.0.0.1:\(port)", "--identity",
+                    "process-a",
                     "--lease-namespace", "switchyard-system", "--image", "registry.example/switchyard:9",
                 ],
                 logPath: directory + "/operator.log")
             do {
                 try await eventually("the Deployment", timeout: .seconds(20)) { harness.fake.object(.deployment, "shop", "orders") != nil }
-                #expect(harness.fake.object(.lease, "switchyard-system", "switchyard-operator")?[path: ["spec", "holderIdentity"]]?.string == "process-a")
+                #expect(
+                    harness.fake.object(.lease, "switchyard-system", "switchyard-operator")?[path: ["spec", "holderIdentity"]]?.string
+                        == "process-a")
                 // Its own endpoints: ready (it reached the API server).
-                let metricsClient = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(port)"), logger: testLogger, requestTimeout: .seconds(5))
+                let metricsClient = try KubeClient(
+                    config: ClusterConfig(server: "http://127.0.0.1:\(port)"), logger: testLogger, requestTimeout: .seconds(5))
                 harness.clients.append(metricsClient)
                 try await eventually("/readyz answers 200") { (try? await metricsClient.request(.GET, "/readyz")) != nil }
 
@@ -130,8 +136,10 @@ struct OperatorProcessTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let kubeconfig = directory + "/kubeconfig"
-        try Data("current-context: c\nclusters: [{name: k, cluster: {server: \"ftp://x\"}}]\ncontexts: [{name: c, context: {cluster: k}}]\n".utf8)
-            .write(to: URL(fileURLWithPath: kubeconfig))
+        try Data(
+            "current-context: c\nclusters: [{name: k, cluster: {server: \"ftp://x\"}}]\ncontexts: [{name: c, context: {cluster: k}}]\n".utf8
+        )
+        .write(to: URL(fileURLWithPath: kubeconfig))
         let child = try ChildProcess(binary, ["operator", "--kubeconfig", kubeconfig], logPath: directory + "/operator.log")
         let status = try await child.exitStatus(within: .seconds(15))
         #expect(status == 2)

@@ -71,12 +71,15 @@ struct ReconcileTests {
             #expect(container["envFrom"] == spec["envFrom"])
             #expect(container["resources"] == spec["resources"])
             for key in ["serviceAccountName", "nodeSelector", "tolerations", "affinity"] { #expect(pod[key] == spec[key], "\(key)") }
-            let hash = try #require(deployment[path: ["spec", "template", "metadata", "annotations", "switchyard.dev/document-hash"]]?.string)
+            let hash = try #require(
+                deployment[path: ["spec", "template", "metadata", "annotations", "switchyard.dev/document-hash"]]?.string)
             #expect(configMap[path: ["metadata", "annotations", "switchyard.dev/document-hash"]]?.string == hash)
             #expect(service[path: ["spec", "ports"]]?.array?.first?["port"]?.int == 9090)
             #expect(pdb[path: ["spec", "selector"]] == deployment[path: ["spec", "selector"]])
 
-            try await eventually("status Valid=True") { fake.object(.connector, "shop", "orders")?.condition("Valid")?["status"]?.string == "True" }
+            try await eventually("status Valid=True") {
+                fake.object(.connector, "shop", "orders")?.condition("Valid")?["status"]?.string == "True"
+            }
             var status = try #require(fake.object(.connector, "shop", "orders"))
             #expect(status[path: ["status", "observedGeneration"]]?.int == 1)
             #expect(status.condition("Ready")?["status"]?.string == "False")
@@ -87,7 +90,9 @@ struct ReconcileTests {
 
             // The pods come up: the Deployment watch brings the change to the Connector's status.
             fake.rollOutDeployments()
-            try await eventually("status Ready=True") { fake.object(.connector, "shop", "orders")?.condition("Ready")?["status"]?.string == "True" }
+            try await eventually("status Ready=True") {
+                fake.object(.connector, "shop", "orders")?.condition("Ready")?["status"]?.string == "True"
+            }
             status = try #require(fake.object(.connector, "shop", "orders"))
             #expect(status[path: ["status", "readyReplicas"]]?.int == 2)
             #expect(status[path: ["status", "replicas"]]?.int == 2)
@@ -119,14 +124,18 @@ struct ReconcileTests {
             #expect(configMap[path: ["data", "connector.yaml"]]?.string?.contains("count: 20") == true)
             let secondHash = try #require(fake.podTemplateHash("shop", "orders"))
             #expect(configMap[path: ["metadata", "annotations", "switchyard.dev/document-hash"]]?.string == secondHash)
-            try await eventually("observedGeneration 2") { fake.object(.connector, "shop", "orders")?[path: ["status", "observedGeneration"]]?.int == 2 }
+            try await eventually("observedGeneration 2") {
+                fake.object(.connector, "shop", "orders")?[path: ["status", "observedGeneration"]]?.int == 2
+            }
 
             // Scaling: the Deployment changes, the document and the pods' template do not.
             let configMapWrites = fake.writes(.configMap, namespace: "shop", name: "orders").count
             fake.update(.connector, "shop", "orders") { $0[path: ["spec", "deployment", "replicas"]] = 5 }
             try await eventually("5 replicas") { fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]]?.int == 5 }
             #expect(fake.podTemplateHash("shop", "orders") == secondHash)
-            try await eventually("observedGeneration 3") { fake.object(.connector, "shop", "orders")?[path: ["status", "observedGeneration"]]?.int == 3 }
+            try await eventually("observedGeneration 3") {
+                fake.object(.connector, "shop", "orders")?[path: ["status", "observedGeneration"]]?.int == 3
+            }
             #expect(fake.writes(.configMap, namespace: "shop", name: "orders").count == configMapWrites)
         }
     }
@@ -137,7 +146,9 @@ struct ReconcileTests {
             let fake = harness.fake
             fake.create(.connector, "shop", connector("orders"))
             _ = try harness.startOperator(identity: "a")
-            try await eventually("status Valid=True") { fake.object(.connector, "shop", "orders")?.condition("Valid")?["status"]?.string == "True" }
+            try await eventually("status Valid=True") {
+                fake.object(.connector, "shop", "orders")?.condition("Valid")?["status"]?.string == "True"
+            }
             let before = try #require(fake.object(.deployment, "shop", "orders"))
             let configMapBefore = try #require(fake.object(.configMap, "shop", "orders"))
             let deploymentWrites = fake.writes(.deployment, namespace: "shop", name: "orders").count
@@ -146,7 +157,9 @@ struct ReconcileTests {
                 object[path: ["spec", "routes"]] = [["from": ["gen"], "to": ["nowhere"]]]
                 object[path: ["spec", "deployment", "replicas"]] = 7
             }
-            try await eventually("status Valid=False") { fake.object(.connector, "shop", "orders")?.condition("Valid")?["status"]?.string == "False" }
+            try await eventually("status Valid=False") {
+                fake.object(.connector, "shop", "orders")?.condition("Valid")?["status"]?.string == "False"
+            }
             let status = try #require(fake.object(.connector, "shop", "orders"))
             let valid = try #require(status.condition("Valid"))
             #expect(valid["reason"]?.string == "InvalidSpec")
@@ -163,8 +176,12 @@ struct ReconcileTests {
 
             // Fixed: rolled out again.
             fake.update(.connector, "shop", "orders") { $0[path: ["spec", "routes"]] = [["from": ["gen"], "to": ["out"]]] }
-            try await eventually("7 replicas after the fix") { fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]]?.int == 7 }
-            try await eventually("status Valid=True again") { fake.object(.connector, "shop", "orders")?.condition("Valid")?["status"]?.string == "True" }
+            try await eventually("7 replicas after the fix") {
+                fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]]?.int == 7
+            }
+            try await eventually("status Valid=True again") {
+                fake.object(.connector, "shop", "orders")?.condition("Valid")?["status"]?.string == "True"
+            }
         }
     }
 
@@ -176,7 +193,9 @@ struct ReconcileTests {
             bad[path: ["spec", "sources"]] = [["name": "gen", "generate": ["count": "many"]]]
             fake.create(.connector, "shop", bad)
             _ = try harness.startOperator(identity: "a")
-            try await eventually("status Valid=False") { fake.object(.connector, "shop", "broken")?.condition("Valid")?["status"]?.string == "False" }
+            try await eventually("status Valid=False") {
+                fake.object(.connector, "shop", "broken")?.condition("Valid")?["status"]?.string == "False"
+            }
             let status = try #require(fake.object(.connector, "shop", "broken"))
             #expect(status.condition("Valid")?["message"]?.string?.contains("spec.sources[0].generate.count") == true)
             #expect(status.condition("Ready")?["reason"]?.string == "NotDeployed")
@@ -201,16 +220,22 @@ struct ReconcileTests {
             #expect(fake.object(.service, "shop", "orders") != nil)
             #expect(fake.object(.podDisruptionBudget, "shop", "orders") != nil)
             fake.rollOutDeployments()
-            try await eventually("Ready=False Paused") { fake.object(.connector, "shop", "orders")?.condition("Ready")?["reason"]?.string == "Paused" }
+            try await eventually("Ready=False Paused") {
+                fake.object(.connector, "shop", "orders")?.condition("Ready")?["reason"]?.string == "Paused"
+            }
 
             fake.update(.connector, "shop", "orders") { $0[path: ["spec", "state"]] = "stopped" }
             try await eventually("the Deployment removed") { fake.object(.deployment, "shop", "orders") == nil }
-            try await eventually("Ready=False Stopped") { fake.object(.connector, "shop", "orders")?.condition("Ready")?["reason"]?.string == "Stopped" }
+            try await eventually("Ready=False Stopped") {
+                fake.object(.connector, "shop", "orders")?.condition("Ready")?["reason"]?.string == "Stopped"
+            }
             #expect(fake.object(.connector, "shop", "orders") != nil)
             #expect(fake.object(.configMap, "shop", "orders") != nil)
 
             fake.update(.connector, "shop", "orders") { $0[path: ["spec", "state"]] = "running" }
-            try await eventually("the Deployment back") { fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]]?.int == 2 }
+            try await eventually("the Deployment back") {
+                fake.object(.deployment, "shop", "orders")?[path: ["spec", "replicas"]]?.int == 2
+            }
         }
     }
 
@@ -253,7 +278,9 @@ struct ReconcileTests {
             try await eventually("the three watches open (Connectors, Deployments, Jobs)") { fake.openWatches == 3 }
             // The reconcile ends with the status write; on a loaded machine it can come later
             // than the quiet period below would wait.
-            try await eventually("the first status") { fake.object(.connector, "shop", "first")?[path: ["status", "observedGeneration"]] != nil }
+            try await eventually("the first status") {
+                fake.object(.connector, "shop", "first")?[path: ["status", "observedGeneration"]] != nil
+            }
             // The operator is done with the Connector: no write but Lease renewals for 500 ms (a
             // status write after the bookmark would move the Connector watch past it).
             func writes() -> Int { fake.requests.filter { $0.method != "GET" && !$0.path.contains("/leases") }.count }
@@ -276,8 +303,10 @@ struct ReconcileTests {
             #expect(fake.listCount(.connector) == lists)
             #expect(fake.goneCount == 0)
             // The new watches (Connectors, Deployments, Jobs) started from the bookmark's version.
-            #expect(fake.requests.filter { $0.query.contains("watch=true") && $0.query.contains("resourceVersion=\(bookmark)&") }.count == 3,
-                    "bookmark \(bookmark); history \(fake.recentHistory(24)); watches: \(fake.requests.filter { $0.query.contains("watch=true") }.map { "\($0.path)?\($0.query)" })")
+            #expect(
+                fake.requests.filter { $0.query.contains("watch=true") && $0.query.contains("resourceVersion=\(bookmark)&") }.count == 3,
+                "bookmark \(bookmark); history \(fake.recentHistory(24)); watches: \(fake.requests.filter { $0.query.contains("watch=true") }.map { "\($0.path)?\($0.query)" })"
+            )
         }
     }
 
@@ -315,7 +344,9 @@ struct ReconcileTests {
             fake.create(.configMap, "shop", ["metadata": ["name": "orders"], "data": ["mine": "yes"]])
             fake.create(.connector, "shop", connector("orders"))
             _ = try harness.startOperator(identity: "a")
-            try await eventually("several attempts") { fake.requests.filter { $0.path == "/api/v1/namespaces/shop/configmaps/orders" }.count >= 3 }
+            try await eventually("several attempts") {
+                fake.requests.filter { $0.path == "/api/v1/namespaces/shop/configmaps/orders" }.count >= 3
+            }
             #expect(fake.object(.configMap, "shop", "orders")?[path: ["data", "mine"]]?.string == "yes")
             #expect(fake.object(.deployment, "shop", "orders") == nil)
             // Removed by its owner: the next attempt succeeds.
@@ -330,7 +361,8 @@ struct ReconcileTests {
             try await harness.runOrders()
             try await eventually("reconciles counted") {
                 let text = String(decoding: MetricsSetup.render(), as: UTF8.self)
-                return text.contains("switchyard_operator_reconciles_total{result=\"success\"}") && text.contains("switchyard_operator_leader")
+                return text.contains("switchyard_operator_reconciles_total{result=\"success\"}")
+                    && text.contains("switchyard_operator_leader")
                     && text.contains("switchyard_operator_queue_depth")
             }
         }

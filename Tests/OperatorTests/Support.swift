@@ -35,13 +35,16 @@ final class Harness: @unchecked Sendable {
     }
 
     /// An operator with a fast Lease (2 s, renewed every 100 ms), started at once; stopped when the harness closes.
-    func startOperator(identity: String, namespace: String? = nil, token: String? = nil, client: KubeClient? = nil) throws -> OperatorReplica {
+    func startOperator(identity: String, namespace: String? = nil, token: String? = nil, client: KubeClient? = nil) throws
+        -> OperatorReplica
+    {
         let theOperator = try makeOperator(identity: identity, namespace: namespace, token: token, client: client)
         running.append(Task { await theOperator.run() })
         return theOperator
     }
 
-    func makeOperator(identity: String, namespace: String? = nil, token: String? = nil, client: KubeClient? = nil) throws -> OperatorReplica {
+    func makeOperator(identity: String, namespace: String? = nil, token: String? = nil, client: KubeClient? = nil) throws -> OperatorReplica
+    {
         var settings = OperatorSettings(namespace: namespace, defaultImage: "switchyard:test")
         settings.initialRequeue = .milliseconds(50)
         settings.maxRequeue = .milliseconds(500)
@@ -49,7 +52,8 @@ final class Harness: @unchecked Sendable {
         lease.leaseDuration = .seconds(2)
         lease.renewDeadline = .milliseconds(1500)
         lease.retryPeriod = .milliseconds(100)
-        return OperatorReplica(client: try client ?? self.client(token: token), settings: settings, lease: lease, registry: registry, logger: testLogger)
+        return OperatorReplica(
+            client: try client ?? self.client(token: token), settings: settings, lease: lease, registry: registry, logger: testLogger)
     }
 
     func close() async {
@@ -80,7 +84,8 @@ struct TimedOut: Error, CustomStringConvertible {
 
 /// Polls `condition` every 20 ms until it holds; fails the test after `timeout`.
 func eventually(
-    _ what: String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool
+    _ what: String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
@@ -115,9 +120,13 @@ func connector(_ name: String, namespace: String = "shop", count: Int = 10, stat
                 "serviceAccountName": "connector-runner",
                 "nodeSelector": ["pool": "connectors"],
                 "tolerations": [["key": "dedicated", "operator": "Equal", "value": "connectors", "effect": "NoSchedule"]],
-                "affinity": ["podAntiAffinity": ["preferredDuringSchedulingIgnoredDuringExecution": [
-                    ["weight": 100, "podAffinityTerm": ["topologyKey": "kubernetes.io/hostname"]],
-                ]]],
+                "affinity": [
+                    "podAntiAffinity": [
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            ["weight": 100, "podAffinityTerm": ["topologyKey": "kubernetes.io/hostname"]]
+                        ]
+                    ]
+                ],
             ],
         ],
     ]

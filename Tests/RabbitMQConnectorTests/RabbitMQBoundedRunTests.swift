@@ -36,7 +36,8 @@ struct RabbitMQBoundedRunTests {
         try Admin().declare(queue)
         defer { try? Admin().delete(queue) }
         try await RabbitMQBrokerTests().publish(count, to: queue)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-bounded-\(UInt32.random(in: 0...UInt32.max))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-bounded-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let output = directory.appendingPathComponent("out.ndjson")
         let log = directory.appendingPathComponent("run.log")
@@ -77,7 +78,8 @@ struct RabbitMQBoundedRunTests {
         try Admin().declare(queue)
         defer { try? Admin().delete(queue) }
         try await RabbitMQBrokerTests().publish(count, to: queue)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-cutover-\(UInt32.random(in: 0...UInt32.max))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-cutover-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         func document(_ name: String) throws -> (config: URL, output: URL) {
@@ -133,7 +135,8 @@ struct RabbitMQBoundedRunTests {
             // Its children, from /proc (field 4 of /proc/PID/stat is the parent).
             for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
                 guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                      let close = stat.lastIndex(of: ")") else { continue }
+                    let close = stat.lastIndex(of: ")")
+                else { continue }
                 let fields = stat[stat.index(after: close)...].split(separator: " ")
                 if fields.count > 1, Int32(fields[1]) == parent { kill(pid, SIGKILL) }
             }
@@ -154,7 +157,9 @@ struct RabbitMQBoundedRunTests {
         stopHolder()
         while holder.isRunning { try await Task.sleep(for: .milliseconds(20)) }
         #expect(refused.status == 1)
-        #expect(refused.log.contains("has 1 consumer: a bridge (or another consumer) still reads it") && refused.log.contains("Nothing was done"), "\(refused.log)")
+        #expect(
+            refused.log.contains("has 1 consumer: a bridge (or another consumer) still reads it")
+                && refused.log.contains("Nothing was done"), "\(refused.log)")
         #expect(lines(output) == 0, "the refused cutover wrote nothing")
         while try consumers() > 0 && ContinuousClock.now < deadline + .seconds(10) { try await Task.sleep(for: .milliseconds(100)) }
 
@@ -170,7 +175,9 @@ struct RabbitMQBoundedRunTests {
         #expect(done.status == 0, "\(done.log)")
         #expect(done.log.contains("CutoverComplete: queue '\(queue)' drained (\(depth) messages at the start, 0 left)"), "\(done.log)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
-        #expect(object["condition"] as? String == "CutoverComplete" && object["queuedAtStart"] as? Int == depth && object["queuedAfter"] as? Int == 0)
+        #expect(
+            object["condition"] as? String == "CutoverComplete" && object["queuedAtStart"] as? Int == depth
+                && object["queuedAfter"] as? Int == 0)
         #expect(try Admin().messageCount(queue) == 0)
         #expect(lines(output) == count, "\(lines(output)) of \(count) written")
     }

@@ -10,16 +10,20 @@ struct RabbitMQBrokerTests {
     /// Publishes `count` JSON messages `{"n":i}` to `queue` through the default exchange with
     /// the `rabbitmq` target (properties and a header from templates).
     func publish(_ count: Int, to queue: String, start: Int = 0) async throws {
-        let publisher = try makeTarget(.object([
-            ("url", .quoted(try TestBed.amqpURL())),
-            ("routingKey", .quoted(queue)),
-            ("properties", .object([
-                ("contentType", .quoted("application/json")),
-                ("messageId", .quoted("id-{{ offset }}")),
-                ("correlationId", .quoted("corr-{{ offset }}")),
-            ])),
-            ("headers", .object([("tenant", .quoted("acme"))])),
-        ]))
+        let publisher = try makeTarget(
+            .object([
+                ("url", .quoted(try TestBed.amqpURL())),
+                ("routingKey", .quoted(queue)),
+                (
+                    "properties",
+                    .object([
+                        ("contentType", .quoted("application/json")),
+                        ("messageId", .quoted("id-{{ offset }}")),
+                        ("correlationId", .quoted("corr-{{ offset }}")),
+                    ])
+                ),
+                ("headers", .object([("tenant", .quoted("acme"))])),
+            ]))
         try await publisher.open()
         var next = start
         while next < start + count {
@@ -121,20 +125,22 @@ struct RabbitMQBrokerTests {
         try admin.connection.bindQueue(output, exchange: "amq.direct", routingKey: output, arguments: [])
 
         // Three messages; the second asks for a routing key nothing is bound to.
-        let publisher = try makeTarget(.object([
-            ("url", .quoted(try TestBed.amqpURL())), ("routingKey", .quoted(input)),
-            ("headers", .object([("route", .quoted("{{ value }}"))])),
-        ]))
+        let publisher = try makeTarget(
+            .object([
+                ("url", .quoted(try TestBed.amqpURL())), ("routingKey", .quoted(input)),
+                ("headers", .object([("route", .quoted("{{ value }}"))])),
+            ]))
         try await publisher.open()
         let routes = [output, "nowhere-\(output)", output]
         #expect(try await publisher.write(routes.map { Message(value: Array($0.utf8), channel: input) }).failures.isEmpty)
         await publisher.close()
 
         let source = try makeSource(try sourceOptions(input))
-        let target = try makeTarget(.object([
-            ("url", .quoted(try TestBed.amqpURL())), ("exchange", .quoted("amq.direct")),
-            ("routingKey", .quoted("{{ headers.route }}")), ("mandatory", .text("true")),
-        ]))
+        let target = try makeTarget(
+            .object([
+                ("url", .quoted(try TestBed.amqpURL())), ("exchange", .quoted("amq.direct")),
+                ("routingKey", .quoted("{{ headers.route }}")), ("mandatory", .text("true")),
+            ]))
         let deadLetters = RecordingTarget()
         let pipeline = PipelineHarness(source: source, targets: [("out", target), ("dlq", deadLetters)], to: ["out"], deadLetter: "dlq")
         await eventually("the unroutable message was dead-lettered") { deadLetters.written.count == 1 }
@@ -199,9 +205,10 @@ struct RabbitMQBrokerTests {
     }
 
     @Test func aPublishToAMissingExchangeIsATargetDownError() async throws {
-        let target = try makeTarget(.object([
-            ("url", .quoted(try TestBed.amqpURL())), ("exchange", .quoted(TestBed.uniqueName("no-such-exchange"))),
-        ]))
+        let target = try makeTarget(
+            .object([
+                ("url", .quoted(try TestBed.amqpURL())), ("exchange", .quoted(TestBed.uniqueName("no-such-exchange"))),
+            ]))
         try await target.open()
         do {
             _ = try await target.write([Message(value: Array("x".utf8), channel: "k")])
@@ -238,14 +245,16 @@ struct RabbitMQBrokerTests {
         let admin = try Admin()
         try admin.declare(queue)
         defer { admin.delete(queue) }
-        let target = try makeTarget(.object([
-            ("url", .quoted(try TestBed.amqpURL())), ("routingKey", .quoted("{{ headers.route }}")),
-            ("properties", .object([("messageId", .quoted("{{ headers.id }}"))])),
-        ]))
+        let target = try makeTarget(
+            .object([
+                ("url", .quoted(try TestBed.amqpURL())), ("routingKey", .quoted("{{ headers.route }}")),
+                ("properties", .object([("messageId", .quoted("{{ headers.id }}"))])),
+            ]))
         try await target.open()
         let long = String(repeating: "x", count: 300)
         func message(_ n: Int, route: String = queue, id: String = "id", extra: [Header] = []) -> Message {
-            Message(value: Array("m\(n)".utf8), headers: [Header("route", route), Header("id", id)] + extra, channel: "in", offset: Int64(n))
+            Message(
+                value: Array("m\(n)".utf8), headers: [Header("route", route), Header("id", id)] + extra, channel: "in", offset: Int64(n))
         }
         let result = try await target.write([
             message(0),
@@ -279,9 +288,10 @@ struct RabbitMQBrokerTests {
         let admin = try Admin()
         try admin.declare(queue)
         defer { admin.delete(queue) }
-        let target = try makeTarget(.object([
-            ("url", .quoted(try TestBed.amqpURL())), ("routingKey", .quoted("{{ headers.route }}")), ("mandatory", .text("true")),
-        ]))
+        let target = try makeTarget(
+            .object([
+                ("url", .quoted(try TestBed.amqpURL())), ("routingKey", .quoted("{{ headers.route }}")), ("mandatory", .text("true")),
+            ]))
         try await target.open()
         // Four batches handed over before any confirm is awaited; the third holds one message
         // that no queue takes (mandatory: returned, a permanent failure of that message alone).

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestBedSupport
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 @testable import RabbitMQConnector
 import SwitchyardCore
@@ -36,7 +36,8 @@ struct RabbitMQCrashTests {
         defer { try? Admin().delete(queue) }
         try await RabbitMQBrokerTests().publish(count, to: queue)
 
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-rabbitmq-crash-\(UInt32.random(in: 0...UInt32.max))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-rabbitmq-crash-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let output = directory.appendingPathComponent("out.ndjson")
         let log = directory.appendingPathComponent("switchyard.log")
@@ -66,7 +67,9 @@ struct RabbitMQCrashTests {
         let second = try start(config, log: log)
         let expected = Set((0..<count).map { "{\"n\":\($0)}" })
         await eventually("every message arrived", within: .seconds(90)) { Set(values(output)).isSuperset(of: expected) }
-        await eventually("the queue is fully acknowledged", within: .seconds(30)) { (try? Admin().messageCount(queue)) == 0 && (try? TestBed.queueCounts(queue)?.unacknowledged) == 0 }
+        await eventually("the queue is fully acknowledged", within: .seconds(30)) {
+            (try? Admin().messageCount(queue)) == 0 && (try? TestBed.queueCounts(queue)?.unacknowledged) == 0
+        }
         second.terminate()
         second.waitUntilExit()
         #expect(second.terminationStatus == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestBedSupport
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 @testable import RabbitMQConnector
 import SwitchyardCore
@@ -26,17 +26,17 @@ struct RabbitMQFencingTests {
     func document(queue: String, output: URL, fencing: String, declare: Bool, slow: Bool) throws -> String {
         let declaration = declare ? ", declare: {queue: {durable: true}}" : ""
         return """
-        sources:
-          - name: orders
-            rabbitmq: {url: "\(try TestBed.amqpURL())", queue: \(queue), prefetch: 100, fencing: \(fencing), standbyInterval: 200ms\(declaration)}
-        targets:
-          - name: archive
-            file: {path: "\(output.path)", fsync: false\(slow ? ", delay: 100ms" : "")}
-            batching: {maxMessages: \(slow ? 10 : 500), maxDelay: 5ms}
-        routes:
-          - {from: [orders], to: [archive]}
-        observability: {listen: ""}
-        """
+            sources:
+              - name: orders
+                rabbitmq: {url: "\(try TestBed.amqpURL())", queue: \(queue), prefetch: 100, fencing: \(fencing), standbyInterval: 200ms\(declaration)}
+            targets:
+              - name: archive
+                file: {path: "\(output.path)", fsync: false\(slow ? ", delay: 100ms" : "")}
+                batching: {maxMessages: \(slow ? 10 : 500), maxDelay: 5ms}
+            routes:
+              - {from: [orders], to: [archive]}
+            observability: {listen: ""}
+            """
     }
 
     func takeover(fencing: String) async throws {
@@ -45,14 +45,16 @@ struct RabbitMQFencingTests {
         let declare = fencing == "singleActiveConsumer"
         if !declare { try Admin().declare(queue) }
         defer { try? Admin().delete(queue) }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-fencing-\(UInt32.random(in: 0...UInt32.max))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-fencing-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let outputs = [directory.appendingPathComponent("a.ndjson"), directory.appendingPathComponent("b.ndjson")]
         let logs = [directory.appendingPathComponent("a.log"), directory.appendingPathComponent("b.log")]
         var configs: [URL] = []
         for (index, output) in outputs.enumerated() {
             let config = directory.appendingPathComponent("\(index).yaml")
-            try document(queue: queue, output: output, fencing: fencing, declare: declare, slow: index == 0).write(to: config, atomically: true, encoding: .utf8)
+            try document(queue: queue, output: output, fencing: fencing, declare: declare, slow: index == 0).write(
+                to: config, atomically: true, encoding: .utf8)
             configs.append(config)
         }
         let first = try startSwitchyard(configs[0], log: logs[0])
@@ -79,7 +81,8 @@ struct RabbitMQFencingTests {
         let waiting = try Admin().messageCount(queue)
         #expect(waiting > 0, "the queue still had ready messages while both processes lived")
         #expect(values(outputs[0]).count < count, "the kill lands mid-stream")
-        #expect(values(outputs[1]).isEmpty, "the second process consumed nothing while the first lived: \(values(outputs[1]).count) messages")
+        #expect(
+            values(outputs[1]).isEmpty, "the second process consumed nothing while the first lived: \(values(outputs[1]).count) messages")
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
 
@@ -87,7 +90,9 @@ struct RabbitMQFencingTests {
         await eventually("the second process took over and every message arrived", within: .seconds(90)) {
             Set(values(outputs[0]) + values(outputs[1])).isSuperset(of: expected)
         }
-        await eventually("the queue is fully acknowledged", within: .seconds(30)) { (try? TestBed.queueCounts(queue)).map { $0?.ready == 0 && $0?.unacknowledged == 0 } ?? false }
+        await eventually("the queue is fully acknowledged", within: .seconds(30)) {
+            (try? TestBed.queueCounts(queue)).map { $0?.ready == 0 && $0?.unacknowledged == 0 } ?? false
+        }
         let all = values(outputs[0]) + values(outputs[1])
         #expect(Set(all) == expected, "nothing lost, nothing invented")
         // Duplicates only for what the killed process had in flight (at most the prefetch).
@@ -108,20 +113,25 @@ struct RabbitMQFencingTests {
         let url = Node.quoted("amqp://guest:guest@127.0.0.1:5672/%2f")
         let undeclared = decode(.source, .object([("url", url), ("queue", .text("q")), ("fencing", .text("singleActiveConsumer"))]))
         #expect(undeclared.issues.map(\.message).contains { $0.contains("needs declare.queue") }, "\(undeclared.issues)")
-        let contradicting = decode(.source, .object([
-            ("url", url), ("queue", .text("q")), ("fencing", .text("singleActiveConsumer")),
-            ("declare", .object([("queue", .object([("arguments", .object([("x-single-active-consumer", .text("false"))]))]))])),
-        ]))
+        let contradicting = decode(
+            .source,
+            .object([
+                ("url", url), ("queue", .text("q")), ("fencing", .text("singleActiveConsumer")),
+                ("declare", .object([("queue", .object([("arguments", .object([("x-single-active-consumer", .text("false"))]))]))])),
+            ]))
         #expect(contradicting.issues.map(\.message).contains { $0.contains("contradicts") }, "\(contradicting.issues)")
-        let declared = decode(.source, .object([
-            ("url", url), ("queue", .text("q")), ("fencing", .text("singleActiveConsumer")),
-            ("declare", .object([("queue", .object([("durable", .text("true"))]))])),
-        ]))
+        let declared = decode(
+            .source,
+            .object([
+                ("url", url), ("queue", .text("q")), ("fencing", .text("singleActiveConsumer")),
+                ("declare", .object([("queue", .object([("durable", .text("true"))]))])),
+            ]))
         #expect(declared.issues.isEmpty, "\(declared.issues)")
-        let source = try makeSource(.object([
-            ("url", url), ("queue", .text("q")), ("fencing", .text("singleActiveConsumer")),
-            ("declare", .object([("queue", .object([("durable", .text("true"))]))])),
-        ]))
+        let source = try makeSource(
+            .object([
+                ("url", url), ("queue", .text("q")), ("fencing", .text("singleActiveConsumer")),
+                ("declare", .object([("queue", .object([("durable", .text("true"))]))])),
+            ]))
         #expect(source.queueDeclaration?.arguments.contains { $0.0 == "x-single-active-consumer" && $0.1 == .bool(true) } == true)
     }
 }

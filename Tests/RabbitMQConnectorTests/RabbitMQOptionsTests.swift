@@ -9,17 +9,33 @@ import SwitchyardCore
     }
 
     @Test func aValidSourceWithDeclarationsDecodes() throws {
-        let (decoded, problems) = decode(.source, .object([
-            ("url", .quoted("amqps://app:secret@rabbit.example:5671/orders")),
-            ("queue", .quoted("orders")),
-            ("prefetch", .text("200")),
-            ("tls", .object([("ca", .quoted("/etc/ca.pem")), ("verify", .text("true"))])),
-            ("declare", .object([
-                ("queue", .object([("arguments", .object([("x-queue-type", .quoted("quorum")), ("x-dead-letter-exchange", .quoted("dlx")), ("x-max-length", .text("1000"))]))])),
-                ("exchanges", .list([.object([("name", .quoted("orders")), ("type", .quoted("topic"))])])),
-                ("bindings", .list([.object([("exchange", .quoted("orders")), ("routingKey", .quoted("orders.#"))])])),
-            ])),
-        ]))
+        let (decoded, problems) = decode(
+            .source,
+            .object([
+                ("url", .quoted("amqps://app:secret@rabbit.example:5671/orders")),
+                ("queue", .quoted("orders")),
+                ("prefetch", .text("200")),
+                ("tls", .object([("ca", .quoted("/etc/ca.pem")), ("verify", .text("true"))])),
+                (
+                    "declare",
+                    .object([
+                        (
+                            "queue",
+                            .object([
+                                (
+                                    "arguments",
+                                    .object([
+                                        ("x-queue-type", .quoted("quorum")), ("x-dead-letter-exchange", .quoted("dlx")),
+                                        ("x-max-length", .text("1000")),
+                                    ])
+                                )
+                            ])
+                        ),
+                        ("exchanges", .list([.object([("name", .quoted("orders")), ("type", .quoted("topic"))])])),
+                        ("bindings", .list([.object([("exchange", .quoted("orders")), ("routingKey", .quoted("orders.#"))])])),
+                    ])
+                ),
+            ]))
         guard let entry = decoded else {
             Issue.record("expected valid options: \(problems)")
             return
@@ -29,8 +45,11 @@ import SwitchyardCore
         #expect(arguments.map(\.0) == ["x-queue-type", "x-dead-letter-exchange", "x-max-length"])
         #expect(arguments[0].1 == .string(Array("quorum".utf8)))
         #expect(arguments[2].1 == .int(1000))
-        let source = try RabbitMQSource.kind.make(ConnectorSetup(name: "s", options: entry.options, logger: quietLogger, memoryLimit: 256 << 20)) as! RabbitMQSource
-        #expect(source.settings.url == AMQPURL(host: "rabbit.example", port: 5671, user: "app", password: "secret", vhost: "orders", tls: true))
+        let source =
+            try RabbitMQSource.kind.make(ConnectorSetup(name: "s", options: entry.options, logger: quietLogger, memoryLimit: 256 << 20))
+            as! RabbitMQSource
+        #expect(
+            source.settings.url == AMQPURL(host: "rabbit.example", port: 5671, user: "app", password: "secret", vhost: "orders", tls: true))
         #expect(source.settings.url.redacted == "amqps://app@rabbit.example:5671/orders")
         #expect(source.prefetch == 200)
     }
@@ -48,16 +67,20 @@ import SwitchyardCore
     }
 
     @Test func impossibleCombinationsAreReported() {
-        let tls = issues(.source, .object([
-            ("url", .quoted("amqp://rabbit/%2f")), ("queue", .quoted("q")),
-            ("tls", .object([("cert", .quoted("/c.pem"))])),
-        ]))
+        let tls = issues(
+            .source,
+            .object([
+                ("url", .quoted("amqp://rabbit/%2f")), ("queue", .quoted("q")),
+                ("tls", .object([("cert", .quoted("/c.pem"))])),
+            ]))
         #expect(tls.contains { $0.path == "spec.sources[0].rabbitmq.tls" && $0.message.contains("amqps://") }, "\(tls)")
         #expect(tls.contains { $0.path == "spec.sources[0].rabbitmq.tls.key" }, "\(tls)")
-        let argument = issues(.source, .object([
-            ("url", .quoted("amqp://rabbit/%2f")), ("queue", .quoted("q")),
-            ("declare", .object([("queue", .object([("arguments", .object([("x-queue-type", .list([.text("quorum")]))]))]))])),
-        ]))
+        let argument = issues(
+            .source,
+            .object([
+                ("url", .quoted("amqp://rabbit/%2f")), ("queue", .quoted("q")),
+                ("declare", .object([("queue", .object([("arguments", .object([("x-queue-type", .list([.text("quorum")]))]))]))])),
+            ]))
         #expect(argument.contains { $0.path == "spec.sources[0].rabbitmq.declare.queue.arguments.x-queue-type" }, "\(argument)")
         let unknown = issues(.target, .object([("url", .quoted("amqp://rabbit/%2f")), ("routing_key", .quoted("x"))]))
         #expect(unknown.contains { $0.path == "spec.targets[0].rabbitmq.routing_key" }, "\(unknown)")

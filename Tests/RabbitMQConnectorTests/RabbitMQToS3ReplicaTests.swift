@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestBedSupport
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Three `switchyard run` processes as competing consumers of one RabbitMQ queue, writing to S3
@@ -23,7 +23,9 @@ struct RabbitMQToS3ReplicaTests {
     func stop(_ process: Process, log: URL) {
         process.terminate()
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "a stopped replica exits 0: \((try? String(contentsOf: log, encoding: .utf8))?.suffix(1500) ?? "")")
+        #expect(
+            process.terminationStatus == 0,
+            "a stopped replica exits 0: \((try? String(contentsOf: log, encoding: .utf8))?.suffix(1500) ?? "")")
     }
 
     @Test(.timeLimit(.minutes(5)))
@@ -36,7 +38,8 @@ struct RabbitMQToS3ReplicaTests {
         try S3TestBed.boto("create", bucket)
         defer { _ = try? S3TestBed.boto("delete", bucket) }
 
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-replicas-s3-\(UInt32.random(in: 0...UInt32.max))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "switchyard-replicas-s3-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = directory.appendingPathComponent("replica.yaml")
@@ -108,15 +111,20 @@ struct RabbitMQToS3ReplicaTests {
         let expected = Set((0..<(rounds * perRound)).map { "{\"n\":\($0)}" })
         let distinct = Set(stored)
         let missing = expected.subtracting(distinct)
-        #expect(missing.isEmpty, "\(missing.count) of \(expected.count) messages are missing from the bucket (\(objects.count) objects), e.g. \(missing.sorted().prefix(5))")
+        #expect(
+            missing.isEmpty,
+            "\(missing.count) of \(expected.count) messages are missing from the bucket (\(objects.count) objects), e.g. \(missing.sorted().prefix(5))"
+        )
         #expect(distinct.isSubset(of: expected), "nothing invented")
         // Every replica stopped gracefully with the queue drained: nothing was redelivered.
         #expect(stored.count == expected.count, "\(stored.count - distinct.count) duplicates")
         #expect(try Admin().messageCount(queue) == 0)
 
         // PostgreSQL: one row per message, none replaced by another message's content.
-        let counts = try TestBed.run("/usr/bin/psql", [postgres, "-X", "-q", "-t", "-A", "-c", "SELECT count(*), count(DISTINCT doc) FROM \(table)"])
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let counts = try TestBed.run(
+            "/usr/bin/psql", [postgres, "-X", "-q", "-t", "-A", "-c", "SELECT count(*), count(DISTINCT doc) FROM \(table)"]
+        )
+        .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(counts == "\(expected.count)|\(expected.count)", "rows | distinct messages: \(counts)")
     }
 }

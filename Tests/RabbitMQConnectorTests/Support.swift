@@ -25,7 +25,9 @@ enum TestBed {
 
     /// Runs rabbitmqctl against the test bed's node; returns its standard output.
     static func rabbitmqctl(_ arguments: [String]) throws -> String {
-        guard let ctl = try environment()["SWITCHYARD_RABBITMQCTL"] else { throw TestBedMissing(message: "SWITCHYARD_RABBITMQCTL missing: run scripts/services start") }
+        guard let ctl = try environment()["SWITCHYARD_RABBITMQCTL"] else {
+            throw TestBedMissing(message: "SWITCHYARD_RABBITMQCTL missing: run scripts/services start")
+        }
         return try run(ctl, arguments)
     }
 
@@ -87,7 +89,9 @@ final class Admin {
     let connection: AMQPConnection
 
     init() throws {
-        guard case .success(let url) = AMQPURL.parse(try TestBed.amqpURL()) else { throw TestBedMissing(message: "bad SWITCHYARD_AMQP_URL") }
+        guard case .success(let url) = AMQPURL.parse(try TestBed.amqpURL()) else {
+            throw TestBedMissing(message: "bad SWITCHYARD_AMQP_URL")
+        }
         connection = try AMQPConnection(AMQPConnectionSettings(url: url, tls: AMQPTLS(), heartbeat: 0, name: "test-admin"))
     }
 
@@ -100,7 +104,7 @@ final class Admin {
     }
 
     func delete(_ queue: String) {
-        _ = amqp_queue_delete_wrapper(connection, queue)
+        _ = deleteQueue(connection, queue)
     }
 
     deinit { connection.close() }
@@ -108,7 +112,7 @@ final class Admin {
 
 import CRabbitMQ
 
-func amqp_queue_delete_wrapper(_ connection: AMQPConnection, _ queue: String) -> Bool {
+func deleteQueue(_ connection: AMQPConnection, _ queue: String) -> Bool {
     _ = amqp_queue_delete(connection.state, 1, amqp_cstring_bytes(queue), 0, 0)
     return amqp_get_rpc_reply(connection.state).reply_type == AMQP_RESPONSE_NORMAL
 }
@@ -127,7 +131,8 @@ indirect enum Node {
         case .text(let text): ConfigNode(.scalar(.init(text: text)), line: 1)
         case .quoted(let text): ConfigNode(.scalar(.init(text: text, quoted: true)), line: 1)
         case .list(let items): ConfigNode(.sequence(items.map(\.config)), line: 1)
-        case .object(let entries): ConfigNode(.mapping(entries.map { ConfigNode.Entry(key: $0.0, keyLine: 1, value: $0.1.config) }), line: 1)
+        case .object(let entries):
+            ConfigNode(.mapping(entries.map { ConfigNode.Entry(key: $0.0, keyLine: 1, value: $0.1.config) }), line: 1)
         }
     }
 }
@@ -146,13 +151,15 @@ func decode(_ role: ConnectorRole, _ options: Node) -> (entry: ConnectorEntry?, 
 func makeSource(_ options: Node, memoryLimit: Int = 256 << 20) throws -> RabbitMQSource {
     let (entry, issues) = decode(.source, options)
     guard let entry else { throw TestBedMissing(message: "invalid source options: \(issues)") }
-    return try RabbitMQSource.kind.make(ConnectorSetup(name: "rabbit", options: entry.options, logger: quietLogger, memoryLimit: memoryLimit)) as! RabbitMQSource
+    return try RabbitMQSource.kind.make(
+        ConnectorSetup(name: "rabbit", options: entry.options, logger: quietLogger, memoryLimit: memoryLimit)) as! RabbitMQSource
 }
 
 func makeTarget(_ options: Node) throws -> RabbitMQTarget {
     let (entry, issues) = decode(.target, options)
     guard let entry else { throw TestBedMissing(message: "invalid target options: \(issues)") }
-    return try RabbitMQTarget.kind.make(ConnectorSetup(name: "rabbit-out", options: entry.options, logger: quietLogger, memoryLimit: 256 << 20)) as! RabbitMQTarget
+    return try RabbitMQTarget.kind.make(
+        ConnectorSetup(name: "rabbit-out", options: entry.options, logger: quietLogger, memoryLimit: 256 << 20)) as! RabbitMQTarget
 }
 
 // MARK: an in-process pipeline
@@ -196,7 +203,8 @@ final class PipelineHarness: Sendable {
 
     init(source: any Source, targets: [(String, any Target)], to: [String], deadLetter: String? = nil, budget: Int = 256 << 20) {
         router = Router(budget: ByteBudget(limit: budget), logger: quietLogger)
-        settings = DeliverySettings(retry: RetryPolicy(initialBackoff: .milliseconds(5), maxBackoff: .milliseconds(50)), deadLetter: deadLetter)
+        settings = DeliverySettings(
+            retry: RetryPolicy(initialBackoff: .milliseconds(5), maxBackoff: .milliseconds(50)), deadLetter: deadLetter)
         var runners: [String: TargetRunner] = [:]
         for (name, target) in targets {
             runners[name] = TargetRunner(
@@ -247,7 +255,9 @@ final class PipelineHarness: Sendable {
 /// Waits until `condition` holds (checking every 10 ms), at most `limit`; records an issue when
 /// it never does.
 @discardableResult
-func eventually(_ what: String, within limit: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation, _ condition: () throws -> Bool) async rethrows -> Bool {
+func eventually(
+    _ what: String, within limit: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation, _ condition: () throws -> Bool
+) async rethrows -> Bool {
     let deadline = ContinuousClock.now + limit
     while try !condition() {
         if ContinuousClock.now >= deadline {

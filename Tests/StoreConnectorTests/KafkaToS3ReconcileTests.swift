@@ -17,7 +17,8 @@ struct KafkaToS3ReconcileTests {
         defer { _ = try? S3Bed.boto("delete", bucket) }
         let count = 400
         let lines = (0..<count).map { "k\($0)|{\"entry\": \($0), \"text\": \"line \\\"\($0)\\\"\\twith a tab\"}" }
-        let produced = try StoreBed.run("kcat", ["-P", "-b", brokers, "-t", topic, "-K", "|", "-H", "trace=t1"], input: lines.joined(separator: "\n") + "\n")
+        let produced = try StoreBed.run(
+            "kcat", ["-P", "-b", brokers, "-t", topic, "-K", "|", "-H", "trace=t1"], input: lines.joined(separator: "\n") + "\n")
         #expect(produced.status == 0, "kcat failed: \(produced.error)")
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(StoreBed.unique("reconcile-s3"))
@@ -26,33 +27,33 @@ struct KafkaToS3ReconcileTests {
         func document(format: String = "ndjson") throws -> String {
             let path = directory.appendingPathComponent("\(format).yaml").path
             try """
-                apiVersion: switchyard.dev/v1alpha1
-                kind: Connector
-                metadata: {name: ledger-archive}
-                spec:
-                  sources:
-                    - name: ledger
-                      kafka:
-                        brokers: ["\(brokers)"]
-                        topics: [\(topic)]
-                        group: \(topic)
-                        options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
-                  targets:
-                    - name: archive
-                      s3:
-                        endpoint: "\(s3.endpoint)"
-                        region: "\(s3.region)"
-                        bucket: "\(bucket)"
-                        accessKeyId: "\(s3.accessKeyId)"
-                        secretAccessKey: "\(s3.secretAccessKey)"
-                        key: "ledger/{{ partition }}/{{ offset }}-{{ lastOffset }}.ndjson.gz"
-                        compression: gzip
-                        format: \(format)
-                      batching: {maxMessages: 50, maxDelay: 100ms}
-                  routes:
-                    - {from: [ledger], to: [archive]}
-                  observability: {listen: "127.0.0.1:\(Int.random(in: 20_000...29_999))"}
-                """.write(toFile: path, atomically: true, encoding: .utf8)
+            apiVersion: switchyard.dev/v1alpha1
+            kind: Connector
+            metadata: {name: ledger-archive}
+            spec:
+              sources:
+                - name: ledger
+                  kafka:
+                    brokers: ["\(brokers)"]
+                    topics: [\(topic)]
+                    group: \(topic)
+                    options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
+              targets:
+                - name: archive
+                  s3:
+                    endpoint: "\(s3.endpoint)"
+                    region: "\(s3.region)"
+                    bucket: "\(bucket)"
+                    accessKeyId: "\(s3.accessKeyId)"
+                    secretAccessKey: "\(s3.secretAccessKey)"
+                    key: "ledger/{{ partition }}/{{ offset }}-{{ lastOffset }}.ndjson.gz"
+                    compression: gzip
+                    format: \(format)
+                  batching: {maxMessages: 50, maxDelay: 100ms}
+              routes:
+                - {from: [ledger], to: [archive]}
+              observability: {listen: "127.0.0.1:\(Int.random(in: 20_000...29_999))"}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
         let path = try document()
@@ -89,7 +90,8 @@ struct KafkaToS3ReconcileTests {
         let differentTopic = try #require((differentReport["topics"] as? [[String: Any]])?.first)
         #expect(differentReport["equal"] as? Bool == false)
         #expect(differentTopic["extraCount"] as? Int == 1, "\(differentTopic)")
-        let partitionReport = try #require((differentTopic["partitions"] as? [[String: Any]])?.first { $0["partition"] as? Int == partition })
+        let partitionReport = try #require(
+            (differentTopic["partitions"] as? [[String: Any]])?.first { $0["partition"] as? Int == partition })
         #expect(partitionReport["missing"] as? [Int] == [droppedOffset], "\(partitionReport)")
         #expect(partitionReport["differing"] as? [Int] == [alteredOffset], "\(partitionReport)")
         let others = (differentTopic["partitions"] as? [[String: Any]] ?? []).filter { $0["partition"] as? Int != partition }
@@ -97,8 +99,13 @@ struct KafkaToS3ReconcileTests {
 
         let text = try await StoreBed.switchyard(["reconcile", "-c", path])
         #expect(text.status == 1)
-        #expect(text.output.contains("1 missing (source offsets \(droppedOffset))") && text.output.contains("1 differing (\(alteredOffset))"), "\(text.output)")
-        #expect(text.output.contains("extra: 1 target record without a source position (ledger/notes.ndjson line 1: not an NDJSON line of a Switchyard target)"), "\(text.output)")
+        #expect(
+            text.output.contains("1 missing (source offsets \(droppedOffset))") && text.output.contains("1 differing (\(alteredOffset))"),
+            "\(text.output)")
+        #expect(
+            text.output.contains(
+                "extra: 1 target record without a source position (ledger/notes.ndjson line 1: not an NDJSON line of a Switchyard target)"),
+            "\(text.output)")
 
         // Raw objects carry no positions: refused, naming the field.
         let raw = try await StoreBed.switchyard(["reconcile", "-c", try document(format: "raw")])

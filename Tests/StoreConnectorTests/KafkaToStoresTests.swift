@@ -43,11 +43,13 @@ struct KafkaToStoresTests {
         let orders = (0..<count).map { id in
             "order-\(id)|{\"id\": \(id), \"customer\": \"c\(id % 17)\", \"total\": \(id % 100).5}"
         }
-        let produced = try StoreBed.run("kcat", ["-P", "-b", brokers, "-t", topic, "-K", "|"], input: orders.joined(separator: "\n") + "\n")
+        let produced = try StoreBed.run(
+            "kcat", ["-P", "-b", brokers, "-t", topic, "-K", "|"], input: orders.joined(separator: "\n") + "\n")
         #expect(produced.status == 0, "kcat failed: \(produced.error)")
 
         let port = Int.random(in: 20_000...29_999)
-        let running = try StoreBed.RunningDocument("""
+        let running = try StoreBed.RunningDocument(
+            """
             apiVersion: switchyard.dev/v1alpha1
             kind: Connector
             metadata: {name: kafka-to-stores}
@@ -96,7 +98,8 @@ struct KafkaToStoresTests {
         let deadline = ContinuousClock.now + .seconds(120)
         while !arrived && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
-            arrived = (Int((try? psql("SELECT count(*) FROM \(table)", expectSuccess: false)) ?? "") ?? 0) == count
+            arrived =
+                (Int((try? psql("SELECT count(*) FROM \(table)", expectSuccess: false)) ?? "") ?? 0) == count
                 && (Int((try? redis("DBSIZE")) ?? "") ?? 0) == count
                 && ((try? S3Bed.getAll(bucket))?.values.reduce(0) { $0 + $1.split(separator: "\n").count } ?? 0) == count
         }

@@ -36,18 +36,25 @@ extension PostgresTargetTests {
         var restarted = false
         defer { if !restarted { try? StoreBed.services("start", "postgres") } }
         #expect(running.process.isRunning)
-        #expect(await StoreBed.poll(timeout: 10) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 503 }, "readiness never went off: \(running.log.suffix(1500))")
+        #expect(
+            await StoreBed.poll(timeout: 10) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 503 },
+            "readiness never went off: \(running.log.suffix(1500))")
         try StoreBed.services("start", "postgres")
         restarted = true
-        #expect(await StoreBed.poll(timeout: 30) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 200 }, "readiness never came back: \(running.log.suffix(1500))")
+        #expect(
+            await StoreBed.poll(timeout: 30) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 200 },
+            "readiness never came back: \(running.log.suffix(1500))")
         let before = Int(try psql("SELECT count(*) FROM \(table)")) ?? 0
-        #expect(await StoreBed.poll(timeout: 10) { (Int((try? psql("SELECT count(*) FROM \(table)")) ?? "") ?? 0) > before + 100 }, "no rows written after the restart")
+        #expect(
+            await StoreBed.poll(timeout: 10) { (Int((try? psql("SELECT count(*) FROM \(table)")) ?? "") ?? 0) > before + 100 },
+            "no rows written after the restart")
         running.process.interrupt()
         let status = await running.wait(timeout: 30)
         #expect(status == 0, "switchyard exited \(String(describing: status)): \(running.log.suffix(2000))")
         // Every acknowledged message (the generator logs the count on close) is a row.
         let closed = running.log.split(separator: "\n").last { $0.contains("\"generator closed\"") } ?? ""
-        let acknowledged = closed.firstRange(of: "\"acknowledged\":\"").map { range in Int(closed[range.upperBound...].prefix { $0.isNumber }) ?? 0 } ?? 0
+        let acknowledged =
+            closed.firstRange(of: "\"acknowledged\":\"").map { range in Int(closed[range.upperBound...].prefix { $0.isNumber }) ?? 0 } ?? 0
         #expect(acknowledged > before)
         #expect(try psql("SELECT count(*) FROM \(table) WHERE id < \(acknowledged)") == "\(acknowledged)")
     }

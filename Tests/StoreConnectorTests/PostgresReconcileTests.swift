@@ -22,7 +22,9 @@ extension PostgresTargetTests {
 
         // 300 records over 4 partitions for 200 ids: ids below 100 are written twice, with the
         // Kafka key deciding the partition, so the same id may come from two partitions.
-        var lines = (0..<300).map { n in "p-\(n)|{\"id\": \(n % 200), \"payer\": \"c\(n % 13)\", \"amount\": \(n).25, \"note\": \"tab\\there\"}" }
+        var lines = (0..<300).map { n in
+            "p-\(n)|{\"id\": \(n % 200), \"payer\": \"c\(n % 13)\", \"amount\": \(n).25, \"note\": \"tab\\there\"}"
+        }
         lines.append("p-bad|{\"id\": 5000, \"payer\": \"x\", \"amount\": \"not a number\", \"note\": \"\"}")
         let produced = try StoreBed.run("kcat", ["-P", "-b", brokers, "-t", topic, "-K", "|"], input: lines.joined(separator: "\n") + "\n")
         #expect(produced.status == 0, "kcat failed: \(produced.error)")
@@ -33,36 +35,36 @@ extension PostgresTargetTests {
         func document(mode: String = "upsert") throws -> String {
             let path = directory.appendingPathComponent("\(mode).yaml").path
             try """
-                apiVersion: switchyard.dev/v1alpha1
-                kind: Connector
-                metadata: {name: payments-warehouse}
-                spec:
-                  sources:
-                    - name: payments
-                      kafka:
-                        brokers: ["\(brokers)"]
-                        topics: [\(topic)]
-                        group: \(topic)
-                        options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
-                  targets:
-                    - name: warehouse
-                      postgres:
-                        url: "\(postgres)"
-                        table: \(table)
-                        mode: \(mode)
-                        \(mode == "upsert" ? "conflictColumns: [id]" : "")
-                        createTable: true
-                        columns: {id: "{{ json.id }}", payer: "{{ json.payer }}", amount: "{{ json.amount }}", doc: "{{ value }}", source: "{{ partition }}/{{ offset }}"}
-                        types: {id: bigint, amount: "numeric(10, 2)", doc: jsonb}
-                    - name: rejected
-                      file: {path: "\(directory.appendingPathComponent("dead.ndjson").path)"}
-                  routes:
-                    - {from: [payments], to: [warehouse]}
-                  delivery:
-                    deadLetter: rejected
-                    retry: {initialBackoff: 50ms, maxBackoff: 500ms}
-                  observability: {listen: "127.0.0.1:\(Int.random(in: 20_000...29_999))"}
-                """.write(toFile: path, atomically: true, encoding: .utf8)
+            apiVersion: switchyard.dev/v1alpha1
+            kind: Connector
+            metadata: {name: payments-warehouse}
+            spec:
+              sources:
+                - name: payments
+                  kafka:
+                    brokers: ["\(brokers)"]
+                    topics: [\(topic)]
+                    group: \(topic)
+                    options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
+              targets:
+                - name: warehouse
+                  postgres:
+                    url: "\(postgres)"
+                    table: \(table)
+                    mode: \(mode)
+                    \(mode == "upsert" ? "conflictColumns: [id]" : "")
+                    createTable: true
+                    columns: {id: "{{ json.id }}", payer: "{{ json.payer }}", amount: "{{ json.amount }}", doc: "{{ value }}", source: "{{ partition }}/{{ offset }}"}
+                    types: {id: bigint, amount: "numeric(10, 2)", doc: jsonb}
+                - name: rejected
+                  file: {path: "\(directory.appendingPathComponent("dead.ndjson").path)"}
+              routes:
+                - {from: [payments], to: [warehouse]}
+              delivery:
+                deadLetter: rejected
+                retry: {initialBackoff: 50ms, maxBackoff: 500ms}
+              observability: {listen: "127.0.0.1:\(Int.random(in: 20_000...29_999))"}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
         let path = try document()
@@ -98,8 +100,10 @@ extension PostgresTargetTests {
         let text = try await StoreBed.switchyard(["reconcile", "-c", path])
         #expect(text.status == 1)
         let position = { (source: String) in "\(topic)[\(source.split(separator: "/")[0])]@\(source.split(separator: "/")[1])" }
-        #expect(text.output.contains("1 missing (\(position(deleted)))") && text.output.contains("1 differing (\(position(altered)))")
-            && text.output.contains("extra: 1 row no source record makes (id=7777)") && text.output.hasSuffix("DIFFERENT"), "\(text.output)")
+        #expect(
+            text.output.contains("1 missing (\(position(deleted)))") && text.output.contains("1 differing (\(position(altered)))")
+                && text.output.contains("extra: 1 row no source record makes (id=7777)") && text.output.hasSuffix("DIFFERENT"),
+            "\(text.output)")
 
         // Rows of a plain insert have no identity: refused, naming the field.
         let insert = try await StoreBed.switchyard(["reconcile", "-c", try document(mode: "insert")])

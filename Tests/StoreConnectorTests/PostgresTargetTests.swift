@@ -47,7 +47,13 @@ struct PostgresTargetTests {
         let table = try makeTable("id bigint, total numeric, doc jsonb, k text")
         let target = try await open([
             ("table", .text("public.\(table)")),
-            ("columns", .object([("id", .text("{{ json.id }}")), ("total", .text("{{ json.total }}")), ("doc", .text("{{ value }}")), ("k", .text("{{ key }}"))])),
+            (
+                "columns",
+                .object([
+                    ("id", .text("{{ json.id }}")), ("total", .text("{{ json.total }}")), ("doc", .text("{{ value }}")),
+                    ("k", .text("{{ key }}")),
+                ])
+            ),
         ])
         #expect(try await target.write(Self.orders(0..<300)).failures.isEmpty)
         #expect(try psql("SELECT count(*), sum(total), count(DISTINCT id) FROM \(table)") == "300|448500|300")
@@ -97,7 +103,8 @@ struct PostgresTargetTests {
 
     @Test func aMissingTableIsATargetDownErrorThatNamesIt() async throws {
         let table = StoreBed.unique("missing")
-        let target = try StoreBed.make(kind, [("url", .text(url)), ("table", .text(table)), ("columns", .object([("id", .text("{{ offset }}"))]))])
+        let target = try StoreBed.make(
+            kind, [("url", .text(url)), ("table", .text(table)), ("columns", .object([("id", .text("{{ offset }}"))]))])
         do {
             try await target.open()
             Issue.record("open succeeded on a missing table")
@@ -122,7 +129,12 @@ struct PostgresTargetTests {
 
     @Test func aMissingColumnIsATargetDownError() async throws {
         let table = try makeTable("id bigint")
-        let target = try StoreBed.make(kind, [("url", .text(url)), ("table", .text(table)), ("columns", .object([("id", .text("{{ offset }}")), ("nope", .text("{{ value }}"))]))])
+        let target = try StoreBed.make(
+            kind,
+            [
+                ("url", .text(url)), ("table", .text(table)),
+                ("columns", .object([("id", .text("{{ offset }}")), ("nope", .text("{{ value }}"))])),
+            ])
         await #expect { try await target.open() } throws: { error in
             (error as? ConnectorError)?.kind == .targetDown && "\(error)".contains("nope")
         }
@@ -131,15 +143,22 @@ struct PostgresTargetTests {
 
     @Test func aWrongPasswordIsATargetDownError() async throws {
         let wrong = url.replacingOccurrences(of: "switchyard:switchyard@", with: "switchyard:not-the-password@")
-        let target = try StoreBed.make(kind, [("url", .text(wrong)), ("table", .text("t")), ("columns", .object([("id", .text("{{ offset }}"))]))])
+        let target = try StoreBed.make(
+            kind, [("url", .text(wrong)), ("table", .text("t")), ("columns", .object([("id", .text("{{ offset }}"))]))])
         await #expect { try await target.open() } throws: { error in
             guard let error = error as? ConnectorError else { return false }
-            return error.kind == .targetDown && error.message.contains("password authentication failed") && !error.message.contains("not-the-password")
+            return error.kind == .targetDown && error.message.contains("password authentication failed")
+                && !error.message.contains("not-the-password")
         }
     }
 
     @Test func aRefusedConnectionIsRetriable() async throws {
-        let target = try StoreBed.make(kind, [("url", .text("postgres://switchyard:switchyard@127.0.0.1:1/switchyard?connect_timeout=2")), ("table", .text("t")), ("columns", .object([("id", .text("{{ offset }}"))]))])
+        let target = try StoreBed.make(
+            kind,
+            [
+                ("url", .text("postgres://switchyard:switchyard@127.0.0.1:1/switchyard?connect_timeout=2")), ("table", .text("t")),
+                ("columns", .object([("id", .text("{{ offset }}"))])),
+            ])
         await #expect { try await target.open() } throws: { error in
             (error as? ConnectorError)?.kind == .retriable
         }
@@ -169,8 +188,13 @@ struct PostgresTargetTests {
 
     @Test func aNulByteFailsOnlyItsMessage() async throws {
         let table = try makeTable("id bigint, body text")
-        let target = try await open([("table", .text(table)), ("columns", .object([("id", .text("{{ offset }}")), ("body", .text("{{ value }}"))]))])
-        let batch = [Message(value: Array("ok".utf8), offset: 0), Message(value: [65, 0, 66], offset: 1), Message(value: Array("fine".utf8), offset: 2)]
+        let target = try await open([
+            ("table", .text(table)), ("columns", .object([("id", .text("{{ offset }}")), ("body", .text("{{ value }}"))])),
+        ])
+        let batch = [
+            Message(value: Array("ok".utf8), offset: 0), Message(value: [65, 0, 66], offset: 1),
+            Message(value: Array("fine".utf8), offset: 2),
+        ]
         let result = try await target.write(batch)
         #expect(result.failures.map(\.index) == [1])
         #expect(result.failures.first?.error.kind == .permanent)
@@ -190,7 +214,9 @@ struct PostgresTargetTests {
         ])
         #expect(try await target.write(Self.orders(0..<10)).failures.isEmpty)
         #expect(try psql("SELECT count(*), count(note), sum(\"Id\") FROM \"\(schema)\".\"Order Lines\"") == "10|0|45")
-        #expect(try psql("SELECT data_type FROM information_schema.columns WHERE table_schema = '\(schema)' AND column_name = 'doc'") == "jsonb")
+        #expect(
+            try psql("SELECT data_type FROM information_schema.columns WHERE table_schema = '\(schema)' AND column_name = 'doc'") == "jsonb"
+        )
         await target.close()
         try psql("DROP SCHEMA \"\(schema)\" CASCADE")
     }
@@ -199,7 +225,12 @@ struct PostgresTargetTests {
         let table = try makeTable("id bigint PRIMARY KEY, a text, b text, c text, d text")
         let target = try await open([
             ("table", .text(table)), ("mode", .text("upsert")), ("conflictColumns", .list([.text("id")])),
-            ("columns", .object([("id", .text("{{ offset }}")), ("a", .text("{{ value }}")), ("b", .text("b")), ("c", .text("c")), ("d", .text("d"))])),
+            (
+                "columns",
+                .object([
+                    ("id", .text("{{ offset }}")), ("a", .text("{{ value }}")), ("b", .text("b")), ("c", .text("c")), ("d", .text("d")),
+                ])
+            ),
         ])
         // 20,000 rows x 5 columns = 100,000 parameters: more than one statement.
         let batch = (0..<20_000).map { Message(value: Array("v\($0)".utf8), offset: Int64($0)) }
@@ -243,9 +274,12 @@ struct PostgresTargetTests {
             ("table", .text(table)), ("nullWhenEmpty", .plain("true")),
             ("columns", .object([("id", .text("{{ offset }}")), ("body", .text("{{ value }}")), ("note", .text("{{ headers.note }}"))])),
         ])
-        let bodies = ["a\tb", "\\.", "line1\nline2\r\n", "back\\slash \\N \\t", "\\", "tab\tat end\t", "\u{1}\u{b}\u{c} controls", "ünï ✓", ""]
+        let bodies = [
+            "a\tb", "\\.", "line1\nline2\r\n", "back\\slash \\N \\t", "\\", "tab\tat end\t", "\u{1}\u{b}\u{c} controls", "ünï ✓", "",
+        ]
         let batch = bodies.enumerated().map { index, body in
-            Message(value: Array(body.utf8), headers: index == 0 ? [Header(name: "note", value: Array("n\t1".utf8))] : [], offset: Int64(index))
+            Message(
+                value: Array(body.utf8), headers: index == 0 ? [Header(name: "note", value: Array("n\t1".utf8))] : [], offset: Int64(index))
         }
         #expect(try await target.write(batch).failures.isEmpty)
         #expect(counts(target) == (1, 0))
@@ -259,12 +293,18 @@ struct PostgresTargetTests {
     @Test func aForcedCastOrCopyFalseWritesWithStatementsOnly() async throws {
         let table = try makeTable("id bigint, doc text")
         // jsonb into a text column: the cast normalises the JSON, which COPY would not.
-        let cast = try await open([("table", .text(table)), ("columns", .object([("id", .text("{{ offset }}")), ("doc", .text("{{ value }}"))])), ("types", .object([("doc", .text("jsonb"))]))])
+        let cast = try await open([
+            ("table", .text(table)), ("columns", .object([("id", .text("{{ offset }}")), ("doc", .text("{{ value }}"))])),
+            ("types", .object([("doc", .text("jsonb"))])),
+        ])
         #expect(try await cast.write([Message(value: Array("{\"b\":1,   \"a\":2}".utf8), offset: 1)]).failures.isEmpty)
         #expect(counts(cast) == (0, 1))
         #expect(try psql("SELECT doc FROM \(table)") == "{\"a\": 2, \"b\": 1}")
         await cast.close()
-        let off = try await open([("table", .text(table)), ("copy", .plain("false")), ("columns", .object([("id", .text("{{ offset }}")), ("doc", .text("{{ value }}"))]))])
+        let off = try await open([
+            ("table", .text(table)), ("copy", .plain("false")),
+            ("columns", .object([("id", .text("{{ offset }}")), ("doc", .text("{{ value }}"))])),
+        ])
         #expect(try await off.write(Self.orders(0..<10)).failures.isEmpty)
         #expect(counts(off) == (0, 1))
         #expect(try psql("SELECT count(*) FROM \(table)") == "11")
@@ -279,15 +319,19 @@ struct PostgresTargetTests {
         #expect(noTable.map(\.path) == ["spec.targets[0].postgres.table"])
         let upsert = StoreBed.issues(kind, [("url", .text(url)), ("table", .text("t")), ("mode", .text("upsert")), columns])
         #expect(upsert.map(\.path) == ["spec.targets[0].postgres.conflictColumns"])
-        let unknownConflict = StoreBed.issues(kind, [("url", .text(url)), ("table", .text("t")), ("mode", .text("upsert")), ("conflictColumns", .list([.text("nope")])), columns])
+        let unknownConflict = StoreBed.issues(
+            kind,
+            [("url", .text(url)), ("table", .text("t")), ("mode", .text("upsert")), ("conflictColumns", .list([.text("nope")])), columns])
         #expect(unknownConflict.map(\.path) == ["spec.targets[0].postgres.conflictColumns"])
         let badTable = StoreBed.issues(kind, [("url", .text(url)), ("table", .text("a.b.c")), columns])
         #expect(badTable.map(\.path) == ["spec.targets[0].postgres.table"])
-        let badType = StoreBed.issues(kind, [("url", .text(url)), ("table", .text("t")), columns, ("types", .object([("id", .text("int); DROP TABLE t; --"))]))])
+        let badType = StoreBed.issues(
+            kind, [("url", .text(url)), ("table", .text("t")), columns, ("types", .object([("id", .text("int); DROP TABLE t; --"))]))])
         #expect(badType.map(\.path) == ["spec.targets[0].postgres.types.id"])
         let emptyTemplate = StoreBed.issues(kind, [("url", .text(url)), ("table", .text("t")), ("columns", .object([("id", .text(""))]))])
         #expect(emptyTemplate.map(\.path) == ["spec.targets[0].postgres.columns.id"])
-        let badTemplate = StoreBed.issues(kind, [("url", .text(url)), ("table", .text("t")), ("columns", .object([("id", .text("{{ nothing }}"))]))])
+        let badTemplate = StoreBed.issues(
+            kind, [("url", .text(url)), ("table", .text("t")), ("columns", .object([("id", .text("{{ nothing }}"))]))])
         #expect(badTemplate.map(\.path) == ["spec.targets[0].postgres.columns.id"])
         let noColumns = StoreBed.issues(kind, [("url", .text(url)), ("table", .text("t"))])
         #expect(noColumns.map(\.path) == ["spec.targets[0].postgres.columns"])

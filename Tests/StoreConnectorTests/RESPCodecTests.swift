@@ -41,7 +41,9 @@ struct RESPCodecTests {
         let blob = Array("SETkey:1".utf8) + Array(repeating: UInt8(ascii: "v"), count: 150)
         encoder.command(blob, [0, 3, 8], [3, 5, 150])
         encoder.command(Array("DELx".utf8), [0, 3, 4], [3, 1, 0])
-        let expected = "*3\r\n$3\r\nSET\r\n$5\r\nkey:1\r\n$150\r\n" + String(repeating: "v", count: 150) + "\r\n" + "*3\r\n$3\r\nDEL\r\n$1\r\nx\r\n$0\r\n\r\n"
+        let expected =
+            "*3\r\n$3\r\nSET\r\n$5\r\nkey:1\r\n$150\r\n" + String(repeating: "v", count: 150) + "\r\n"
+            + "*3\r\n$3\r\nDEL\r\n$1\r\nx\r\n$0\r\n\r\n"
         let encoded = Array(encoder.bytes)
         #expect(encoded == Array(expected.utf8))
         encoder.removeAll()

@@ -29,10 +29,13 @@ extension RedisTargetTests {
         var restarted = false
         defer { if !restarted { try? StoreBed.services("start", "redis") } }
         let running = try StoreBed.RunningDocument(document)
-        #expect(await StoreBed.poll(timeout: 10) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 503 }, "readiness never went off: \(running.log.suffix(1500))")
+        #expect(
+            await StoreBed.poll(timeout: 10) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 503 },
+            "readiness never went off: \(running.log.suffix(1500))")
         try StoreBed.services("start", "redis")
         restarted = true
-        #expect(await StoreBed.poll(timeout: 15) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 200 || !running.process.isRunning })
+        #expect(
+            await StoreBed.poll(timeout: 15) { StoreBed.httpStatus(port: httpPort, path: "/readyz") == 200 || !running.process.isRunning })
         let status = await running.wait(timeout: 60)
         #expect(status == 0, "switchyard exited \(String(describing: status)): \(running.log.suffix(2000))")
         #expect(try cli("--scan", "--pattern", "\(prefix):*").split(separator: "\n").count == 3000)

@@ -69,7 +69,9 @@ enum StoreBed {
 
     /// Runs a program and returns its standard output (trimmed) and exit status.
     @discardableResult
-    static func run(_ program: String, _ arguments: [String], input: String? = nil, environment: [String: String] = [:]) throws -> (output: String, status: Int32, error: String) {
+    static func run(_ program: String, _ arguments: [String], input: String? = nil, environment: [String: String] = [:]) throws -> (
+        output: String, status: Int32, error: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
         process.arguments = program.hasPrefix("/") ? arguments : [program] + arguments
@@ -95,7 +97,9 @@ enum StoreBed {
     /// Runs `switchyard ARGUMENTS` to its end, waiting with sleeps so that no thread of the
     /// cooperative pool (which other suites' async tests need) is held: its standard output
     /// (trimmed), exit status and standard error.
-    static func switchyard(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> (output: String, status: Int32, error: String) {
+    static func switchyard(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> (
+        output: String, status: Int32, error: String
+    ) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(unique("switchyard-command"))
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -126,7 +130,9 @@ enum StoreBed {
     }
 
     static func message(key: String? = nil, value: String, offset: Int64 = 0, partition: Int32 = 0) -> Message {
-        Message(key: key.map { Array($0.utf8) }, value: Array(value.utf8), channel: "orders", timestamp: 1_700_000_000_000, partition: partition, offset: offset)
+        Message(
+            key: key.map { Array($0.utf8) }, value: Array(value.utf8), channel: "orders", timestamp: 1_700_000_000_000,
+            partition: partition, offset: offset)
     }
 
     /// The built `switchyard` binary.

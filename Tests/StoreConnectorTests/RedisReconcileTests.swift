@@ -27,30 +27,37 @@ extension RedisTargetTests {
         func document(command: String = "set") throws -> String {
             let path = directory.appendingPathComponent("\(command).yaml").path
             try """
-                apiVersion: switchyard.dev/v1alpha1
-                kind: Connector
-                metadata: {name: sessions-cache}
-                spec:
-                  sources:
-                    - name: sessions
-                      kafka:
-                        brokers: ["\(brokers)"]
-                        topics: [\(topic)]
-                        group: \(topic)
-                        options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
-                  targets:
-                    - name: cache
-                      redis: {url: "redis://127.0.0.1:\(redisPort)/\(database)", command: \(command), key: "\(prefix):{{ json.id }}", value: "{{ json.user }}@{{ partition }}/{{ offset }}"\(command == "lpush" ? "" : "")}
-                  routes:
-                    - {from: [sessions], to: [cache]}
-                  observability: {listen: "127.0.0.1:\(Int.random(in: 20_000...29_999))"}
-                """.write(toFile: path, atomically: true, encoding: .utf8)
+            apiVersion: switchyard.dev/v1alpha1
+            kind: Connector
+            metadata: {name: sessions-cache}
+            spec:
+              sources:
+                - name: sessions
+                  kafka:
+                    brokers: ["\(brokers)"]
+                    topics: [\(topic)]
+                    group: \(topic)
+                    options: {session.timeout.ms: "3000", heartbeat.interval.ms: "500"}
+              targets:
+                - name: cache
+                  redis: {url: "redis://127.0.0.1:\(redisPort)/\(database)", command: \(command), key: "\(prefix):{{ json.id }}", value: "{{ json.user }}@{{ partition }}/{{ offset }}"\(command == "lpush" ? "" : "")}
+              routes:
+                - {from: [sessions], to: [cache]}
+              observability: {listen: "127.0.0.1:\(Int.random(in: 20_000...29_999))"}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
         let path = try document()
         let copy = try await StoreBed.switchyard(["run", "-c", path, "--stop-at", "end"])
         #expect(copy.status == 0, "the bounded copy failed: \(copy.error.suffix(2000))")
-        defer { _ = try? StoreBed.run("sh", ["-c", "redis-cli -h 127.0.0.1 -p \(redisPort) -n \(database) --scan --pattern '\(prefix):*' | xargs -r redis-cli -h 127.0.0.1 -p \(redisPort) -n \(database) del"]) }
+        defer {
+            _ = try? StoreBed.run(
+                "sh",
+                [
+                    "-c",
+                    "redis-cli -h 127.0.0.1 -p \(redisPort) -n \(database) --scan --pattern '\(prefix):*' | xargs -r redis-cli -h 127.0.0.1 -p \(redisPort) -n \(database) del",
+                ])
+        }
 
         let equal = try await StoreBed.switchyard(["reconcile", "-c", path, "--output", "json"])
         #expect(equal.status == 0, "\(equal.output) \(equal.error)")
@@ -72,12 +79,19 @@ extension RedisTargetTests {
         }
         // The value names the record that wrote it: partition/offset after the '@'.
         let position = { (value: String) in String(value.split(separator: "@").last ?? "") }
-        #expect(differentReport["missingCount"] as? Int == 1 && named("missing") == [position(deleted)], "\(differentReport) deleted \(deleted)")
-        #expect(differentReport["differingCount"] as? Int == 1 && named("differing") == [position(altered)], "\(differentReport) altered \(altered)")
-        #expect(differentReport["extraCount"] as? Int == 1 && differentReport["extra"] as? [String] == ["\(prefix):hand"], "\(differentReport)")
+        #expect(
+            differentReport["missingCount"] as? Int == 1 && named("missing") == [position(deleted)], "\(differentReport) deleted \(deleted)"
+        )
+        #expect(
+            differentReport["differingCount"] as? Int == 1 && named("differing") == [position(altered)],
+            "\(differentReport) altered \(altered)")
+        #expect(
+            differentReport["extraCount"] as? Int == 1 && differentReport["extra"] as? [String] == ["\(prefix):hand"], "\(differentReport)")
         let text = try await StoreBed.switchyard(["reconcile", "-c", path])
         #expect(text.status == 1)
-        #expect(text.output.contains("extra: 1 key no source record makes (\(prefix):hand)") && text.output.hasSuffix("DIFFERENT"), "\(text.output)")
+        #expect(
+            text.output.contains("extra: 1 key no source record makes (\(prefix):hand)") && text.output.hasSuffix("DIFFERENT"),
+            "\(text.output)")
 
         // A list keeps no value per key: refused, naming the field.
         let list = try await StoreBed.switchyard(["reconcile", "-c", try document(command: "lpush")])

@@ -59,7 +59,10 @@ struct RedisTargetTests {
 
     @Test func hsetWritesFieldsAndAppliesTheTTLToTheHash() async throws {
         let key = StoreBed.unique("hash")
-        let target = try await open([("command", .text("hset")), ("key", .text(key)), ("field", .text("{{ key }}")), ("value", .text("{{ json.total }}")), ("ttl", .plain("1h"))])
+        let target = try await open([
+            ("command", .text("hset")), ("key", .text(key)), ("field", .text("{{ key }}")), ("value", .text("{{ json.total }}")),
+            ("ttl", .plain("1h")),
+        ])
         let batch = (0..<10).map { StoreBed.message(key: "order-\($0)", value: "{\"total\": \($0 * 10)}", offset: Int64($0)) }
         #expect(try await target.write(batch).failures.isEmpty)
         #expect(try cli("HLEN", key) == "10")
@@ -82,7 +85,9 @@ struct RedisTargetTests {
 
     @Test func zaddUsesTheScoreAndAnInvalidScoreFailsOnlyItsMessage() async throws {
         let key = StoreBed.unique("zset")
-        let target = try await open([("command", .text("zadd")), ("key", .text(key)), ("score", .text("{{ json.score }}")), ("value", .text("{{ json.name }}"))])
+        let target = try await open([
+            ("command", .text("zadd")), ("key", .text(key)), ("score", .text("{{ json.score }}")), ("value", .text("{{ json.name }}")),
+        ])
         let batch = [
             StoreBed.message(value: "{\"score\": 2, \"name\": \"b\"}", offset: 0),
             StoreBed.message(value: "{\"score\": \"high\", \"name\": \"x\"}", offset: 1),

@@ -104,7 +104,9 @@ struct S3EndToEndTests {
         #expect(lines == 3000, "duplicates or losses: \(lines) lines for 3000 messages")
         for partition in 0..<3 {
             let offsets = seen[partition] ?? []
-            #expect(offsets.count == 1000 && offsets.min() == 0 && offsets.max() == 999, "partition \(partition): \(offsets.count) distinct offsets")
+            #expect(
+                offsets.count == 1000 && offsets.min() == 0 && offsets.max() == 999,
+                "partition \(partition): \(offsets.count) distinct offsets")
         }
     }
 }

@@ -37,7 +37,9 @@ enum S3Bed {
     /// Decodes `fields` with the s3 target's schema and validator, as the document loader does.
     static func options(_ fields: [(String, String)]) -> (values: OptionValues?, issues: [ConfigIssue]) {
         let kind = S3Connectors.family.targets[0]
-        let entries = fields.map { ConfigNode.Entry(key: $0.0, keyLine: 1, value: ConfigNode(.scalar(.init(text: $0.1, quoted: true)), line: 1)) }
+        let entries = fields.map {
+            ConfigNode.Entry(key: $0.0, keyLine: 1, value: ConfigNode(.scalar(.init(text: $0.1, quoted: true)), line: 1))
+        }
         var decoder = OptionDecoder(connectorKinds: [:])
         guard let values = decoder.decodeObject(ConfigNode(.mapping(entries), line: 1), kind.options, path: "s3") else {
             return (nil, decoder.issues)
@@ -56,7 +58,8 @@ enum S3Bed {
         all += fields
         let decoded = options(all)
         guard let values = decoded.values else { throw Failure(description: "invalid options: \(decoded.issues)") }
-        let made = try S3Connectors.family.targets[0].make(ConnectorSetup(name: "archive", options: values, logger: quiet, memoryLimit: 64 << 20))
+        let made = try S3Connectors.family.targets[0].make(
+            ConnectorSetup(name: "archive", options: values, logger: quiet, memoryLimit: 64 << 20))
         guard let target = made as? S3Target else { throw Failure(description: "not an S3Target") }
         return target
     }
@@ -68,7 +71,10 @@ enum S3Bed {
     static func get(_ bucket: String, _ key: String) throws -> StoredObject { try S3TestBed.get(bucket, key) }
     static func getAll(_ bucket: String) throws -> [String: String] { try S3TestBed.getAll(bucket) }
 
-    static func message(_ offset: Int64, partition: Int32 = 0, channel: String = "orders", value: String? = nil, timestamp: Int64 = 1_700_000_000_000, key: String? = nil, headers: [Header] = []) -> Message {
+    static func message(
+        _ offset: Int64, partition: Int32 = 0, channel: String = "orders", value: String? = nil, timestamp: Int64 = 1_700_000_000_000,
+        key: String? = nil, headers: [Header] = []
+    ) -> Message {
         Message(
             key: key.map { Array($0.utf8) }, value: Array((value ?? #"{"id":\#(offset)}"#).utf8), headers: headers,
             channel: channel, timestamp: timestamp, partition: partition, offset: offset)

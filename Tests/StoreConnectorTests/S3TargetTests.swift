@@ -11,7 +11,9 @@ struct S3TargetTests {
         let key = message.key.map { "\"\(String(decoding: $0, as: UTF8.self))\"" } ?? "null"
         let value = String(decoding: message.value, as: UTF8.self).replacingOccurrences(of: "\"", with: "\\\"")
         let headers = message.headers.map { "[\"\($0.name)\",\"\(String(decoding: $0.value, as: UTF8.self))\"]" }.joined(separator: ",")
-        return #"{"key":\#(key),"value":"\#(value)","headers":[\#(headers)],"channel":"\#(message.channel)","partition":\#(message.partition),"offset":\#(message.offset),"timestamp":\#(message.timestamp)}"# + "\n"
+        return
+            #"{"key":\#(key),"value":"\#(value)","headers":[\#(headers)],"channel":"\#(message.channel)","partition":\#(message.partition),"offset":\#(message.offset),"timestamp":\#(message.timestamp)}"#
+            + "\n"
     }
 
     @Test func aBatchBecomesOneNDJSONObjectUnderTheDefaultKeyWithItsOffsets() async throws {
@@ -44,7 +46,9 @@ struct S3TargetTests {
         defer { _ = try? S3Bed.boto("delete", bucket) }
         let target = try S3Bed.target(bucket: bucket)
         try await target.open()
-        let messages = [S3Bed.message(5, partition: 0), S3Bed.message(7, partition: 1), S3Bed.message(6, partition: 0), S3Bed.message(8, partition: 1)]
+        let messages = [
+            S3Bed.message(5, partition: 0), S3Bed.message(7, partition: 1), S3Bed.message(6, partition: 0), S3Bed.message(8, partition: 1),
+        ]
         let result = try await target.write(messages)
         #expect(result.failures.isEmpty)
         let bodies = try S3Bed.getAll(bucket)
@@ -90,7 +94,8 @@ struct S3TargetTests {
         try S3Bed.boto("create", bucket)
         defer { _ = try? S3Bed.boto("delete", bucket) }
         let service = try S3Bed.service()
-        let target = try S3Bed.target(bucket: bucket, [("accessKeyId", service.accessKeyId), ("secretAccessKey", "wrong" + service.secretAccessKey)])
+        let target = try S3Bed.target(
+            bucket: bucket, [("accessKeyId", service.accessKeyId), ("secretAccessKey", "wrong" + service.secretAccessKey)])
         let error = await #expect(throws: ConnectorError.self) { try await target.open() }
         #expect(error?.kind == .targetDown)
         #expect(error?.message.contains("bucket '\(bucket)'") == true)
@@ -127,10 +132,13 @@ struct S3TargetTests {
     }
 
     @Test func anUnreachableEndpointIsRetriable() async throws {
-        let unreachable = try S3Target(ConnectorSetup(
-            name: "archive",
-            options: S3Bed.options([("endpoint", "http://127.0.0.1:1"), ("bucket", "sy-unreachable"), ("accessKeyId", "A"), ("secretAccessKey", "B")]).values!,
-            logger: S3Bed.quiet, memoryLimit: 1 << 20))
+        let unreachable = try S3Target(
+            ConnectorSetup(
+                name: "archive",
+                options: S3Bed.options([
+                    ("endpoint", "http://127.0.0.1:1"), ("bucket", "sy-unreachable"), ("accessKeyId", "A"), ("secretAccessKey", "B"),
+                ]).values!,
+                logger: S3Bed.quiet, memoryLimit: 1 << 20))
         let error = await #expect(throws: ConnectorError.self) { try await unreachable.open() }
         #expect(error?.kind == .retriable)
         #expect(error?.message.contains("sy-unreachable") == true)
@@ -174,10 +182,11 @@ struct S3TargetTests {
         #expect(try await target.write(first + second).failures.isEmpty)
         #expect(try await target.write(first).failures.isEmpty)
         let bodies = try S3Bed.getAll(bucket)
-        #expect(bodies == [
-            "orders/1/00abcdef01234567/1-5.ndjson": first.map(Self.expectedLine).joined(),
-            "orders/1/fedcba9876543210/1-5.ndjson": second.map(Self.expectedLine).joined(),
-        ])
+        #expect(
+            bodies == [
+                "orders/1/00abcdef01234567/1-5.ndjson": first.map(Self.expectedLine).joined(),
+                "orders/1/fedcba9876543210/1-5.ndjson": second.map(Self.expectedLine).joined(),
+            ])
         await target.close()
     }
 
@@ -197,7 +206,9 @@ struct S3TargetTests {
         let bucket = S3Bed.bucketName("date")
         try S3Bed.boto("create", bucket)
         defer { _ = try? S3Bed.boto("delete", bucket) }
-        let target = try S3Bed.target(bucket: bucket, [("key", "orders/{{ timestamp | date: 'yyyy/MM/dd/HH' }}/{{ partition }}-{{ offset }}-{{ lastOffset }}.ndjson")])
+        let target = try S3Bed.target(
+            bucket: bucket, [("key", "orders/{{ timestamp | date: 'yyyy/MM/dd/HH' }}/{{ partition }}-{{ offset }}-{{ lastOffset }}.ndjson")]
+        )
         try await target.open()
         // 2023-11-14 22:59:59 and 23:00:00 UTC.
         let before: Int64 = 1_700_002_799_000
@@ -229,9 +240,11 @@ struct S3TargetTests {
         let bucket = S3Bed.bucketName("multipart")
         try S3Bed.boto("create", bucket)
         defer { _ = try? S3Bed.boto("delete", bucket) }
-        let target = try S3Bed.target(bucket: bucket, [
-            ("format", "raw"), ("multipartThreshold", "6MiB"), ("partSize", "5MiB"), ("maxObjectBytes", "64MiB"),
-        ])
+        let target = try S3Bed.target(
+            bucket: bucket,
+            [
+                ("format", "raw"), ("multipartThreshold", "6MiB"), ("partSize", "5MiB"), ("maxObjectBytes", "64MiB"),
+            ])
         try await target.open()
         // 11 values of 1 MiB: 3 parts (5 + 5 + 1 MiB and the separators).
         let messages = (0..<11).map { i in
@@ -266,7 +279,9 @@ struct S3TargetTests {
         aws_secret_access_key = \(service.secretAccessKey)
         """.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let resolved = try S3Credentials.resolve(.init(profile: "archive"), environment: ["AWS_SHARED_CREDENTIALS_FILE": file.path, "AWS_ACCESS_KEY_ID": "ignored-with-a-profile"])
+        let resolved = try S3Credentials.resolve(
+            .init(profile: "archive"),
+            environment: ["AWS_SHARED_CREDENTIALS_FILE": file.path, "AWS_ACCESS_KEY_ID": "ignored-with-a-profile"])
         #expect(resolved.accessKeyId == service.accessKeyId)
         #expect(resolved.origin.contains("profile 'archive'"))
         let target = try S3Bed.target(bucket: bucket)
@@ -304,17 +319,23 @@ struct S3OptionTests {
     @Test func theKeyTemplateKnowsLastOffsetAndWhetherItReadsTheMessage() throws {
         let plain = try S3KeyTemplate("{{ channel }}/{{ partition }}/{{ offset }}-{{lastOffset}}.ndjson")
         #expect(!plain.readsMessageContent)
-        #expect(String(decoding: plain.render(first: S3Bed.message(7, partition: 2), lastOffset: 9), as: UTF8.self) == "orders/2/7-9.ndjson")
+        #expect(
+            String(decoding: plain.render(first: S3Bed.message(7, partition: 2), lastOffset: 9), as: UTF8.self) == "orders/2/7-9.ndjson")
         let dated = try S3KeyTemplate("{{ timestamp | date: 'yyyy' }}/{{ offset }}")
         #expect(dated.readsMessageContent)
         #expect(throws: S3KeyTemplateError.self) { try S3KeyTemplate("{{ lastOffset | upper }}") }
         let fallback = try S3KeyTemplate(S3KeyTemplate.defaultSource(format: .raw, compression: .gzip))
-        #expect(String(decoding: fallback.render(first: S3Bed.message(1, channel: ""), lastOffset: 4), as: UTF8.self) == "none/0/1-4.txt.gz")
+        #expect(
+            String(decoding: fallback.render(first: S3Bed.message(1, channel: ""), lastOffset: 4), as: UTF8.self) == "none/0/1-4.txt.gz")
     }
 
     @Test func answersAreClassifiedAsRetriableOrTargetDown() throws {
-        let endpoint = S3Endpoint(endpoint: "http://127.0.0.1:9000", region: "us-east-1", bucket: "archive", pathStyle: true, connectTimeoutMillis: 1000, stallSeconds: 1)
-        let client = try S3Client(endpoint: endpoint, credentials: S3Credentials(accessKeyId: "A", secretAccessKey: "B", origin: "the document"), connections: 1, label: "test")
+        let endpoint = S3Endpoint(
+            endpoint: "http://127.0.0.1:9000", region: "us-east-1", bucket: "archive", pathStyle: true, connectTimeoutMillis: 1000,
+            stallSeconds: 1)
+        let client = try S3Client(
+            endpoint: endpoint, credentials: S3Credentials(accessKeyId: "A", secretAccessKey: "B", origin: "the document"), connections: 1,
+            label: "test")
         func kind(_ status: Int, _ code: String) -> ErrorKind {
             let body = code.isEmpty ? "" : "<Error><Code>\(code)</Code><Message>m</Message></Error>"
             return client.classify(HTTPResponse(status: status, body: Array(body.utf8), headers: []), operation: "PutObject", key: "k").kind
@@ -329,29 +350,40 @@ struct S3OptionTests {
         #expect(kind(404, "NoSuchBucket") == .targetDown)
         #expect(kind(404, "NoSuchUpload") == .retriable)
         #expect(kind(301, "PermanentRedirect") == .targetDown)
-        let denied = client.classify(HTTPResponse(status: 403, body: Array("<Error><Code>AccessDenied</Code></Error>".utf8), headers: []), operation: "PutObject", key: "k")
-        #expect(denied.message.contains("bucket 'archive'") && denied.message.contains("AccessDenied") && denied.message.contains("the document"))
+        let denied = client.classify(
+            HTTPResponse(status: 403, body: Array("<Error><Code>AccessDenied</Code></Error>".utf8), headers: []), operation: "PutObject",
+            key: "k")
+        #expect(
+            denied.message.contains("bucket 'archive'") && denied.message.contains("AccessDenied")
+                && denied.message.contains("the document"))
         #expect(S3Endpoint.encodePath("a b/ü+=.ndjson") == "a%20b/%C3%BC%2B%3D.ndjson")
-        let hosted = S3Endpoint(endpoint: "https://s3.eu-west-1.amazonaws.com", region: "eu-west-1", bucket: "archive", pathStyle: false, connectTimeoutMillis: 1000, stallSeconds: 1)
+        let hosted = S3Endpoint(
+            endpoint: "https://s3.eu-west-1.amazonaws.com", region: "eu-west-1", bucket: "archive", pathStyle: false,
+            connectTimeoutMillis: 1000, stallSeconds: 1)
         #expect(hosted.url(key: "x/y") == "https://archive.s3.eu-west-1.amazonaws.com/x/y")
     }
 
     @Test func sha256MatchesKnownVectors() {
         #expect(S3Digest.sha256Hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(S3Digest.sha256Hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(S3Digest.sha256Hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(
+            S3Digest.sha256Hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 
     @Test func sharedCredentialsFilesAreParsedByProfile() {
-        let text = "[default]\naws_access_key_id=A\naws_secret_access_key = B\n\n[profile other]\naws_access_key_id = C\naws_secret_access_key = D\naws_session_token = T\n"
+        let text =
+            "[default]\naws_access_key_id=A\naws_secret_access_key = B\n\n[profile other]\naws_access_key_id = C\naws_secret_access_key = D\naws_session_token = T\n"
         #expect(S3Credentials.parseProfile(text, profile: "default") == ["aws_access_key_id": "A", "aws_secret_access_key": "B"])
         #expect(S3Credentials.parseProfile(text, profile: "other")["aws_session_token"] == "T")
     }
 
     @Test func credentialsComeFromTheDocumentThenTheEnvironment() throws {
-        let document = try S3Credentials.resolve(.init(accessKeyId: "DOC", secretAccessKey: "x"), environment: ["AWS_ACCESS_KEY_ID": "ENV", "AWS_SECRET_ACCESS_KEY": "y"])
+        let document = try S3Credentials.resolve(
+            .init(accessKeyId: "DOC", secretAccessKey: "x"), environment: ["AWS_ACCESS_KEY_ID": "ENV", "AWS_SECRET_ACCESS_KEY": "y"])
         #expect(document.accessKeyId == "DOC")
-        let environment = try S3Credentials.resolve(.init(), environment: ["AWS_ACCESS_KEY_ID": "ENV", "AWS_SECRET_ACCESS_KEY": "y", "AWS_SESSION_TOKEN": "tok"])
+        let environment = try S3Credentials.resolve(
+            .init(), environment: ["AWS_ACCESS_KEY_ID": "ENV", "AWS_SECRET_ACCESS_KEY": "y", "AWS_SESSION_TOKEN": "tok"])
         #expect(environment.accessKeyId == "ENV")
         #expect(environment.sessionToken == "tok")
         #expect(throws: ConnectorError.self) { try S3Credentials.resolve(.init(), environment: ["HOME": "/nonexistent-home"]) }

@@ -70,9 +70,11 @@ struct BuiltinConnectorTests {
         let target = try Built(document(target: "file: {path: \"\(path)\", fsync: false}")).target()
         try await target.open()
         let messages = [
-            Message(key: Array("k1".utf8), value: Array("he said \"hi\"\n\\ \u{01}".utf8), headers: [Header("type", "order")],
-                    channel: "orders", timestamp: 1_700_000_000_000, partition: 2, offset: 7),
-            Message(key: nil, value: [0xFF, 0x00, 0xFE], headers: [Header(name: "bin", value: [0xC3])], channel: "raw", partition: 0, offset: 8),
+            Message(
+                key: Array("k1".utf8), value: Array("he said \"hi\"\n\\ \u{01}".utf8), headers: [Header("type", "order")],
+                channel: "orders", timestamp: 1_700_000_000_000, partition: 2, offset: 7),
+            Message(
+                key: nil, value: [0xFF, 0x00, 0xFE], headers: [Header(name: "bin", value: [0xC3])], channel: "raw", partition: 0, offset: 8),
         ]
         let result = try await target.write(messages)
         #expect(result.failures.isEmpty)
@@ -148,21 +150,25 @@ struct BuiltinConnectorTests {
     }
 
     @Test func theGeneratorProducesCountMessagesPerShardFromTemplatesAndIsAcknowledged() async throws {
-        let built = try Built(document(target: "drop: {}", source: """
-            generate:
-                  count: 7
-                  shards: 2
-                  batchSize: 2
-                  key: "user-{{ partition }}-{{ offset }}"
-                  value: '{"n": {{ offset }}}'
-                  channel: "orders.{{ partition }}"
-                  headers: {type: order}
-            """))
+        let built = try Built(
+            document(
+                target: "drop: {}",
+                source: """
+                    generate:
+                          count: 7
+                          shards: 2
+                          batchSize: 2
+                          key: "user-{{ partition }}-{{ offset }}"
+                          value: '{"n": {{ offset }}}'
+                          channel: "orders.{{ partition }}"
+                          headers: {type: order}
+                    """))
         let source = try built.source()
         let collected = CollectingTarget()
         let settings = DeliverySettings(retry: RetryPolicy(initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(2)), deadLetter: nil)
-        let runner = TargetRunner(name: "out", target: collected, batching: BatchingPolicy(maxMessages: 100, maxBytes: 1 << 20, maxDelay: .milliseconds(1)),
-                                  lanes: 1, queueCapacity: 100, settings: settings, logger: quiet)
+        let runner = TargetRunner(
+            name: "out", target: collected, batching: BatchingPolicy(maxMessages: 100, maxBytes: 1 << 20, maxDelay: .milliseconds(1)),
+            lanes: 1, queueCapacity: 100, settings: settings, logger: quiet)
         settings.setRunners(["out": runner])
         let router = Router(budget: ByteBudget(limit: 1 << 20), logger: quiet)
         router.install(routes: built.document.routes, runners: ["out": runner])

@@ -181,10 +181,13 @@ struct CRDTests {
 
     @Test func committedCRDIsWhatTheBinaryGenerates() throws {
         let committed = try String(contentsOfFile: Self.committedPath, encoding: .utf8)
-        let binary = try #require(switchyardBinary(), "no switchyard binary next to the tests; build with `swift build --build-tests`, or set SWITCHYARD_BIN")
+        let binary = try #require(
+            switchyardBinary(), "no switchyard binary next to the tests; build with `swift build --build-tests`, or set SWITCHYARD_BIN")
         let (output, status) = try run(binary, ["crd"])
         #expect(status == 0)
-        #expect(output == committed, "deploy/crd.yaml is out of date: regenerate it with `swift run switchyard crd > deploy/crd.yaml` (default traits)")
+        #expect(
+            output == committed,
+            "deploy/crd.yaml is out of date: regenerate it with `swift run switchyard crd > deploy/crd.yaml` (default traits)")
     }
 
     @Test func committedCRDIsStructuralWithEveryFamily() throws {
@@ -219,7 +222,9 @@ struct CRDTests {
             "type": .string("object"),
             "additionalProperties": .bool(false),
             "properties": .object([
-                "a": .object(["anyOf": .array([.object(["type": .string("integer")]), .object(["type": .string("string"), "pattern": .string("x")])])]),
+                "a": .object([
+                    "anyOf": .array([.object(["type": .string("integer")]), .object(["type": .string("string"), "pattern": .string("x")])])
+                ]),
                 "b": .object(["$ref": .string("#/defs/b")]),
                 "c": .object(["type": .string("string"), "default": .string("x")]),
             ]),
@@ -334,7 +339,11 @@ struct CRDTests {
         let crd = try parseYAML(String(contentsOfFile: Self.committedPath, encoding: .utf8))
         let found = rules(crd)
         let sourceKinds = ["generate", "kafka", "rabbitmq", "link"]
-        #expect(found.contains { rule in rule.hasSuffix("== 1") && rule.hasPrefix("(has(self.generate)") && sourceKinds.allSatisfy { rule.contains("has(self.\($0))") } })
+        #expect(
+            found.contains { rule in
+                rule.hasSuffix("== 1") && rule.hasPrefix("(has(self.generate)")
+                    && sourceKinds.allSatisfy { rule.contains("has(self.\($0))") }
+            })
         #expect(found.contains { $0.contains("has(self.s3)") && $0.contains("has(self.postgres)") && $0.hasSuffix("== 1") })
         #expect(found.contains("(has(self.accessKeyId) ? 1 : 0) + (has(self.profile) ? 1 : 0) <= 1"))
         for rule in CRDGenerator.specRules.compactMap({ $0["rule"]?.text }) {
@@ -369,7 +378,9 @@ struct CRDTests {
         let schema = JSONSchemaGenerator(registry: ConnectorRegistry([BuiltinConnectors.family])).object(DocumentSchema.spec)
         #expect(schema["additionalProperties"] == .bool(false))
         #expect(schema.at("properties.targets.items.oneOf") != nil)
-        #expect(schema.at("properties.sources.items.properties.generate.not") == .object(["required": .array([.string("size"), .string("value")])]))
+        #expect(
+            schema.at("properties.sources.items.properties.generate.not")
+                == .object(["required": .array([.string("size"), .string("value")])]))
         #expect(schema.at("properties.targets.items.properties.parallelism.default") == .int(1))
     }
 
@@ -396,7 +407,8 @@ struct DocumentLimitTests {
     @Test func moreEntriesThanTheCRDAllowsAreRejected() throws {
         let count = DocumentSchema.Limits.entries + 1
         let sources = (0..<count).map { "  - {name: s\($0), generate: {count: 1}}" }.joined(separator: "\n")
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
             \(sources)
             targets:
@@ -405,12 +417,14 @@ struct DocumentLimitTests {
               - from: [\((0..<count).map { "s\($0)" }.joined(separator: ", "))]
                 to: [out]
             """)
-        #expect(issues.contains { $0.path == "spec.sources" && $0.message.contains("at most \(DocumentSchema.Limits.entries)") }, "\(issues)")
+        #expect(
+            issues.contains { $0.path == "spec.sources" && $0.message.contains("at most \(DocumentSchema.Limits.entries)") }, "\(issues)")
     }
 
     @Test func namesLongerThanTheCRDAllowsAreRejected() throws {
         let long = String(repeating: "n", count: DocumentSchema.Limits.nameLength + 1)
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - {name: \(long), generate: {count: 1}}
             targets:
@@ -423,33 +437,35 @@ struct DocumentLimitTests {
     }
 
     @Test func deploymentTakesKubernetesStructures() throws {
-        let document = try loadValid(minimalSpec + """
+        let document = try loadValid(
+            minimalSpec + """
 
-            state: stopped
-            deployment:
-              replicas: 3
-              image: registry.example/switchyard:1
-              serviceAccountName: connectors
-              resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 512Mi}}
-              env:
-                - {name: PGPASSWORD, valueFrom: {secretKeyRef: {name: pg, key: password}}}
-              envFrom: [{secretRef: {name: kafka-credentials}}]
-              nodeSelector: {kubernetes.io/arch: amd64}
-              tolerations: [{key: dedicated, operator: Equal, value: connectors, effect: NoSchedule}]
-              affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: []}}
-            """)
+                state: stopped
+                deployment:
+                  replicas: 3
+                  image: registry.example/switchyard:1
+                  serviceAccountName: connectors
+                  resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 512Mi}}
+                  env:
+                    - {name: PGPASSWORD, valueFrom: {secretKeyRef: {name: pg, key: password}}}
+                  envFrom: [{secretRef: {name: kafka-credentials}}]
+                  nodeSelector: {kubernetes.io/arch: amd64}
+                  tolerations: [{key: dedicated, operator: Equal, value: connectors, effect: NoSchedule}]
+                  affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: []}}
+                """)
         #expect(document.state == "stopped")
         #expect(document.spec.object("deployment")?.int("replicas") == 3)
     }
 
     @Test func deploymentStructuresHaveTheirShape() throws {
-        let issues = try loadInvalid(minimalSpec + """
+        let issues = try loadInvalid(
+            minimalSpec + """
 
-            deployment:
-              env: PGPASSWORD=x
-              resources: [cpu]
-              replicas: -1
-            """)
+                deployment:
+                  env: PGPASSWORD=x
+                  resources: [cpu]
+                  replicas: -1
+                """)
         #expect(issues.contains { $0.path == "spec.deployment.env" }, "\(issues)")
         #expect(issues.contains { $0.path == "spec.deployment.resources" }, "\(issues)")
         #expect(issues.contains { $0.path == "spec.deployment.replicas" }, "\(issues)")

@@ -5,7 +5,8 @@ import Testing
 @Suite("Document loading")
 struct DocumentLoaderTests {
     @Test func aWholeCustomResourceLoads() throws {
-        let document = try loadValid("""
+        let document = try loadValid(
+            """
             apiVersion: switchyard.dev/v1alpha1
             kind: Connector
             metadata:
@@ -66,7 +67,8 @@ struct DocumentLoaderTests {
         #expect(document.delivery.drainTimeout == .seconds(5))
         #expect(document.batching == BatchingPolicy(maxMessages: 200, maxBytes: 512 << 10, maxDelay: .milliseconds(5)))
         // A target's own batching overrides spec.batching field by field.
-        #expect(document.batching(for: document.targets[0]) == BatchingPolicy(maxMessages: 50, maxBytes: 512 << 10, maxDelay: .milliseconds(5)))
+        #expect(
+            document.batching(for: document.targets[0]) == BatchingPolicy(maxMessages: 50, maxBytes: 512 << 10, maxDelay: .milliseconds(5)))
         #expect(document.batching(for: document.targets[1]) == document.batching)
         #expect(document.observability == .init(listen: "127.0.0.1:9090", logLevel: "debug", logFormat: "json"))
         #expect(document.state == "paused")
@@ -112,7 +114,8 @@ struct DocumentLoaderTests {
     }
 
     @Test func everyMistakeIsReportedAtOnce() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - name: gen
                 generate: {count: 10}
@@ -128,16 +131,18 @@ struct DocumentLoaderTests {
             delivery:
               drainTimeout: 10
             """)
-        #expect(issues.map(\.path) == [
-            "spec.targets[0].file.colour",
-            "spec.batching.maxMessages",
-            "spec.delivery.drainTimeout",
-        ])
+        #expect(
+            issues.map(\.path) == [
+                "spec.targets[0].file.colour",
+                "spec.batching.maxMessages",
+                "spec.delivery.drainTimeout",
+            ])
         #expect(issues.map(\.line) == [8, 12, 14])
     }
 
     @Test func referenceMistakesAreReportedTogether() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - name: gen
                 generate: {count: 10}
@@ -155,7 +160,8 @@ struct DocumentLoaderTests {
     }
 
     @Test func inFlightAboveOneIsRefusedForAKindThatConfirmsEachBatchBeforeTheNext() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - name: gen
                 generate: {count: 10}
@@ -175,7 +181,8 @@ struct DocumentLoaderTests {
     }
 
     @Test func schemaAndReferenceMistakesAreReportedTogether() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - name: gen
                 generate: {count: 10}
@@ -193,7 +200,8 @@ struct DocumentLoaderTests {
     }
 
     @Test func issuesAreSortedByLineAndDescribeWhereTheyAre() throws {
-        let result = loader().load("""
+        let result = loader().load(
+            """
             sources:
               - name: gen
                 generate: {count: ten}
@@ -216,7 +224,8 @@ struct DocumentLoaderTests {
     }
 
     @Test func yamlSyntaxErrorsNameTheLine() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - name: gen
                 generate: {count: 10
@@ -252,381 +261,459 @@ struct InvalidCase: CustomTestStringConvertible, Sendable {
 @Suite("Invalid documents")
 struct InvalidDocumentTests {
     static let cases: [InvalidCase] = [
-        InvalidCase(name: "unknown field under a target", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file:
-                  path: /tmp/out.ndjson
-                  colour: blue
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[0].file.colour", line: 8, mentions: "unknown field 'colour'"),
-        InvalidCase(name: "wrong type", yaml: minimalSpec + """
+        InvalidCase(
+            name: "unknown field under a target",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file:
+                      path: /tmp/out.ndjson
+                      colour: blue
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[0].file.colour", line: 8, mentions: "unknown field 'colour'"),
+        InvalidCase(
+            name: "wrong type",
+            yaml: minimalSpec + """
 
-            batching:
-              maxMessages: "lots"
-            """, path: "spec.batching.maxMessages", line: 13, mentions: "expected an integer"),
-        InvalidCase(name: "integer out of range", yaml: minimalSpec + """
+                batching:
+                  maxMessages: "lots"
+                """, path: "spec.batching.maxMessages", line: 13, mentions: "expected an integer"),
+        InvalidCase(
+            name: "integer out of range",
+            yaml: minimalSpec + """
 
-            batching:
-              maxMessages: 0
-            """, path: "spec.batching.maxMessages", line: 13, mentions: "at least 1"),
-        InvalidCase(name: "bad duration", yaml: minimalSpec + """
+                batching:
+                  maxMessages: 0
+                """, path: "spec.batching.maxMessages", line: 13, mentions: "at least 1"),
+        InvalidCase(
+            name: "bad duration",
+            yaml: minimalSpec + """
 
-            delivery:
-              drainTimeout: 10
-            """, path: "spec.delivery.drainTimeout", line: 13, mentions: "expected a duration"),
-        InvalidCase(name: "bad size", yaml: minimalSpec + """
+                delivery:
+                  drainTimeout: 10
+                """, path: "spec.delivery.drainTimeout", line: 13, mentions: "expected a duration"),
+        InvalidCase(
+            name: "bad size",
+            yaml: minimalSpec + """
 
-            batching:
-              maxBytes: 12XB
-            """, path: "spec.batching.maxBytes", line: 13, mentions: "expected a size"),
-        InvalidCase(name: "bad choice", yaml: minimalSpec + """
+                batching:
+                  maxBytes: 12XB
+                """, path: "spec.batching.maxBytes", line: 13, mentions: "expected a size"),
+        InvalidCase(
+            name: "bad choice",
+            yaml: minimalSpec + """
 
-            observability:
-              logLevel: loud
-            """, path: "spec.observability.logLevel", line: 13, mentions: "expected one of"),
-        InvalidCase(name: "dangling route source", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - from: [nope]
-                to: [out]
-              - {from: [gen], to: [out]}
-            """, path: "spec.routes[0].from[0]", line: 8, mentions: "no source is named 'nope'"),
-        InvalidCase(name: "dangling route target", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - from: [gen]
-                to: [out, nope]
-            """, path: "spec.routes[0].to[1]", line: 9, mentions: "no target is named 'nope'"),
-        InvalidCase(name: "route with an empty to", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - from: [gen]
-                to: []
-              - {from: [gen], to: [out]}
-            """, path: "spec.routes[0].to", line: 9, mentions: "at least one target"),
-        InvalidCase(name: "route without to", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - from: [gen]
-              - {from: [gen], to: [out]}
-            """, path: "spec.routes[0].to", line: 8, mentions: "required"),
-        InvalidCase(name: "duplicate source names", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-              - name: gen
-                generate: {count: 20}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.sources[1].name", line: 4, mentions: "already named 'gen'"),
-        InvalidCase(name: "duplicate target names", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-              - name: out
-                drop: {}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[1].name", line: 7, mentions: "already named 'out'"),
-        InvalidCase(name: "missing required path of a file target", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file:
-                  fsync: false
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[0].file.path", line: 7, mentions: "required"),  // the object's first line
-        InvalidCase(name: "empty path of a file target", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file:
-                  path: ""
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[0].file.path", line: 7, mentions: "must not be empty"),
-        InvalidCase(name: "two connector kinds in one entry", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-                drop: {}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[0].drop", line: 7, mentions: "exactly one connector kind"),
-        InvalidCase(name: "no connector kind", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                parallelism: 2
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[0]", line: 5, mentions: "names no target kind"),
-        InvalidCase(name: "unknown connector kind", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                carrier-pigeon: {loft: roof}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[0].carrier-pigeon", line: 6, mentions: "unknown target kind"),
-        InvalidCase(name: "a source kind used as a target", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                generate: {count: 1}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[0].generate", line: 6, mentions: "unknown target kind"),
-        InvalidCase(name: "missing entry name", yaml: """
-            sources:
-              - generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.sources[0].name", line: 2, mentions: "required"),
-        InvalidCase(name: "bad entry name", yaml: """
-            sources:
-              - name: "my source"
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.sources[0].name", line: 2, mentions: "letters, digits", count: 2),
-        InvalidCase(name: "dead letter naming no target", yaml: minimalSpec + """
+                observability:
+                  logLevel: loud
+                """, path: "spec.observability.logLevel", line: 13, mentions: "expected one of"),
+        InvalidCase(
+            name: "dangling route source",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - from: [nope]
+                    to: [out]
+                  - {from: [gen], to: [out]}
+                """, path: "spec.routes[0].from[0]", line: 8, mentions: "no source is named 'nope'"),
+        InvalidCase(
+            name: "dangling route target",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - from: [gen]
+                    to: [out, nope]
+                """, path: "spec.routes[0].to[1]", line: 9, mentions: "no target is named 'nope'"),
+        InvalidCase(
+            name: "route with an empty to",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - from: [gen]
+                    to: []
+                  - {from: [gen], to: [out]}
+                """, path: "spec.routes[0].to", line: 9, mentions: "at least one target"),
+        InvalidCase(
+            name: "route without to",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - from: [gen]
+                  - {from: [gen], to: [out]}
+                """, path: "spec.routes[0].to", line: 8, mentions: "required"),
+        InvalidCase(
+            name: "duplicate source names",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                  - name: gen
+                    generate: {count: 20}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.sources[1].name", line: 4, mentions: "already named 'gen'"),
+        InvalidCase(
+            name: "duplicate target names",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                  - name: out
+                    drop: {}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[1].name", line: 7, mentions: "already named 'out'"),
+        InvalidCase(
+            name: "missing required path of a file target",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file:
+                      fsync: false
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[0].file.path", line: 7, mentions: "required"),  // the object's first line
+        InvalidCase(
+            name: "empty path of a file target",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file:
+                      path: ""
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[0].file.path", line: 7, mentions: "must not be empty"),
+        InvalidCase(
+            name: "two connector kinds in one entry",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                    drop: {}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[0].drop", line: 7, mentions: "exactly one connector kind"),
+        InvalidCase(
+            name: "no connector kind",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    parallelism: 2
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[0]", line: 5, mentions: "names no target kind"),
+        InvalidCase(
+            name: "unknown connector kind",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    carrier-pigeon: {loft: roof}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[0].carrier-pigeon", line: 6, mentions: "unknown target kind"),
+        InvalidCase(
+            name: "a source kind used as a target",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    generate: {count: 1}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[0].generate", line: 6, mentions: "unknown target kind"),
+        InvalidCase(
+            name: "missing entry name",
+            yaml: """
+                sources:
+                  - generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.sources[0].name", line: 2, mentions: "required"),
+        InvalidCase(
+            name: "bad entry name",
+            yaml: """
+                sources:
+                  - name: "my source"
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.sources[0].name", line: 2, mentions: "letters, digits", count: 2),
+        InvalidCase(
+            name: "dead letter naming no target",
+            yaml: minimalSpec + """
 
-            delivery:
-              deadLetter: dlq
-            """, path: "spec.delivery.deadLetter", line: 13, mentions: "no target is named 'dlq'"),
-        InvalidCase(name: "generate with both size and value", yaml: """
-            sources:
-              - name: gen
-                generate:
-                  size: 100
-                  value: "{{ offset }}"
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.sources[0].generate.value", line: 5, mentions: "set only one of size, value"),
-        InvalidCase(name: "generate with a rate of zero", yaml: """
-            sources:
-              - name: gen
-                generate:
-                  rate: 0
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.sources[0].generate.rate", line: 4, mentions: "greater than 0"),
-        InvalidCase(name: "bad template syntax in a generate key", yaml: """
-            sources:
-              - name: gen
-                generate:
-                  count: 10
-                  key: "user-{{ offset"
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.sources[0].generate.key", line: 5, mentions: "never closed"),
-        InvalidCase(name: "unknown template variable", yaml: """
-            sources:
-              - name: gen
-                generate:
-                  headers: {region: "{{ region }}"}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.sources[0].generate.headers.region", line: 4, mentions: "unknown variable 'region'"),
-        InvalidCase(name: "environment variable missing without default", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file:
-                  path: "${env:OUT_DIR}/out.ndjson"
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[0].file.path", line: 7, mentions: "OUT_DIR"),
-        InvalidCase(name: "environment variable missing in a whole resource", yaml: """
-            apiVersion: switchyard.dev/v1alpha1
-            kind: Connector
-            spec:
-              sources:
-                - name: gen
-                  generate: {count: 10}
-              targets:
-                - name: out
-                  file:
-                    path: "${env:OUT_DIR}/out.ndjson"
-              routes:
-                - {from: [gen], to: [out]}
-            """, path: "spec.targets[0].file.path", line: 10, mentions: "OUT_DIR"),
-        InvalidCase(name: "environment variable set but empty", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: "${env:OUT}"}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[0].file.path", line: 6, mentions: "OUT", environment: ["OUT": ""]),
-        InvalidCase(name: "unknown reference", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: "${vault:secret/out}"}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[0].file.path", line: 6, mentions: "unknown reference"),
-        InvalidCase(name: "wrong apiVersion", yaml: """
-            apiVersion: switchyard.dev/v1
-            kind: Connector
-            spec:
-              sources:
-                - name: gen
-                  generate: {count: 10}
-              targets:
-                - name: out
-                  file: {path: /tmp/out.ndjson}
-              routes:
-                - {from: [gen], to: [out]}
-            """, path: "apiVersion", line: 1, mentions: "switchyard.dev/v1alpha1"),
-        InvalidCase(name: "wrong kind", yaml: """
-            apiVersion: switchyard.dev/v1alpha1
-            kind: Pipeline
-            spec:
-              sources:
-                - name: gen
-                  generate: {count: 10}
-              targets:
-                - name: out
-                  file: {path: /tmp/out.ndjson}
-              routes:
-                - {from: [gen], to: [out]}
-            """, path: "kind", line: 2, mentions: "Connector"),
-        InvalidCase(name: "resource without spec", yaml: """
-            apiVersion: switchyard.dev/v1alpha1
-            kind: Connector
-            metadata: {name: x}
-            """, path: "spec", line: 1, mentions: "required"),
-        InvalidCase(name: "a source in no route", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-              - name: idle
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.sources[1].name", line: 4, mentions: "source 'idle' is in no route"),
-        InvalidCase(name: "a target in no route", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-              - name: idle
-                drop: {}
-            routes:
-              - {from: [gen], to: [out]}
-            """, path: "spec.targets[1].name", line: 7, mentions: "target 'idle' is in no route"),
-        InvalidCase(name: "no routes", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes: []
-            """, path: "spec.routes", line: 7, mentions: "at least one route", count: 3),  // plus: gen and out are in no route
-        InvalidCase(name: "initial backoff above max backoff", yaml: minimalSpec + """
+                delivery:
+                  deadLetter: dlq
+                """, path: "spec.delivery.deadLetter", line: 13, mentions: "no target is named 'dlq'"),
+        InvalidCase(
+            name: "generate with both size and value",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate:
+                      size: 100
+                      value: "{{ offset }}"
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.sources[0].generate.value", line: 5, mentions: "set only one of size, value"),
+        InvalidCase(
+            name: "generate with a rate of zero",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate:
+                      rate: 0
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.sources[0].generate.rate", line: 4, mentions: "greater than 0"),
+        InvalidCase(
+            name: "bad template syntax in a generate key",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate:
+                      count: 10
+                      key: "user-{{ offset"
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.sources[0].generate.key", line: 5, mentions: "never closed"),
+        InvalidCase(
+            name: "unknown template variable",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate:
+                      headers: {region: "{{ region }}"}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.sources[0].generate.headers.region", line: 4, mentions: "unknown variable 'region'"),
+        InvalidCase(
+            name: "environment variable missing without default",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file:
+                      path: "${env:OUT_DIR}/out.ndjson"
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[0].file.path", line: 7, mentions: "OUT_DIR"),
+        InvalidCase(
+            name: "environment variable missing in a whole resource",
+            yaml: """
+                apiVersion: switchyard.dev/v1alpha1
+                kind: Connector
+                spec:
+                  sources:
+                    - name: gen
+                      generate: {count: 10}
+                  targets:
+                    - name: out
+                      file:
+                        path: "${env:OUT_DIR}/out.ndjson"
+                  routes:
+                    - {from: [gen], to: [out]}
+                """, path: "spec.targets[0].file.path", line: 10, mentions: "OUT_DIR"),
+        InvalidCase(
+            name: "environment variable set but empty",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: "${env:OUT}"}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[0].file.path", line: 6, mentions: "OUT", environment: ["OUT": ""]),
+        InvalidCase(
+            name: "unknown reference",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: "${vault:secret/out}"}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[0].file.path", line: 6, mentions: "unknown reference"),
+        InvalidCase(
+            name: "wrong apiVersion",
+            yaml: """
+                apiVersion: switchyard.dev/v1
+                kind: Connector
+                spec:
+                  sources:
+                    - name: gen
+                      generate: {count: 10}
+                  targets:
+                    - name: out
+                      file: {path: /tmp/out.ndjson}
+                  routes:
+                    - {from: [gen], to: [out]}
+                """, path: "apiVersion", line: 1, mentions: "switchyard.dev/v1alpha1"),
+        InvalidCase(
+            name: "wrong kind",
+            yaml: """
+                apiVersion: switchyard.dev/v1alpha1
+                kind: Pipeline
+                spec:
+                  sources:
+                    - name: gen
+                      generate: {count: 10}
+                  targets:
+                    - name: out
+                      file: {path: /tmp/out.ndjson}
+                  routes:
+                    - {from: [gen], to: [out]}
+                """, path: "kind", line: 2, mentions: "Connector"),
+        InvalidCase(
+            name: "resource without spec",
+            yaml: """
+                apiVersion: switchyard.dev/v1alpha1
+                kind: Connector
+                metadata: {name: x}
+                """, path: "spec", line: 1, mentions: "required"),
+        InvalidCase(
+            name: "a source in no route",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                  - name: idle
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.sources[1].name", line: 4, mentions: "source 'idle' is in no route"),
+        InvalidCase(
+            name: "a target in no route",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                  - name: idle
+                    drop: {}
+                routes:
+                  - {from: [gen], to: [out]}
+                """, path: "spec.targets[1].name", line: 7, mentions: "target 'idle' is in no route"),
+        InvalidCase(
+            name: "no routes",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes: []
+                """, path: "spec.routes", line: 7, mentions: "at least one route", count: 3),  // plus: gen and out are in no route
+        InvalidCase(
+            name: "initial backoff above max backoff",
+            yaml: minimalSpec + """
 
-            delivery:
-              retry: {initialBackoff: 1m, maxBackoff: 1s}
-            """, path: "spec.delivery.retry.initialBackoff", line: 13, mentions: "must not exceed maxBackoff"),
-        InvalidCase(name: "memory limit too small", yaml: minimalSpec + """
+                delivery:
+                  retry: {initialBackoff: 1m, maxBackoff: 1s}
+                """, path: "spec.delivery.retry.initialBackoff", line: 13, mentions: "must not exceed maxBackoff"),
+        InvalidCase(
+            name: "memory limit too small",
+            yaml: minimalSpec + """
 
-            delivery:
-              memoryLimit: 512KiB
-            """, path: "spec.delivery.memoryLimit", line: 13, mentions: "at least 1MiB"),
-        InvalidCase(name: "bad listen address", yaml: minimalSpec + """
+                delivery:
+                  memoryLimit: 512KiB
+                """, path: "spec.delivery.memoryLimit", line: 13, mentions: "at least 1MiB"),
+        InvalidCase(
+            name: "bad listen address",
+            yaml: minimalSpec + """
 
-            observability:
-              listen: localhost
-            """, path: "spec.observability.listen", line: 13, mentions: "HOST:PORT"),
-        InvalidCase(name: "a field set twice", yaml: """
-            sources:
-              - name: gen
-                generate: {count: 10}
-            targets:
-              - name: out
-                file: {path: /tmp/out.ndjson}
-            routes:
-              - {from: [gen], to: [out]}
-            batching: {maxMessages: 10, maxMessages: 20}
-            """, path: "spec.batching.maxMessages", line: 9, mentions: "set twice"),
+                observability:
+                  listen: localhost
+                """, path: "spec.observability.listen", line: 13, mentions: "HOST:PORT"),
+        InvalidCase(
+            name: "a field set twice",
+            yaml: """
+                sources:
+                  - name: gen
+                    generate: {count: 10}
+                targets:
+                  - name: out
+                    file: {path: /tmp/out.ndjson}
+                routes:
+                  - {from: [gen], to: [out]}
+                batching: {maxMessages: 10, maxMessages: 20}
+                """, path: "spec.batching.maxMessages", line: 9, mentions: "set twice"),
     ]
 
     @Test(arguments: cases)

@@ -58,7 +58,8 @@ struct InterpolationTests {
     }
 
     @Test func aReferenceInACommentIsNeverRead() throws {
-        let document = try loadValid("""
+        let document = try loadValid(
+            """
             # Set ${env:NOT_SET_ANYWHERE} before running; see ${file:/nonexistent}.
             sources:
               - name: gen   # ${env:ALSO_NOT_SET}
@@ -75,7 +76,8 @@ struct InterpolationTests {
     }
 
     @Test func referencesAreReplacedInEveryScalarValueButNotInKeys() throws {
-        let document = try loadValid("""
+        let document = try loadValid(
+            """
             sources:
               - name: gen
                 generate:
@@ -101,7 +103,8 @@ struct InterpolationTests {
     }
 
     @Test func namesRefuseReferencesSoThatMessagesCanQuoteThem() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - name: gen
                 generate: {count: 10}
@@ -123,7 +126,8 @@ struct InterpolationTests {
     }
 
     @Test func everyFailedReferenceIsReported() throws {
-        let issues = try loadInvalid("""
+        let issues = try loadInvalid(
+            """
             sources:
               - name: gen
                 generate: {count: 10, channel: "${env:CHANNEL}"}
@@ -143,7 +147,8 @@ struct InterpolationTests {
 
     @Test func aFileValueThatFailsValidationIsNeverEchoed() throws {
         let files = ["/run/secrets/batch": Self.secret + "\n"]
-        let result = loader(files: files).load("""
+        let result = loader(files: files).load(
+            """
             sources:
               - name: gen
                 generate: {count: 10}
@@ -164,9 +169,10 @@ struct InterpolationTests {
             Issue.record("the document should be rejected")
             return
         }
-        #expect(errors.issues.map(\.path) == [
-            "spec.batching.maxMessages", "spec.batching.maxBytes", "spec.batching.maxDelay", "spec.delivery.drainTimeout",
-        ])
+        #expect(
+            errors.issues.map(\.path) == [
+                "spec.batching.maxMessages", "spec.batching.maxBytes", "spec.batching.maxDelay", "spec.delivery.drainTimeout",
+            ])
         for issue in errors.issues {
             #expect(!issue.message.contains(Self.secret), "\(issue)")
             #expect(!issue.message.contains("hunter2"), "\(issue)")
@@ -178,7 +184,8 @@ struct InterpolationTests {
     }
 
     @Test func anEnvironmentValueThatFailsValidationIsNeverEchoed() throws {
-        let result = loader(environment: ["FSYNC": Self.secret]).load("""
+        let result = loader(environment: ["FSYNC": Self.secret]).load(
+            """
             sources:
               - name: gen
                 generate: {count: 10}
@@ -230,7 +237,8 @@ struct ExampleDocumentTests {
         guard case .failure(let errors) = loader().load(text) else { return }
         let unexpected = errors.issues.filter { issue in
             let kind = String(issue.path.split(separator: ".").last ?? "")
-            let unknownKind = issue.message.hasPrefix("unknown source kind or field") || issue.message.hasPrefix("unknown target kind or field")
+            let unknownKind =
+                issue.message.hasPrefix("unknown source kind or field") || issue.message.hasPrefix("unknown target kind or field")
             return !(unknownKind && Self.otherFamilyKinds.contains(kind))
         }
         #expect(unexpected.isEmpty, "\(file):\n\(DocumentErrors(unexpected))")

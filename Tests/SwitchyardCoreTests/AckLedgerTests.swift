@@ -19,11 +19,12 @@ struct AckLedgerTests {
         // 11 completes the run 10...12; 13 is still out, so 14 waits.
         #expect(source.acks == [Ack(shard: 0, through: 10, count: 1), Ack(shard: 0, through: 12, count: 2)])
         handle.confirm([3])
-        #expect(source.acks == [
-            Ack(shard: 0, through: 10, count: 1),
-            Ack(shard: 0, through: 12, count: 2),
-            Ack(shard: 0, through: 14, count: 2),
-        ])
+        #expect(
+            source.acks == [
+                Ack(shard: 0, through: 10, count: 1),
+                Ack(shard: 0, through: 12, count: 2),
+                Ack(shard: 0, through: 14, count: 2),
+            ])
         #expect(ledger.ledger(for: 0).releasedThrough == 14)
         #expect(!ledger.hasPending)
     }
@@ -32,7 +33,7 @@ struct AckLedgerTests {
         let ledger = self.ledger
         let first = ledger.register(shard: 3, offsets: [100, 101, 102], remaining: [1, 1, 1], bytes: 30)
         let second = ledger.register(shard: 3, offsets: [103, 104], remaining: [1, 1], bytes: 20)
-        first.confirm([0, 2])   // 101 is in flight (or failed): never confirmed
+        first.confirm([0, 2])  // 101 is in flight (or failed): never confirmed
         second.confirmAll()
         #expect(source.acks == [Ack(shard: 3, through: 100, count: 1)])
         #expect(ledger.ledger(for: 3).releasedThrough == 100)
@@ -61,10 +62,10 @@ struct AckLedgerTests {
     @Test func aFannedOutMessageIsReleasedOnlyAfterEveryTargetConfirmed() {
         let ledger = self.ledger
         let handle = ledger.register(shard: 0, offsets: [7, 8], remaining: [2, 2], bytes: 40)
-        handle.confirmAll()   // first target
+        handle.confirmAll()  // first target
         #expect(source.acks.isEmpty)
         #expect(observer.completions.isEmpty)
-        handle.confirm([0])   // second target, message 7
+        handle.confirm([0])  // second target, message 7
         #expect(source.acks == [Ack(shard: 0, through: 7, count: 1)])
         handle.confirm([1])
         #expect(source.acks == [Ack(shard: 0, through: 7, count: 1), Ack(shard: 0, through: 8, count: 1)])

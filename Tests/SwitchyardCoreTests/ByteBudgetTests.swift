@@ -52,10 +52,11 @@ struct ByteBudgetTests {
         let flags = [Flag(), Flag(), Flag()]
         var waiters: [Task<Void, any Error>] = []
         for (index, flag) in flags.enumerated() {
-            waiters.append(Task {
-                try await budget.acquire(30)
-                flag.set()
-            })
+            waiters.append(
+                Task {
+                    try await budget.acquire(30)
+                    flag.set()
+                })
             await eventually("waiter \(index) is queued") { budget.suspensions == UInt64(index + 1) }
         }
         budget.release(40)  // room for exactly one waiter: the first

@@ -70,7 +70,11 @@ struct PipelineTests {
             return .allWritten
         }
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 2, maxBytes: 1 << 20, maxDelay: .milliseconds(1)), queueCapacity: 2)],
+            targets: [
+                .init(
+                    name: "t", target: target, batching: BatchingPolicy(maxMessages: 2, maxBytes: 1 << 20, maxDelay: .milliseconds(1)),
+                    queueCapacity: 2)
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
         try await pipeline.submit(messages(offsets: 0...1))
         await eventually("the target is blocked in its write") { gate.arrivals == 1 }
@@ -93,7 +97,11 @@ struct PipelineTests {
     @Test func concurrentProducersThroughATinyQueueDeliverEveryMessageExactlyOnce() async throws {
         let target = ScriptedTarget()
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 3, maxBytes: 1 << 20, maxDelay: .milliseconds(1)), lanes: 2, queueCapacity: 2)],
+            targets: [
+                .init(
+                    name: "t", target: target, batching: BatchingPolicy(maxMessages: 3, maxBytes: 1 << 20, maxDelay: .milliseconds(1)),
+                    lanes: 2, queueCapacity: 2)
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"], ordering: .partition)])
         let shards: [Int32] = [0, 1, 2, 3, 4, 5, 6, 7]
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -242,10 +250,15 @@ struct PipelineTests {
 
     @Test func aPermanentMessageErrorWithoutADeadLetterTargetStopsTheRouteAndHoldsTheWatermark() async throws {
         let target = ScriptedTarget { _, messages in
-            WriteResult(failures: messages.enumerated().filter { $0.element.offset == 6 }.map { ($0.offset, .permanent("violates constraint orders_pk")) })
+            WriteResult(
+                failures: messages.enumerated().filter { $0.element.offset == 6 }.map {
+                    ($0.offset, .permanent("violates constraint orders_pk"))
+                })
         }
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 3, maxBytes: 1 << 20, maxDelay: .milliseconds(1)))],
+            targets: [
+                .init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 3, maxBytes: 1 << 20, maxDelay: .milliseconds(1)))
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
         try await pipeline.submit(shard: 2, messages(shard: 2, offsets: 5...7))
         try await pipeline.submit(shard: 2, messages(shard: 2, offsets: 8...9))
@@ -308,7 +321,9 @@ struct PipelineTests {
     @Test func batchesAreCutAtMaxMessages() async throws {
         let target = ScriptedTarget()
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 3, maxBytes: 1 << 30, maxDelay: .seconds(3600)))],
+            targets: [
+                .init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 3, maxBytes: 1 << 30, maxDelay: .seconds(3600)))
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
         try await pipeline.submit(messages(offsets: 0...6))
         await eventually("two full batches are written") { target.completedCalls.count == 2 }
@@ -333,7 +348,11 @@ struct PipelineTests {
         let batch = Self.equalMessages()
         let target = ScriptedTarget()
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 1000, maxBytes: 3 * batch[0].accountedBytes, maxDelay: .seconds(3600)))],
+            targets: [
+                .init(
+                    name: "t", target: target,
+                    batching: BatchingPolicy(maxMessages: 1000, maxBytes: 3 * batch[0].accountedBytes, maxDelay: .seconds(3600)))
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
         for message in batch {
             try await pipeline.submit([message])
@@ -351,7 +370,11 @@ struct PipelineTests {
         let batch = Self.equalMessages()
         let target = ScriptedTarget()
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 1000, maxBytes: 3 * batch[0].accountedBytes, maxDelay: .seconds(3600)))],
+            targets: [
+                .init(
+                    name: "t", target: target,
+                    batching: BatchingPolicy(maxMessages: 1000, maxBytes: 3 * batch[0].accountedBytes, maxDelay: .seconds(3600)))
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
         try await pipeline.submit(batch)
         await eventually("two full batches are written") { target.completedCalls.count == 2 }
@@ -366,7 +389,9 @@ struct PipelineTests {
     @Test func aPartialBatchIsWrittenAfterMaxDelay() async throws {
         let target = ScriptedTarget()
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 100, maxBytes: 1 << 30, maxDelay: .milliseconds(20)))],
+            targets: [
+                .init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 100, maxBytes: 1 << 30, maxDelay: .milliseconds(20)))
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
         try await pipeline.submit(messages(offsets: 0...1))
         await eventually("the partial batch is written") { target.completedCalls.count == 1 }
@@ -378,7 +403,9 @@ struct PipelineTests {
     @Test func flushWritesPartialBatchesAtOnceEvenWithAnHourOfMaxDelay() async throws {
         let target = ScriptedTarget()
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 100, maxBytes: 1 << 30, maxDelay: .seconds(3600)))],
+            targets: [
+                .init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 100, maxBytes: 1 << 30, maxDelay: .seconds(3600)))
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
         try await pipeline.submit(messages(offsets: 0...1))
         try await pipeline.submit(messages(offsets: 2...2))
@@ -398,7 +425,9 @@ struct PipelineTests {
     @Test func shutdownWritesWhatIsQueuedEvenWithAnHourOfMaxDelay() async throws {
         let target = ScriptedTarget()
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 100, maxBytes: 1 << 30, maxDelay: .seconds(3600)))],
+            targets: [
+                .init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 100, maxBytes: 1 << 30, maxDelay: .seconds(3600)))
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
         try await pipeline.submit(messages(offsets: 0...4))
         await pipeline.shutdown()
@@ -419,11 +448,11 @@ struct PipelineTests {
             ])
         let order = [Header("type", "order")]
         let batch = [
-            messages(offsets: [0], channel: "audit")[0],                       // nowhere
-            messages(offsets: [1], channel: "orders.eu", headers: order)[0],   // a and b
-            messages(offsets: [2], channel: "orders.us")[0],                   // a
-            messages(offsets: [3], channel: "payments", headers: order)[0],    // b
-            messages(offsets: [4], channel: "orders", headers: [Header("type", "refund")])[0], // nowhere
+            messages(offsets: [0], channel: "audit")[0],  // nowhere
+            messages(offsets: [1], channel: "orders.eu", headers: order)[0],  // a and b
+            messages(offsets: [2], channel: "orders.us")[0],  // a
+            messages(offsets: [3], channel: "payments", headers: order)[0],  // b
+            messages(offsets: [4], channel: "orders", headers: [Header("type", "refund")])[0],  // nowhere
         ]
         try await pipeline.submit(batch)
         await eventually("everything is acknowledged") { pipeline.source.acknowledgedCount == 5 }
@@ -491,7 +520,11 @@ struct PipelineTests {
             return .allWritten
         }
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 3, maxBytes: 1 << 30, maxDelay: .milliseconds(1)), lanes: 4)],
+            targets: [
+                .init(
+                    name: "t", target: target, batching: BatchingPolicy(maxMessages: 3, maxBytes: 1 << 30, maxDelay: .milliseconds(1)),
+                    lanes: 4)
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"], ordering: .partition)])
         let shards: [Int32] = [0, 1, 2, 3, 4, 5]
         for round in Int64(0)..<5 {
@@ -517,7 +550,11 @@ struct PipelineTests {
             return .allWritten
         }
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 2, maxBytes: 1 << 30, maxDelay: .milliseconds(1)), inFlight: 3)],
+            targets: [
+                .init(
+                    name: "t", target: target, batching: BatchingPolicy(maxMessages: 2, maxBytes: 1 << 30, maxDelay: .milliseconds(1)),
+                    inFlight: 3)
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
         try await pipeline.submit(messages(offsets: 0..<10))
         await eventually("three batches await their confirmation") { gate.arrivals == 3 }
@@ -543,7 +580,11 @@ struct PipelineTests {
             return WriteResult(failures: [(0, .retriable("not now"))])
         }
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 2, maxBytes: 1 << 30, maxDelay: .milliseconds(1)), inFlight: 4)],
+            targets: [
+                .init(
+                    name: "t", target: target, batching: BatchingPolicy(maxMessages: 2, maxBytes: 1 << 30, maxDelay: .milliseconds(1)),
+                    inFlight: 4)
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"])])
         try await pipeline.submit(messages(offsets: 0..<6))
         await eventually("the batches behind the first are written") { target.writtenOffsets.sorted() == [2, 3, 4, 5] }
@@ -574,7 +615,11 @@ struct PipelineTests {
             return .allWritten
         }
         let pipeline = Pipeline(
-            targets: [.init(name: "t", target: target, batching: BatchingPolicy(maxMessages: 4, maxBytes: 1 << 30, maxDelay: .milliseconds(1)), lanes: 3)],
+            targets: [
+                .init(
+                    name: "t", target: target, batching: BatchingPolicy(maxMessages: 4, maxBytes: 1 << 30, maxDelay: .milliseconds(1)),
+                    lanes: 3)
+            ],
             routes: [Route(name: "r", from: ["src"], to: ["t"], ordering: .key)])
         var offset: Int64 = 0
         for _ in 0..<10 {
@@ -639,7 +684,7 @@ struct PipelineTests {
         pipeline.context.stop()
         await waiter.value
         #expect(pipeline.context.isStopping)
-        await pipeline.context.waitUntilStopping()   // already stopping: returns at once
+        await pipeline.context.waitUntilStopping()  // already stopping: returns at once
         await pipeline.shutdown()
     }
 }

@@ -19,10 +19,11 @@ struct ProvenanceTests {
         let rules = Provenance(cluster: "east")
         var message = Message(value: [1], headers: [Header("app", "shop")], channel: "orders", partition: 3, offset: 1234)
         #expect(rules.apply(&message) == nil)
-        #expect(message.headers.map(\.name) == [
-            "app", "switchyard-origin", "switchyard-hops",
-            "switchyard-source-cluster", "switchyard-source-topic", "switchyard-source-partition", "switchyard-source-offset",
-        ])
+        #expect(
+            message.headers.map(\.name) == [
+                "app", "switchyard-origin", "switchyard-hops",
+                "switchyard-source-cluster", "switchyard-source-topic", "switchyard-source-partition", "switchyard-source-offset",
+            ])
         #expect(SourcePosition(headers: message.headers) == SourcePosition(cluster: "east", topic: "orders", partition: 3, offset: 1234))
         // Bridged again from west: the origin stays, the position is the new hop's.
         var again = Message(value: [1], headers: message.headers, channel: "mirror.orders", partition: 1, offset: 7)

@@ -3,7 +3,11 @@ import Testing
 
 @Suite struct TapHubTests {
     func messages(_ range: Range<Int>, value: String = "payload") -> [Message] {
-        range.map { Message(key: Array("k\($0)".utf8), value: Array("\(value)-\($0)".utf8), headers: [Header("Secret", "s\($0)"), Header("trace", "t\($0)")], channel: "c", partition: 1, offset: Int64($0)) }
+        range.map {
+            Message(
+                key: Array("k\($0)".utf8), value: Array("\(value)-\($0)".utf8),
+                headers: [Header("Secret", "s\($0)"), Header("trace", "t\($0)")], channel: "c", partition: 1, offset: Int64($0))
+        }
     }
 
     func hub(_ settings: TapSettings = TapSettings(enabled: true, buffer: 10)) -> TapHub {
@@ -65,9 +69,13 @@ import Testing
     @Test func refusalsAndDisabling() throws {
         let off = TapHub()
         off.configure(TapSettings(enabled: false), points: [TapPoint(.source, "s")])
-        guard case .failure(.disabled) = off.subscribe(TapPoint(.source, "s")) else { Issue.record("a disabled hub attached a tap"); return }
+        guard case .failure(.disabled) = off.subscribe(TapPoint(.source, "s")) else {
+            Issue.record("a disabled hub attached a tap"); return
+        }
         let hub = hub(TapSettings(enabled: true, maxTaps: 1))
-        guard case .failure(.unknownPoint) = hub.subscribe(TapPoint(.source, "nope")) else { Issue.record("unknown point attached"); return }
+        guard case .failure(.unknownPoint) = hub.subscribe(TapPoint(.source, "nope")) else {
+            Issue.record("unknown point attached"); return
+        }
         let tap = try hub.subscribe(TapPoint(.source, "s")).get()
         guard case .failure(.tooMany(1)) = hub.subscribe(TapPoint(.source, "s")) else { Issue.record("more than maxTaps"); return }
         // A reload that turns taps off detaches the attached ones.

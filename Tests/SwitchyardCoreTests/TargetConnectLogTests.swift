@@ -63,9 +63,7 @@ struct RecordingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt
-    ) {
-        records.lines.withLock { $0.append(message.description) }
+    func log(event: LogEvent) {
+        records.lines.withLock { $0.append(event.message.description) }
     }
 }

@@ -5,7 +5,9 @@ import Testing
 struct TemplateTests {
     let message = Message(
         key: Array("user-7".utf8),
-        value: Array(#"{"id": 42, "name": "Zoë \"Z\" \u00e9\n", "total": -12.5e1, "ok": true, "none": null, "customer": {"address": {"city": "Lyon"}, "tags": ["vip", "eu"]}, "items": [{"sku": "A1", "qty": 2}, {"sku": "B2", "qty": 1}], "a.b": "dotted"}"#.utf8),
+        value: Array(
+            #"{"id": 42, "name": "Zoë \"Z\" \u00e9\n", "total": -12.5e1, "ok": true, "none": null, "customer": {"address": {"city": "Lyon"}, "tags": ["vip", "eu"]}, "items": [{"sku": "A1", "qty": 2}, {"sku": "B2", "qty": 1}], "a.b": "dotted"}"#
+                .utf8),
         headers: [Header("type", "Order"), Header("trace.id", "abc-123"), Header("type", "second")],
         channel: "orders.eu",
         timestamp: 1_700_000_000_123,  // 2023-11-14T22:13:20.123Z

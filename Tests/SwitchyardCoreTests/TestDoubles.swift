@@ -242,8 +242,9 @@ func messages(
     headers: [Header] = [], key: [UInt8]? = nil
 ) -> [Message] {
     offsets.map { offset in
-        Message(key: key, value: Array(repeating: UInt8(ascii: "x"), count: size), headers: headers, channel: channel,
-                timestamp: 1_700_000_000_000, partition: shard, offset: offset)
+        Message(
+            key: key, value: Array(repeating: UInt8(ascii: "x"), count: size), headers: headers, channel: channel,
+            timestamp: 1_700_000_000_000, partition: shard, offset: offset)
     }
 }
 
@@ -263,7 +264,10 @@ final class Pipeline: Sendable {
         var queueCapacity: Int = 10_000
         var inFlight: Int = 1
 
-        init(name: String, target: any Target, batching: BatchingPolicy = eagerBatching, lanes: Int = 1, queueCapacity: Int = 10_000, inFlight: Int = 1) {
+        init(
+            name: String, target: any Target, batching: BatchingPolicy = eagerBatching, lanes: Int = 1, queueCapacity: Int = 10_000,
+            inFlight: Int = 1
+        ) {
             self.name = name
             self.target = target
             self.batching = batching

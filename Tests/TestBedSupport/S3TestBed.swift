@@ -22,7 +22,8 @@ public enum S3TestBed {
         let values: [String: String]
         do { values = try ServicesFile.environment() } catch { throw Failure(description: error.description) }
         guard let endpoint = values["SWITCHYARD_S3_ENDPOINT"], let id = values["SWITCHYARD_S3_ACCESS_KEY_ID"],
-              let secret = values["SWITCHYARD_S3_SECRET_ACCESS_KEY"] else {
+            let secret = values["SWITCHYARD_S3_SECRET_ACCESS_KEY"]
+        else {
             throw Failure(description: "the S3 server is not in \(path): run scripts/services start s3")
         }
         return Service(endpoint: endpoint, region: values["SWITCHYARD_S3_REGION"] ?? "us-east-1", accessKeyId: id, secretAccessKey: secret)
@@ -30,46 +31,46 @@ public enum S3TestBed {
 
     /// boto3 (path-style, signed with the test bed's key) driven by a small script.
     public static let script = #"""
-import base64, gzip, hashlib, json, os, sys
-import boto3
-from botocore.config import Config
-s3 = boto3.client("s3", endpoint_url=os.environ["SY_E"], region_name=os.environ["SY_R"],
-    aws_access_key_id=os.environ["SY_A"], aws_secret_access_key=os.environ["SY_S"],
-    config=Config(s3={"addressing_style": "path"}))
-command, bucket = sys.argv[1], sys.argv[2]
-if command == "create":
-    s3.create_bucket(Bucket=bucket)
-elif command == "list":
-    out, token = [], None
-    while True:
-        args = {"Bucket": bucket}
-        if token: args["ContinuationToken"] = token
-        page = s3.list_objects_v2(**args)
-        out += [{"key": o["Key"], "size": o["Size"]} for o in page.get("Contents", [])]
-        if not page.get("IsTruncated"): break
-        token = page["NextContinuationToken"]
-    print(json.dumps(out))
-elif command == "get":
-    answer = s3.get_object(Bucket=bucket, Key=sys.argv[3])
-    body = answer["Body"].read()
-    plain = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
-    print(json.dumps({"size": len(body), "length": answer["ContentLength"], "contentType": answer.get("ContentType", ""),
-        "gzip": body[:2] == b"\x1f\x8b", "sha256": hashlib.sha256(plain).hexdigest(), "plainSize": len(plain),
-        "body": base64.b64encode(plain).decode() if len(plain) < 4000000 else ""}))
-elif command == "getall":
-    out = []
-    for o in [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])]:
-        body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
-        plain = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
-        out.append({"key": o["Key"], "body": plain.decode()})
-    print(json.dumps(out))
-elif command == "put":
-    s3.put_object(Bucket=bucket, Key=sys.argv[3], Body=base64.b64decode(sys.argv[4]))
-elif command == "delete":
-    for o in [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])]:
-        s3.delete_object(Bucket=bucket, Key=o["Key"])
-    s3.delete_bucket(Bucket=bucket)
-"""#
+        import base64, gzip, hashlib, json, os, sys
+        import boto3
+        from botocore.config import Config
+        s3 = boto3.client("s3", endpoint_url=os.environ["SY_E"], region_name=os.environ["SY_R"],
+            aws_access_key_id=os.environ["SY_A"], aws_secret_access_key=os.environ["SY_S"],
+            config=Config(s3={"addressing_style": "path"}))
+        command, bucket = sys.argv[1], sys.argv[2]
+        if command == "create":
+            s3.create_bucket(Bucket=bucket)
+        elif command == "list":
+            out, token = [], None
+            while True:
+                args = {"Bucket": bucket}
+                if token: args["ContinuationToken"] = token
+                page = s3.list_objects_v2(**args)
+                out += [{"key": o["Key"], "size": o["Size"]} for o in page.get("Contents", [])]
+                if not page.get("IsTruncated"): break
+                token = page["NextContinuationToken"]
+            print(json.dumps(out))
+        elif command == "get":
+            answer = s3.get_object(Bucket=bucket, Key=sys.argv[3])
+            body = answer["Body"].read()
+            plain = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+            print(json.dumps({"size": len(body), "length": answer["ContentLength"], "contentType": answer.get("ContentType", ""),
+                "gzip": body[:2] == b"\x1f\x8b", "sha256": hashlib.sha256(plain).hexdigest(), "plainSize": len(plain),
+                "body": base64.b64encode(plain).decode() if len(plain) < 4000000 else ""}))
+        elif command == "getall":
+            out = []
+            for o in [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])]:
+                body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+                plain = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+                out.append({"key": o["Key"], "body": plain.decode()})
+            print(json.dumps(out))
+        elif command == "put":
+            s3.put_object(Bucket=bucket, Key=sys.argv[3], Body=base64.b64decode(sys.argv[4]))
+        elif command == "delete":
+            for o in [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])]:
+                s3.delete_object(Bucket=bucket, Key=o["Key"])
+            s3.delete_bucket(Bucket=bucket)
+        """#
 
     /// Runs the boto3 script and returns its parsed JSON output (nil when it prints nothing).
     @discardableResult
@@ -95,7 +96,8 @@ elif command == "delete":
         let data = output.fileHandleForReading.readDataToEndOfFile()
         let errorData = errors.fileHandleForReading.readDataToEndOfFile()
         guard (ChildProcess.exitStatus(process) ?? 0) == 0 else {
-            throw Failure(description: "boto3 \(arguments.joined(separator: " ")) failed: \(String(decoding: errorData, as: UTF8.self).suffix(600))")
+            throw Failure(
+                description: "boto3 \(arguments.joined(separator: " ")) failed: \(String(decoding: errorData, as: UTF8.self).suffix(600))")
         }
         if data.isEmpty { return nil }
         return try JSONSerialization.jsonObject(with: data)

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Foundation
 
@@ -7,7 +7,8 @@ import Foundation
 /// `scripts/services` writes to `.state/services.env`, and the script itself.
 public enum ServicesFile {
     /// The repository root (this file is Tests/TestBedSupport/ServicesFile.swift).
-    public static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     /// The test bed is not running, or lacks a server; the text says what to run.
     public struct Missing: Error, CustomStringConvertible {

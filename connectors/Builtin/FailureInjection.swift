@@ -5,9 +5,13 @@ import SwitchyardCore
 /// retries, backpressure, paused routes and the dead-letter path.
 final class FailureInjection: Sendable {
     static let fields: [OptionField] = [
-        OptionField("failEvery", .int(min: 1), doc: "fail every Nth message written (counted over the target's lifetime, retries included)"),
-        OptionField("failure", .choice(["permanent", "retriable", "target"]), default: "permanent",
-                    doc: "how the injected failure looks: permanent (the message goes to the dead-letter target), retriable (retried with backoff), target (the whole batch fails as if the target were down)"),
+        OptionField(
+            "failEvery", .int(min: 1), doc: "fail every Nth message written (counted over the target's lifetime, retries included)"),
+        OptionField(
+            "failure", .choice(["permanent", "retriable", "target"]), default: "permanent",
+            doc:
+                "how the injected failure looks: permanent (the message goes to the dead-letter target), retriable (retried with backoff), target (the whole batch fails as if the target were down)"
+        ),
         OptionField("delay", .duration, doc: "wait this long before each batch (slows the target down, for backpressure)"),
     ]
 
@@ -34,7 +38,8 @@ final class FailureInjection: Sendable {
         var failures: [(index: Int, error: ConnectorError)] = []
         for index in 0..<messages.count where (start + index + 1) % failEvery == 0 {
             let message = messages[index]
-            let error = ConnectorError(kind, "injected failure (failEvery \(failEvery)) for partition \(message.partition) offset \(message.offset)")
+            let error = ConnectorError(
+                kind, "injected failure (failEvery \(failEvery)) for partition \(message.partition) offset \(message.offset)")
             if kind == .targetDown { throw error }
             failures.append((index, error))
         }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Logging
 import Synchronization
@@ -52,11 +52,14 @@ final class FileSink: Sendable {
 final class FileTarget: Target {
     static let kind = TargetKind(
         kind: "file",
-        summary: "appends one NDJSON line per message (key, value, headers, channel, partition, offset, timestamp) to a file; fsync per batch",
-        options: ObjectSchema(doc: "Appends NDJSON lines to a file.", [
-            OptionField("path", .string, required: true, doc: "file to append to; created when missing"),
-            OptionField("fsync", .bool, default: "true", doc: "fsync after every batch, before the batch is confirmed"),
-        ] + FailureInjection.fields),
+        summary:
+            "appends one NDJSON line per message (key, value, headers, channel, partition, offset, timestamp) to a file; fsync per batch",
+        options: ObjectSchema(
+            doc: "Appends NDJSON lines to a file.",
+            [
+                OptionField("path", .string, required: true, doc: "file to append to; created when missing"),
+                OptionField("fsync", .bool, default: "true", doc: "fsync after every batch, before the batch is confirmed"),
+            ] + FailureInjection.fields),
         validate: { options in
             options.string("path")?.isEmpty == true ? [options.issue("path", "must not be empty")] : []
         },
@@ -81,7 +84,8 @@ final class FileTarget: Target {
         if descriptor < 0 {
             let code = errno
             let message = "cannot open \(path): \(String(cString: strerror(code)))"
-            throw code == EACCES || code == ENOENT || code == EISDIR ? ConnectorError.targetDown(message) : ConnectorError.retriable(message)
+            throw code == EACCES || code == ENOENT || code == EISDIR
+                ? ConnectorError.targetDown(message) : ConnectorError.retriable(message)
         }
         sink.withLock { $0 = FileSink(path: path, descriptor: descriptor, sync: sync, label: "switchyard.file.\(name)") }
     }
@@ -117,9 +121,13 @@ final class StdoutTarget: Target {
     static let kind = TargetKind(
         kind: "stdout",
         summary: "writes messages to standard output, as NDJSON lines or raw values",
-        options: ObjectSchema(doc: "Writes to standard output.", [
-            OptionField("format", .choice(["ndjson", "value"]), default: "ndjson", doc: "ndjson: one JSON object per message; value: the value followed by a newline"),
-        ]),
+        options: ObjectSchema(
+            doc: "Writes to standard output.",
+            [
+                OptionField(
+                    "format", .choice(["ndjson", "value"]), default: "ndjson",
+                    doc: "ndjson: one JSON object per message; value: the value followed by a newline")
+            ]),
         make: { setup in StdoutTarget(setup) }
     )
 

@@ -12,17 +12,24 @@ final class GenerateSource: Source {
     static let kind = SourceKind(
         kind: "generate",
         summary: "generates messages from templates (for quickstarts, tests and benchmarks)",
-        options: ObjectSchema(doc: "Generates messages.", exclusive: [["size", "value"]], [
-            OptionField("count", .int(min: 0), doc: "messages to generate in all; absent for unlimited"),
-            OptionField("rate", .number, doc: "messages per second; absent for as fast as possible"),
-            OptionField("size", .size, doc: "value size in bytes of a fixed payload that the messages of a batch share (one allocation per batch); default 100 when no value template is set. Use a value template for a distinct buffer per message"),
-            OptionField("value", .template, doc: "value template, evaluated with partition = shard and offset = sequence number"),
-            OptionField("key", .template, doc: "key template; absent for no key"),
-            OptionField("channel", .template, default: "generate", doc: "channel template"),
-            OptionField("headers", .map(.template), doc: "header templates"),
-            OptionField("shards", .int(min: 1, max: 1024), default: "1", doc: "number of shards (partitions) the messages are spread over"),
-            OptionField("batchSize", .int(min: 1, max: 100_000), default: "500", doc: "messages per submitted batch"),
-        ]),
+        options: ObjectSchema(
+            doc: "Generates messages.", exclusive: [["size", "value"]],
+            [
+                OptionField("count", .int(min: 0), doc: "messages to generate in all; absent for unlimited"),
+                OptionField("rate", .number, doc: "messages per second; absent for as fast as possible"),
+                OptionField(
+                    "size", .size,
+                    doc:
+                        "value size in bytes of a fixed payload that the messages of a batch share (one allocation per batch); default 100 when no value template is set. Use a value template for a distinct buffer per message"
+                ),
+                OptionField("value", .template, doc: "value template, evaluated with partition = shard and offset = sequence number"),
+                OptionField("key", .template, doc: "key template; absent for no key"),
+                OptionField("channel", .template, default: "generate", doc: "channel template"),
+                OptionField("headers", .map(.template), doc: "header templates"),
+                OptionField(
+                    "shards", .int(min: 1, max: 1024), default: "1", doc: "number of shards (partitions) the messages are spread over"),
+                OptionField("batchSize", .int(min: 1, max: 100_000), default: "500", doc: "messages per submitted batch"),
+            ]),
         validate: { options in
             var issues: [ConfigIssue] = []
             if let rate = options.number("rate"), rate <= 0 {
@@ -109,7 +116,8 @@ final class GenerateSource: Source {
             // one fetch share its buffer; a fresh copy per batch keeps reference counting local.
             let batchPayload = payload.withUnsafeBufferPointer { Array($0) }
             for _ in 0..<size {
-                var message = Message(value: batchPayload, channel: constantChannel ?? "", timestamp: timestamp, partition: Int32(shard), offset: offset)
+                var message = Message(
+                    value: batchPayload, channel: constantChannel ?? "", timestamp: timestamp, partition: Int32(shard), offset: offset)
                 if constantChannel == nil { message.channel = channelTemplate.renderString(message) }
                 if let valueTemplate { message.value = valueTemplate.render(message) }
                 if let keyTemplate { message.key = keyTemplate.render(message) }
@@ -138,9 +146,11 @@ final class GenerateSource: Source {
     func close() async {
         let snapshot = progress.withLock { $0 }
         let through = snapshot.through.keys.sorted().map { "\($0):\(snapshot.through[$0]!)" }.joined(separator: ",")
-        logger.notice("generator closed", metadata: [
-            "source": "\(name)", "generated": "\(snapshot.generated)", "acknowledged": "\(snapshot.acknowledged)",
-            "acknowledgedThrough": "\(through)",
-        ])
+        logger.notice(
+            "generator closed",
+            metadata: [
+                "source": "\(name)", "generated": "\(snapshot.generated)", "acknowledged": "\(snapshot.acknowledged)",
+                "acknowledgedThrough": "\(through)",
+            ])
     }
 }

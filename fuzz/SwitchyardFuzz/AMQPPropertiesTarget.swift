@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CRabbitMQ
 import Logging
@@ -37,7 +37,9 @@ enum AMQPPropertiesTarget {
         case .success(let rendered): outgoing = rendered
         case .failure(let error):
             precondition(
-                first.headers.contains { $0.name.unicodeScalars.contains("\u{FFFD}") && $0.name.utf8.count > RabbitMQTarget.shortStringLimit },
+                first.headers.contains {
+                    $0.name.unicodeScalars.contains("\u{FFFD}") && $0.name.utf8.count > RabbitMQTarget.shortStringLimit
+                },
                 "the target refused a message decoded from AMQP: \(error)")
             return
         }
@@ -57,7 +59,9 @@ enum AMQPPropertiesTarget {
             let before = first.headers.first { $0.name == name }?.value
             let after = second.headers.first { $0.name == name }?.value
             // A priority that is not a number 0-255 is not forwarded.
-            if name == RabbitMQSource.HeaderName.priority, before.flatMap({ UInt8(String(decoding: $0, as: UTF8.self)) }) == nil { continue }
+            if name == RabbitMQSource.HeaderName.priority, before.flatMap({ UInt8(String(decoding: $0, as: UTF8.self)) }) == nil {
+                continue
+            }
             precondition(before == after, "\(name): \(String(describing: before)) came back as \(String(describing: after))")
         }
         let kept = { (message: Message) in message.headers.filter { !$0.name.hasPrefix("amqp-") && $0.name != keyHeader } }

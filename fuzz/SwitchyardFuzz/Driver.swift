@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The fuzzing driver (scripts/fuzz): one binary, built with `-sanitize=fuzzer` only when the
@@ -8,7 +8,7 @@ import Glibc
 // the input when one does.
 
 @_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
+func runFuzzerDriver(
     _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
 ) -> Int32
@@ -44,5 +44,5 @@ func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<C
     selected = target
     var count = argc
     var vector = argv
-    return LLVMFuzzerRunDriver(&count, &vector) { data, size in testOneInput(data, size) }
+    return runFuzzerDriver(&count, &vector) { data, size in testOneInput(data, size) }
 }

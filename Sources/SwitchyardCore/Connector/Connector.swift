@@ -131,7 +131,9 @@ public struct ConnectorSetup: Sendable {
     /// the topics it creates after a Kafka source's); empty for a source.
     public var feeders: [ConnectorEntry]
 
-    public init(name: String, options: OptionValues, logger: Logger, memoryLimit: Int, stopAtEnd: Bool = false, feeders: [ConnectorEntry] = []) {
+    public init(
+        name: String, options: OptionValues, logger: Logger, memoryLimit: Int, stopAtEnd: Bool = false, feeders: [ConnectorEntry] = []
+    ) {
         self.stopAtEnd = stopAtEnd
         self.name = name
         self.options = options

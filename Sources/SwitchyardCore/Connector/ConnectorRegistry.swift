@@ -16,7 +16,10 @@ public struct SourceKind: Sendable {
     /// (``ConnectorSetup/stopAtEnd``): `switchyard run --stop-at end` and cutovers need it.
     public var stopsAtEnd: Bool
 
-    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, positions: PositionNumbering = .durable, reportsLag: Bool = false, stopsAtEnd: Bool = false, make: @escaping @Sendable (ConnectorSetup) throws -> any Source) {
+    public init(
+        kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, positions: PositionNumbering = .durable,
+        reportsLag: Bool = false, stopsAtEnd: Bool = false, make: @escaping @Sendable (ConnectorSetup) throws -> any Source
+    ) {
         self.positions = positions
         self.stopsAtEnd = stopsAtEnd
         self.reportsLag = reportsLag
@@ -45,7 +48,11 @@ public struct TargetKind: Sendable {
     /// each batch before the next, and `inFlight` above 1 is refused.
     public var batchesInFlight: Int?
 
-    public init(kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil, sessionlessPositionKeys: (@Sendable (OptionValues) -> [String])? = nil, batchesInFlight: Int? = nil, make: @escaping @Sendable (ConnectorSetup) throws -> any Target) {
+    public init(
+        kind: String, summary: String, options: ObjectSchema, validate: ConnectorValidator? = nil,
+        sessionlessPositionKeys: (@Sendable (OptionValues) -> [String])? = nil, batchesInFlight: Int? = nil,
+        make: @escaping @Sendable (ConnectorSetup) throws -> any Target
+    ) {
         self.batchesInFlight = batchesInFlight
         self.sessionlessPositionKeys = sessionlessPositionKeys
         self.kind = kind

@@ -120,9 +120,9 @@ public struct Batch: Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The wall-clock time in milliseconds since the Unix epoch.

@@ -102,7 +102,8 @@ extension JSONScanner {
         var digits = 0
         while let byte = current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
             let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = negative ? times.subtractingReportingOverflow(Int64(byte - 0x30)) : times.addingReportingOverflow(Int64(byte - 0x30))
+            let (sum, overflow2) =
+                negative ? times.subtractingReportingOverflow(Int64(byte - 0x30)) : times.addingReportingOverflow(Int64(byte - 0x30))
             if overflow1 || overflow2 { return nil }
             value = sum
             digits += 1

@@ -172,7 +172,8 @@ public final class TapHub: Sendable {
         public var description: String {
             switch self {
             case .disabled: "tap is off: the document must enable it (observability.tap.enabled: true)"
-            case .unknownPoint(let point, let known): "no \(point.role.rawValue) is named '\(point.name)' (points: \(known.joined(separator: ", ")))"
+            case .unknownPoint(let point, let known):
+                "no \(point.role.rawValue) is named '\(point.name)' (points: \(known.joined(separator: ", ")))"
             case .tooMany(let limit): "\(limit) taps are attached already (observability.tap.maxTaps)"
             }
         }

@@ -77,7 +77,9 @@ public struct ConfigNode: Sendable {
         case .scalar(let scalar): return (scalar.quoted ? "s" : "p") + String(scalar.text.utf8.count) + ":" + scalar.text
         case .sequence(let items): return "[" + items.map(\.canonical).joined(separator: ",") + "]"
         case .mapping(let entries):
-            return "{" + entries.sorted { $0.key < $1.key }.map { String($0.key.utf8.count) + ":" + $0.key + "=" + $0.value.canonical }.joined(separator: ",") + "}"
+            return "{"
+                + entries.sorted { $0.key < $1.key }.map { String($0.key.utf8.count) + ":" + $0.key + "=" + $0.value.canonical }.joined(
+                    separator: ",") + "}"
         }
     }
 

@@ -10,7 +10,10 @@ public struct OptionDecoder {
     public var commonFields: [ConnectorRole: ObjectSchema]
     public private(set) var issues: [ConfigIssue] = []
 
-    public init(connectorKinds: [ConnectorRole: [(kind: String, schema: ObjectSchema, validate: ConnectorValidator?)]], commonFields: [ConnectorRole: ObjectSchema] = [:]) {
+    public init(
+        connectorKinds: [ConnectorRole: [(kind: String, schema: ObjectSchema, validate: ConnectorValidator?)]],
+        commonFields: [ConnectorRole: ObjectSchema] = [:]
+    ) {
         self.connectorKinds = connectorKinds
         self.commonFields = commonFields
     }
@@ -49,7 +52,9 @@ public struct OptionDecoder {
             guard let field = schema.field(entry.key) else {
                 let known = schema.fields.map(\.name).joined(separator: ", ")
                 let hint = Self.suggestion(for: entry.key, among: schema.fields.map(\.name)).map { "; did you mean '\($0)'?" } ?? ""
-                report(fieldPath, entry.keyLine, "unknown field \(ConfigText.quoted(entry.key))" + hint + (known.isEmpty ? "" : " (known: \(known))"))
+                report(
+                    fieldPath, entry.keyLine,
+                    "unknown field \(ConfigText.quoted(entry.key))" + hint + (known.isEmpty ? "" : " (known: \(known))"))
                 valid = false
                 continue
             }
@@ -60,7 +65,9 @@ public struct OptionDecoder {
             if field.literal {
                 let referenced = Self.references(in: entry.value, path: fieldPath)
                 for (path, line) in referenced {
-                    report(path, line, "is written literally: the operator reads it from the Connector resource, where no ${...} reference is resolved")
+                    report(
+                        path, line,
+                        "is written literally: the operator reads it from the Connector resource, where no ${...} reference is resolved")
                 }
                 if !referenced.isEmpty {
                     valid = false
@@ -88,7 +95,9 @@ public struct OptionDecoder {
         for group in schema.exclusive {
             let set = group.filter { values.explicit.contains($0) }
             if set.count > 1 {
-                report(Self.join(path, set[1]), values.line(of: set[1]), "set only one of \(group.joined(separator: ", ")), not both \(set[0]) and \(set[1])")
+                report(
+                    Self.join(path, set[1]), values.line(of: set[1]),
+                    "set only one of \(group.joined(separator: ", ")), not both \(set[0]) and \(set[1])")
                 valid = false
             }
         }
@@ -173,7 +182,10 @@ public struct OptionDecoder {
         // `${...}` reference, which is text, can stand only where its schema takes text too.
         let referenced = scalar.interpolated || scalar.raw != scalar.text
         if referenced, let kind = Self.literalKind(type) {
-            report(path, node.line, "\(kind) is written literally here; ${...} references are not allowed, since a Connector resource holds this value as JSON, not as text")
+            report(
+                path, node.line,
+                "\(kind) is written literally here; ${...} references are not allowed, since a Connector resource holds this value as JSON, not as text"
+            )
             return nil
         }
         switch type {
@@ -184,7 +196,10 @@ public struct OptionDecoder {
                 return .template(try Template(text))
             } catch {
                 if scalar.interpolated {
-                    report(path, node.line, "the template does not compile (character \(error.column)); its text comes from a ${...} reference and is not shown")
+                    report(
+                        path, node.line,
+                        "the template does not compile (character \(error.column)); its text comes from a ${...} reference and is not shown"
+                    )
                 } else {
                     report(path, node.line, "\(error)")
                 }
@@ -286,7 +301,9 @@ public struct OptionDecoder {
                         report("\(path).name", entry.keyLine, "names are written literally; ${...} references are not allowed here")
                         valid = false
                     } else if !Self.isValidName(scalar.text) {
-                        report("\(path).name", entry.keyLine, "name \(ConfigText.quoted(scalar.raw)) may hold only letters, digits, '-', '_' and '.'")
+                        report(
+                            "\(path).name", entry.keyLine,
+                            "name \(ConfigText.quoted(scalar.raw)) may hold only letters, digits, '-', '_' and '.'")
                         valid = false
                     }
                 } else {
@@ -297,8 +314,14 @@ public struct OptionDecoder {
                 kindEntries.append(entry)
             } else {
                 let fields = (["name"] + common.fields.map(\.name)).joined(separator: ", ")
-                let hint = Self.suggestion(for: entry.key, among: kinds.map(\.kind) + ["name"] + common.fields.map(\.name)).map { "; did you mean '\($0)'?" } ?? ""
-                report("\(path).\(entry.key)", entry.keyLine, "unknown \(role.rawValue) kind or field \(ConfigText.quoted(entry.key))\(hint) (fields: \(fields); kinds in this build: \(knownKinds))")
+                let hint =
+                    Self.suggestion(for: entry.key, among: kinds.map(\.kind) + ["name"] + common.fields.map(\.name)).map {
+                        "; did you mean '\($0)'?"
+                    } ?? ""
+                report(
+                    "\(path).\(entry.key)", entry.keyLine,
+                    "unknown \(role.rawValue) kind or field \(ConfigText.quoted(entry.key))\(hint) (fields: \(fields); kinds in this build: \(knownKinds))"
+                )
                 valid = false
             }
         }
@@ -310,7 +333,9 @@ public struct OptionDecoder {
             if kindEntries.isEmpty {
                 if valid { report(path, node.line, "names no \(role.rawValue) kind (one of: \(knownKinds))") }
             } else {
-                report("\(path).\(kindEntries[1].key)", kindEntries[1].keyLine, "a \(role.rawValue) entry holds exactly one connector kind, found \(kindEntries.map(\.key).joined(separator: " and "))")
+                report(
+                    "\(path).\(kindEntries[1].key)", kindEntries[1].keyLine,
+                    "a \(role.rawValue) entry holds exactly one connector kind, found \(kindEntries.map(\.key).joined(separator: " and "))")
             }
             return nil
         }
@@ -325,9 +350,10 @@ public struct OptionDecoder {
         }
         let commonValues = decodeEntries(commonEntries, common, path: path, line: node.line)
         guard valid, let name, let commonValues else { return nil }
-        return .connector(ConnectorEntry(
-            name: name, kind: kindEntry.key, role: role, options: options, common: commonValues,
-            fingerprint: node.canonical, path: path, line: node.line))
+        return .connector(
+            ConnectorEntry(
+                name: name, kind: kindEntry.key, role: role, options: options, common: commonValues,
+                fingerprint: node.canonical, path: path, line: node.line))
     }
 
     /// The paths and lines of the scalars at or below `node` that hold a `${...}` reference.

@@ -70,7 +70,9 @@ public struct OptionField: Sendable {
     /// pod environment resolves them.
     public var literal: Bool
 
-    public init(_ name: String, _ type: OptionType, required: Bool = false, default defaultValue: String? = nil, literal: Bool = false, doc: String) {
+    public init(
+        _ name: String, _ type: OptionType, required: Bool = false, default defaultValue: String? = nil, literal: Bool = false, doc: String
+    ) {
         self.name = name
         self.type = type
         self.required = required

@@ -82,7 +82,8 @@ public struct Provenance: Sendable, Equatable {
         }
         if stampsPosition && message.session == 0 {
             if positionHeaders { message.headers.removeAll { SourcePosition.headerNames.contains($0.name) } }
-            SourcePosition(cluster: cluster, topic: message.channel, partition: message.partition, offset: message.offset).append(to: &message.headers)
+            SourcePosition(cluster: cluster, topic: message.channel, partition: message.partition, offset: message.offset).append(
+                to: &message.headers)
         }
         return nil
     }
@@ -160,8 +161,10 @@ final class ProvenanceMetrics: Sendable {
     let warned = Atomic<Bool>(false)
 
     init(source: String) {
-        origin = Counter(label: MetricNames.sourceSkipped, dimensions: [("source", source), ("reason", Provenance.SkipReason.origin.rawValue)])
-        maxHops = Counter(label: MetricNames.sourceSkipped, dimensions: [("source", source), ("reason", Provenance.SkipReason.maxHops.rawValue)])
+        origin = Counter(
+            label: MetricNames.sourceSkipped, dimensions: [("source", source), ("reason", Provenance.SkipReason.origin.rawValue)])
+        maxHops = Counter(
+            label: MetricNames.sourceSkipped, dimensions: [("source", source), ("reason", Provenance.SkipReason.maxHops.rawValue)])
     }
 
     func record(origin: Int, maxHops: Int, source: String, limit: Int, logger: Logger) {
@@ -171,7 +174,9 @@ final class ProvenanceMetrics: Sendable {
             // A message over the hop limit means a loop the origin rules did not stop: say it
             // once, the counter keeps the tally.
             if !warned.exchange(true, ordering: .relaxed) {
-                logger.warning("messages over the hop limit are skipped (a bridge loop?); see switchyard_source_skipped_messages_total", metadata: ["source": "\(source)", "maxHops": "\(limit)"])
+                logger.warning(
+                    "messages over the hop limit are skipped (a bridge loop?); see switchyard_source_skipped_messages_total",
+                    metadata: ["source": "\(source)", "maxHops": "\(limit)"])
             }
         }
     }

@@ -111,7 +111,8 @@ public final class Router: Sendable {
         }
         if let mask = plan.constantMask, skipped == nil {
             let fanout = UInt16(mask.nonzeroBitCount)
-            let handle = ledger.register(shard: batch.shard, offsets: offsets, remaining: Array(repeating: fanout, count: count), bytes: bytes)
+            let handle = ledger.register(
+                shard: batch.shard, offsets: offsets, remaining: Array(repeating: fanout, count: count), bytes: bytes)
             for (index, runner) in plan.targets.enumerated() where mask & (1 << UInt64(index)) != 0 {
                 let delivery = Delivery(handle: handle, messages: batch.messages, indices: nil, bytes: bytes)
                 await runner.enqueue(delivery, ordering: plan.ordering[index], source: source, shard: batch.shard)

@@ -41,7 +41,10 @@ public final class TargetRunner: Sendable {
     ///   - lanes: parallel writers; each keeps the order of what it is given.
     ///   - queueCapacity: messages each lane holds before producers wait.
     ///   - inFlight: batches each lane may have started and not yet confirmed.
-    public init(name: String, target: any Target, batching: BatchingPolicy, lanes: Int, queueCapacity: Int, inFlight: Int = 1, settings: DeliverySettings, logger: Logger, tap: TapHub? = nil) {
+    public init(
+        name: String, target: any Target, batching: BatchingPolicy, lanes: Int, queueCapacity: Int, inFlight: Int = 1,
+        settings: DeliverySettings, logger: Logger, tap: TapHub? = nil
+    ) {
         self.name = name
         self.inFlight = max(1, inFlight)
         self.tap = tap
@@ -237,7 +240,8 @@ public final class TargetRunner: Sendable {
                     case .retriable:
                         attemptsByMessage[failure.index] += 1
                         if let limit = settings.retry.maxAttempts, attemptsByMessage[failure.index] >= limit {
-                            rejected.append((failure.index, ConnectorError.permanent("gave up after \(limit) attempts: \(failure.error.message)")))
+                            rejected.append(
+                                (failure.index, ConnectorError.permanent("gave up after \(limit) attempts: \(failure.error.message)")))
                         } else {
                             retry.append(failure.index)
                         }
@@ -277,7 +281,9 @@ public final class TargetRunner: Sendable {
                 return
             } catch {
                 if attempt == 0 {
-                    logger.warning("write failed; retrying with backoff", metadata: ["target": "\(name)", "error": "\(error)", "messages": "\(messages.count)"])
+                    logger.warning(
+                        "write failed; retrying with backoff",
+                        metadata: ["target": "\(name)", "error": "\(error)", "messages": "\(messages.count)"])
                 }
                 retried.increment(by: messages.count)
                 tally.secondary.add(messages.count, ordering: .relaxed)
@@ -291,7 +297,10 @@ public final class TargetRunner: Sendable {
     /// Records the first failure of a write in the tally. A per-message error names the
     /// message's position only: a server's error text may quote the message's contents, and
     /// the status page shows none (the text is in the log and the dead-letter headers).
-    func recordFailures(_ failures: [(index: Int, error: ConnectorError)], messages: [Message], deliveries: [Delivery], located: [(delivery: Int, position: Int)]) {
+    func recordFailures(
+        _ failures: [(index: Int, error: ConnectorError)], messages: [Message], deliveries: [Delivery],
+        located: [(delivery: Int, position: Int)]
+    ) {
         guard let first = failures.first else { return }
         if first.error.kind == .targetDown {
             tally.recordError("target down: \(first.error.message)")
@@ -300,7 +309,9 @@ public final class TargetRunner: Sendable {
         let message = messages[first.index]
         let source = deliveries[located[first.index].delivery].handle.ledger.source
         let more = failures.count > 1 ? " (and \(failures.count - 1) more in the batch)" : ""
-        tally.recordError("\(first.error.kind.rawValue) error writing the message from source \(source) partition \(message.partition) offset \(message.offset)\(more)")
+        tally.recordError(
+            "\(first.error.kind.rawValue) error writing the message from source \(source) partition \(message.partition) offset \(message.offset)\(more)"
+        )
     }
 
     static func locate(_ deliveries: [Delivery]) -> [(delivery: Int, position: Int)] {
@@ -354,13 +365,16 @@ public final class TargetRunner: Sendable {
         }
         if changed {
             tally.recordError("paused: \(reason)")
-            logger.error("target paused: its route holds until the target recovers", metadata: ["target": "\(name)", "reason": "\(reason)"])
+            logger.error(
+                "target paused: its route holds until the target recovers", metadata: ["target": "\(name)", "reason": "\(reason)"])
         }
     }
 
     /// Sends messages that cannot be written to the dead-letter target; without one, stops
     /// this target for good (nothing is dropped; the messages stay unacknowledged).
-    func deadLetter(_ failed: [(message: Message, ref: (delivery: Int, position: Int), error: ConnectorError)], _ deliveries: [Delivery]) async {
+    func deadLetter(_ failed: [(message: Message, ref: (delivery: Int, position: Int), error: ConnectorError)], _ deliveries: [Delivery])
+        async
+    {
         let dlqRunner = settings.deadLetterRunner()
         guard let dlq = dlqRunner, dlq !== self else {
             let first = failed[0]
@@ -368,7 +382,8 @@ public final class TargetRunner: Sendable {
             let origin = "source \(delivery.handle.ledger.source) partition \(first.message.partition) offset \(first.message.offset)"
             // The reason (shown by /readyz and /status) names the message by position; the
             // server's error text, which may quote the message, goes to the log only.
-            let reason = dlqRunner === self
+            let reason =
+                dlqRunner === self
                 ? "dead-letter target cannot write the message from \(origin) (\(first.error.kind.rawValue) error)"
                 : "message from \(origin) cannot be written (\(first.error.kind.rawValue) error); no dead-letter target is configured, so the route stops"
             status.withLock { $0.stopped = reason }
@@ -384,10 +399,12 @@ public final class TargetRunner: Sendable {
         tally.tertiary.add(failed.count, ordering: .relaxed)
         for item in failed {
             let delivery = deliveries[item.ref.delivery]
-            logger.warning("message dead-lettered", metadata: [
-                "target": "\(name)", "source": "\(delivery.handle.ledger.source)",
-                "partition": "\(item.message.partition)", "offset": "\(item.message.offset)", "error": "\(item.error.message)",
-            ])
+            logger.warning(
+                "message dead-lettered",
+                metadata: [
+                    "target": "\(name)", "source": "\(delivery.handle.ledger.source)",
+                    "partition": "\(item.message.partition)", "offset": "\(item.message.offset)", "error": "\(item.error.message)",
+                ])
             var message = item.message
             message.headers.append(Header(DeadLetterHeaders.error, item.error.message))
             message.headers.append(Header(DeadLetterHeaders.errorKind, item.error.kind.rawValue))

@@ -123,7 +123,9 @@ struct JSONScanner {
                 case UInt8(ascii: "f"): output.append(0x0C)
                 case UInt8(ascii: "u"):
                     guard var scalar = readHex4() else { return nil }
-                    if scalar >= 0xD800 && scalar < 0xDC00, current == UInt8(ascii: "\\"), position + 1 < bytes.count, bytes[position + 1] == UInt8(ascii: "u") {
+                    if scalar >= 0xD800 && scalar < 0xDC00, current == UInt8(ascii: "\\"), position + 1 < bytes.count,
+                        bytes[position + 1] == UInt8(ascii: "u")
+                    {
                         position += 2
                         guard let low = readHex4() else { return nil }
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low &- 0xDC00)

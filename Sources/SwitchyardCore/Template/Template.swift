@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A per-message `{{ ... }}` template, compiled once when the document loads.
@@ -292,11 +292,17 @@ struct TemplateParser {
             let argument = try argumentText.map { text throws(TemplateError) in try parseQuoted(text, column: column) }
             switch name {
             case "date":
-                guard let argument else { throw TemplateError(column: column, message: "filter 'date' needs a pattern, e.g. date: 'yyyy/MM/dd'") }
-                guard variable == .timestamp else { throw TemplateError(column: column, message: "filter 'date' applies to 'timestamp' only") }
+                guard let argument else {
+                    throw TemplateError(column: column, message: "filter 'date' needs a pattern, e.g. date: 'yyyy/MM/dd'")
+                }
+                guard variable == .timestamp else {
+                    throw TemplateError(column: column, message: "filter 'date' applies to 'timestamp' only")
+                }
                 filters.append(.date(try DatePattern(argument, column: column)))
             case "default":
-                guard let argument else { throw TemplateError(column: column, message: "filter 'default' needs a value, e.g. default: 'none'") }
+                guard let argument else {
+                    throw TemplateError(column: column, message: "filter 'default' needs a value, e.g. default: 'none'")
+                }
                 filters.append(.fallback(Array(argument.utf8)))
             case "lower", "upper":
                 guard argument == nil else { throw TemplateError(column: column, message: "filter '\(name)' takes no argument") }
@@ -335,7 +341,10 @@ struct TemplateParser {
             }
             return .json(path)
         }
-        throw TemplateError(column: column, message: "unknown variable '\(text)' (known: key, value, channel, partition, offset, session, timestamp, headers.NAME, json.PATH)")
+        throw TemplateError(
+            column: column,
+            message:
+                "unknown variable '\(text)' (known: key, value, channel, partition, offset, session, timestamp, headers.NAME, json.PATH)")
     }
 
     func parseQuoted(_ text: String, column: Int) throws(TemplateError) -> String {

@@ -67,9 +67,10 @@ struct TapStreamRequest {
         }
         switch hub.subscribe(point) {
         case .success(let subscription):
-            return .success(TapStreamRequest(
-                subscription: subscription, hub: hub, limit: (limit ?? 0) ?? 0,
-                duration: (seconds ?? nil).map { .nanoseconds(Int64($0 * 1e9)) }))
+            return .success(
+                TapStreamRequest(
+                    subscription: subscription, hub: hub, limit: (limit ?? 0) ?? 0,
+                    duration: (seconds ?? nil).map { .nanoseconds(Int64($0 * 1e9)) }))
         case .failure(let refusal):
             let status: HTTPResponseStatus
             switch refusal {
@@ -118,7 +119,8 @@ extension HealthHandler {
         headers.add(name: "Content-Type", value: "application/x-ndjson")
         headers.add(name: "Cache-Control", value: "no-store")
         headers.add(name: "Connection", value: "close")
-        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))), promise: nil)
+        context.writeAndFlush(
+            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))), promise: nil)
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         state.task = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: Self.tapInterval) { _ in
             let (handler, context) = bound.value
@@ -165,7 +167,8 @@ extension HealthHandler {
         if counts.dropped > state.reportedDrops && now - state.reportedAt >= .seconds(1) {
             state.reportedDrops = counts.dropped
             state.reportedAt = now
-            buffer.writeBytes(TapLine(at: state.point.description, counts: .init(seen: counts.seen, sent: counts.sent, dropped: counts.dropped)).ndjson)
+            buffer.writeBytes(
+                TapLine(at: state.point.description, counts: .init(seen: counts.seen, sent: counts.sent, dropped: counts.dropped)).ndjson)
         }
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
@@ -189,9 +192,11 @@ extension HealthHandler {
         let counts = subscription.counts
         // What the limit left in the buffer was not sent: it counts as dropped, so that
         // seen = sent + dropped holds on the last line.
-        buffer.writeBytes(TapLine(
-            at: state.point.description,
-            end: .init(seen: counts.seen, sent: counts.sent, dropped: counts.dropped + counts.buffered, reason: reason)).ndjson)
+        buffer.writeBytes(
+            TapLine(
+                at: state.point.description,
+                end: .init(seen: counts.seen, sent: counts.sent, dropped: counts.dropped + counts.buffered, reason: reason)
+            ).ndjson)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Logging
 import Synchronization
@@ -88,7 +88,9 @@ public struct SwitchyardLogHandler: LogHandler {
 
     func textLine(_ event: LogEvent, _ merged: Logger.Metadata) -> [UInt8] {
         let fields = merged.keys.sorted().map { "\($0)=\(merged[$0]!)" }.joined(separator: " ")
-        return Array("\(timestampText()) \(event.level.rawValue.uppercased().padding(8)) \(event.message)\(fields.isEmpty ? "" : " " + fields)\n".utf8)
+        return Array(
+            "\(timestampText()) \(event.level.rawValue.uppercased().padding(8)) \(event.message)\(fields.isEmpty ? "" : " " + fields)\n"
+                .utf8)
     }
 }
 
@@ -107,7 +109,8 @@ func timestampText() -> String {
     func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
     let millis = Int(spec.tv_nsec / 1_000_000)
     let millisText = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
-    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(millisText)Z"
+    return
+        "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(millisText)Z"
 }
 
 func appendJSONString(_ text: String, to output: inout [UInt8]) {

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The default byte budget: half the container's memory limit (cgroup v2 `memory.max` or

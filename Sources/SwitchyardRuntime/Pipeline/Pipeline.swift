@@ -109,17 +109,20 @@ public final class Pipeline: Sendable {
             $0.targets = targets
             $0.sources = sources
         }
-        logger.info("pipeline assembled", metadata: [
-            "sources": "\(document.sources.map(\.name).joined(separator: ","))",
-            "targets": "\(document.targets.map(\.name).joined(separator: ","))",
-            "memoryLimit": "\(Units.formatSize(limit))",
-        ])
+        logger.info(
+            "pipeline assembled",
+            metadata: [
+                "sources": "\(document.sources.map(\.name).joined(separator: ","))",
+                "targets": "\(document.targets.map(\.name).joined(separator: ","))",
+                "memoryLimit": "\(Units.formatSize(limit))",
+            ])
     }
 
     /// Every point a tap may attach to: each source, route and target of `document`.
     static func tapPoints(_ document: ConnectorDocument) -> Set<TapPoint> {
-        Set(document.sources.map { TapPoint(.source, $0.name) } + document.routes.map { TapPoint(.route, $0.name) }
-            + document.targets.map { TapPoint(.target, $0.name) })
+        Set(
+            document.sources.map { TapPoint(.source, $0.name) } + document.routes.map { TapPoint(.route, $0.name) }
+                + document.targets.map { TapPoint(.target, $0.name) })
     }
 
     static func generation(of document: ConnectorDocument, previous: Int) -> Int {
@@ -143,7 +146,8 @@ public final class Pipeline: Sendable {
         let capacity = entry.common.int("queueCapacity") ?? max(4 * batching.maxMessages, 1024)
         let inFlight = entry.common.int("inFlight") ?? kind.batchesInFlight ?? 1
         return TargetRunner(
-            name: entry.name, target: target, batching: batching, lanes: lanes, queueCapacity: capacity, inFlight: inFlight, settings: settings,
+            name: entry.name, target: target, batching: batching, lanes: lanes, queueCapacity: capacity, inFlight: inFlight,
+            settings: settings,
             logger: targetLogger, tap: tap)
     }
 
@@ -156,9 +160,11 @@ public final class Pipeline: Sendable {
         if stopAtEnd && !kind.stopsAtEnd {
             throw ConnectorError.targetDown("\(entry.path): a \(entry.kind) source cannot stop at the end of its input")
         }
-        let setup = ConnectorSetup(name: entry.name, options: entry.options, logger: sourceLogger, memoryLimit: budget.limit, stopAtEnd: stopAtEnd)
+        let setup = ConnectorSetup(
+            name: entry.name, options: entry.options, logger: sourceLogger, memoryLimit: budget.limit, stopAtEnd: stopAtEnd)
         let source = try kind.make(setup)
-        let context = SourceContext(name: entry.name, source: source, router: router, logger: sourceLogger, provenance: document.provenance(for: entry))
+        let context = SourceContext(
+            name: entry.name, source: source, router: router, logger: sourceLogger, provenance: document.provenance(for: entry))
         return RunningSource(entry: entry, source: source, context: context)
     }
 
@@ -177,9 +183,11 @@ public final class Pipeline: Sendable {
                     } catch let refusal as ConnectorRefusal {
                         return "target \(running.entry.name) (\(running.entry.path)): \(refusal.message)"
                     } catch {
-                        logger.warning("target not prepared before the start; its first open tries again", metadata: [
-                            "target": "\(running.entry.name)", "error": "\(error)",
-                        ])
+                        logger.warning(
+                            "target not prepared before the start; its first open tries again",
+                            metadata: [
+                                "target": "\(running.entry.name)", "error": "\(error)",
+                            ])
                         return nil
                     }
                 }
@@ -249,7 +257,9 @@ public final class Pipeline: Sendable {
                 }
                 running.context.tally.recordError("source failed and restarts: \(error)")
                 let delay = settings.retry.delay(attempt: attempt)
-                logger.error("source failed; restarting it", metadata: ["source": "\(running.entry.name)", "error": "\(error)", "retryIn": "\(delay)"])
+                logger.error(
+                    "source failed; restarting it",
+                    metadata: ["source": "\(running.entry.name)", "error": "\(error)", "retryIn": "\(delay)"])
                 try? await Task.sleep(for: delay)
                 attempt += 1
             }
@@ -291,7 +301,9 @@ public final class Pipeline: Sendable {
             logger.notice("drained: every message in flight was written and acknowledged")
         } else {
             let pending = router.stats.inflightMessages
-            logger.warning("drain timeout reached; unacknowledged messages will be delivered again after restart", metadata: ["inflight": "\(pending)", "sourcesStopped": "\(stopped)"])
+            logger.warning(
+                "drain timeout reached; unacknowledged messages will be delivered again after restart",
+                metadata: ["inflight": "\(pending)", "sourcesStopped": "\(stopped)"])
         }
         for source in sources { await source.source.close() }
         // The dead-letter target closes last: the others may still hand it messages.
@@ -304,9 +316,10 @@ public final class Pipeline: Sendable {
             for target in first { await target.done.wait() }
         }
         for target in last { target.runner.closeQueues() }
-        closed = await withDeadline(closeDeadline) {
-            for target in last { await target.done.wait() }
-        } && closed
+        closed =
+            await withDeadline(closeDeadline) {
+                for target in last { await target.done.wait() }
+            } && closed
         tap.closeAll()
         if !closed || !drained || !stopped { commandSink.yield(.cancelAll) }
         commandSink.yield(.end)
@@ -333,11 +346,13 @@ public final class Pipeline: Sendable {
         }
         // Build the new connectors first: a factory failure leaves the old document running.
         var newTargets: [String: RunningTarget] = [:]
-        for entry in document.targets where oldTargets[entry.name] == nil || changedTargets.contains(where: { $0.entry.name == entry.name }) {
+        for entry in document.targets where oldTargets[entry.name] == nil || changedTargets.contains(where: { $0.entry.name == entry.name })
+        {
             newTargets[entry.name] = RunningTarget(entry: entry, runner: try makeRunner(entry, document))
         }
         var newSources: [String: RunningSource] = [:]
-        for entry in document.sources where oldSources[entry.name] == nil || changedSources.contains(where: { $0.entry.name == entry.name }) {
+        for entry in document.sources where oldSources[entry.name] == nil || changedSources.contains(where: { $0.entry.name == entry.name })
+        {
             newSources[entry.name] = try makeSource(entry, document)
         }
 
@@ -382,13 +397,15 @@ public final class Pipeline: Sendable {
         budget.setLimit(document.delivery.memoryLimit ?? MemoryLimit.defaultBudget())
         LogLevelBox.shared.level = LogSetup.level(document.observability.logLevel)
         reloads.applied.increment()
-        logger.notice("new document applied", metadata: [
-            "generation": "\(generation)",
-            "sourcesReplaced": "\(newSources.keys.sorted().joined(separator: ","))",
-            "targetsReplaced": "\(newTargets.keys.sorted().joined(separator: ","))",
-            "sourcesRemoved": "\(Set(oldSources.keys).subtracting(sources.keys).sorted().joined(separator: ","))",
-            "targetsRemoved": "\(Set(oldTargets.keys).subtracting(targets.keys).sorted().joined(separator: ","))",
-        ])
+        logger.notice(
+            "new document applied",
+            metadata: [
+                "generation": "\(generation)",
+                "sourcesReplaced": "\(newSources.keys.sorted().joined(separator: ","))",
+                "targetsReplaced": "\(newTargets.keys.sorted().joined(separator: ","))",
+                "sourcesRemoved": "\(Set(oldSources.keys).subtracting(sources.keys).sorted().joined(separator: ","))",
+                "targetsRemoved": "\(Set(oldTargets.keys).subtracting(targets.keys).sorted().joined(separator: ","))",
+            ])
         if old.observability.listen != document.observability.listen {
             logger.warning("observability.listen changed; the new address takes effect after a restart")
         }
@@ -457,18 +474,21 @@ public final class Pipeline: Sendable {
         Gauge(label: MetricNames.configGeneration).record(generation)
         for source in sources {
             let name = source.entry.name
-            Gauge(label: MetricNames.oldestUnackedSeconds, dimensions: [("source", name)]).record(source.context.ledger.oldestPendingAge.seconds)
+            Gauge(label: MetricNames.oldestUnackedSeconds, dimensions: [("source", name)]).record(
+                source.context.ledger.oldestPendingAge.seconds)
             let inflight = max(0, source.context.inflightMessages)
             let backlog = source.source.backlog
             Gauge(label: MetricNames.sourceInflight, dimensions: [("source", name)]).record(inflight)
             if let backlog { Gauge(label: MetricNames.sourceBacklog, dimensions: [("source", name)]).record(backlog) }
             Gauge(label: MetricNames.bridgeLag, dimensions: [("source", name)]).record(inflight + (backlog ?? 0))
-            Gauge(label: MetricNames.connectionUp, dimensions: [("connector", name), ("role", "source")]).record(source.source.health.isUp ? 1 : 0)
+            Gauge(label: MetricNames.connectionUp, dimensions: [("connector", name), ("role", "source")]).record(
+                source.source.health.isUp ? 1 : 0)
         }
         for target in targets {
             let runner = target.runner
             let name = runner.name
-            Gauge(label: MetricNames.connectionUp, dimensions: [("connector", name), ("role", "target")]).record(runner.isOpen && runner.target.health.isUp ? 1 : 0)
+            Gauge(label: MetricNames.connectionUp, dimensions: [("connector", name), ("role", "target")]).record(
+                runner.isOpen && runner.target.health.isUp ? 1 : 0)
             Gauge(label: MetricNames.targetPaused, dimensions: [("target", name)]).record(runner.pausedReason == nil ? 0 : 1)
             Gauge(label: MetricNames.targetStopped, dimensions: [("target", name)]).record(runner.stoppedReason == nil ? 0 : 1)
             Gauge(label: MetricNames.targetQueueMessages, dimensions: [("target", name)]).record(runner.queuedMessages)

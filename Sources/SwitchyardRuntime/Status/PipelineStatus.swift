@@ -37,14 +37,15 @@ extension Pipeline {
             } else if context.isStopping {
                 state = "stopping"
             }
-            sourceReports.append(StatusReport.Source(
-                name: scrub(entry.name), kind: entry.kind, state: state, reason: reason.map(scrub.callAsFunction),
-                messages: count, bytes: tally.bytes.load(ordering: .relaxed),
-                acknowledged: tally.secondary.load(ordering: .relaxed), filtered: tally.tertiary.load(ordering: .relaxed),
-                ratePerSecond: rates.rate(ObjectIdentifier(tally), count: count, since: running.created, now: now),
-                inflight: inflight, backlog: backlog, lag: inflight + (backlog ?? 0),
-                oldestUnackedSeconds: context.ledger.oldestPendingAge.seconds,
-                notes: running.source.notes.map(scrub.callAsFunction), idle: running.source.idle, lastError: lastError(tally)))
+            sourceReports.append(
+                StatusReport.Source(
+                    name: scrub(entry.name), kind: entry.kind, state: state, reason: reason.map(scrub.callAsFunction),
+                    messages: count, bytes: tally.bytes.load(ordering: .relaxed),
+                    acknowledged: tally.secondary.load(ordering: .relaxed), filtered: tally.tertiary.load(ordering: .relaxed),
+                    ratePerSecond: rates.rate(ObjectIdentifier(tally), count: count, since: running.created, now: now),
+                    inflight: inflight, backlog: backlog, lag: inflight + (backlog ?? 0),
+                    oldestUnackedSeconds: context.ledger.oldestPendingAge.seconds,
+                    notes: running.source.notes.map(scrub.callAsFunction), idle: running.source.idle, lastError: lastError(tally)))
         }
 
         var targetReports: [StatusReport.Target] = []
@@ -65,13 +66,14 @@ extension Pipeline {
             } else if runner.target.health == .connecting || !runner.isOpen {
                 state = "connecting"
             }
-            targetReports.append(StatusReport.Target(
-                name: scrub(entry.name), kind: entry.kind, state: state, reason: reason.map(scrub.callAsFunction),
-                deadLetter: entry.name == document.delivery.deadLetter,
-                written: count, bytes: tally.bytes.load(ordering: .relaxed),
-                retried: tally.secondary.load(ordering: .relaxed), deadLettered: tally.tertiary.load(ordering: .relaxed),
-                ratePerSecond: rates.rate(ObjectIdentifier(tally), count: count, since: running.created, now: now),
-                queued: runner.queuedMessages, lastError: lastError(tally)))
+            targetReports.append(
+                StatusReport.Target(
+                    name: scrub(entry.name), kind: entry.kind, state: state, reason: reason.map(scrub.callAsFunction),
+                    deadLetter: entry.name == document.delivery.deadLetter,
+                    written: count, bytes: tally.bytes.load(ordering: .relaxed),
+                    retried: tally.secondary.load(ordering: .relaxed), deadLettered: tally.tertiary.load(ordering: .relaxed),
+                    ratePerSecond: rates.rate(ObjectIdentifier(tally), count: count, since: running.created, now: now),
+                    queued: runner.queuedMessages, lastError: lastError(tally)))
         }
         rates.keep(keys)
 
@@ -82,7 +84,8 @@ extension Pipeline {
         }
         let tapSettings = tap.settings
         let attached = tap.attached.map { point, counts in
-            StatusReport.Tap.Attached(at: scrub(point.description), seen: counts.seen, sent: counts.sent, dropped: counts.dropped, buffered: counts.buffered)
+            StatusReport.Tap.Attached(
+                at: scrub(point.description), seen: counts.seen, sent: counts.sent, dropped: counts.dropped, buffered: counts.buffered)
         }
         return StatusReport(
             name: document.name.map(scrub.callAsFunction), generation: generation, ready: readiness.ready,

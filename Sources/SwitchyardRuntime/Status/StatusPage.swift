@@ -35,7 +35,8 @@ enum StatusPage {
 
     static func header(_ report: StatusReport) -> String {
         var html = "<header><h1 id=\"name\">\(escape(report.name ?? "switchyard"))</h1><div class=\"meta\">"
-        html += report.ready
+        html +=
+            report.ready
             ? "<span id=\"readiness\" class=\"badge ok\" data-ready=\"true\">ready</span>"
             : "<span id=\"readiness\" class=\"badge bad\" data-ready=\"false\">not ready</span>"
         if report.draining { html += " <span class=\"badge warn\">draining</span>" }
@@ -73,24 +74,32 @@ enum StatusPage {
         let height = rows * (boxHeight + gap) + gap
         let width = columns[2] + boxWidth + 20
         func y(_ index: Int) -> Int { gap + index * (boxHeight + gap) }
-        var svg = "<h2>Pipeline</h2><svg id=\"pipeline\" role=\"img\" aria-label=\"pipeline\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\">"
-        svg += "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" fill=\"#9ca3af\"/></marker></defs>"
+        var svg =
+            "<h2>Pipeline</h2><svg id=\"pipeline\" role=\"img\" aria-label=\"pipeline\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\">"
+        svg +=
+            "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" fill=\"#9ca3af\"/></marker></defs>"
         let sourceIndex = Dictionary(report.sources.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         let targetIndex = Dictionary(report.targets.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         func edge(_ x1: Int, _ y1: Int, _ x2: Int, _ y2: Int, dashed: Bool = false) -> String {
             let middle = (x1 + x2) / 2
-            return "<path d=\"M\(x1),\(y1) C\(middle),\(y1) \(middle),\(y2) \(x2),\(y2)\" fill=\"none\" stroke=\"#9ca3af\" stroke-width=\"1.5\"\(dashed ? " stroke-dasharray=\"5,4\"" : "") marker-end=\"url(#arrow)\"/>"
+            return
+                "<path d=\"M\(x1),\(y1) C\(middle),\(y1) \(middle),\(y2) \(x2),\(y2)\" fill=\"none\" stroke=\"#9ca3af\" stroke-width=\"1.5\"\(dashed ? " stroke-dasharray=\"5,4\"" : "") marker-end=\"url(#arrow)\"/>"
         }
         for (index, route) in report.routes.enumerated() {
             let routeY = y(index) + boxHeight / 2
-            for name in route.from { if let s = sourceIndex[name] { svg += edge(columns[0] + boxWidth, y(s) + boxHeight / 2, columns[1], routeY) } }
-            for name in route.to { if let t = targetIndex[name] { svg += edge(columns[1] + boxWidth, routeY, columns[2], y(t) + boxHeight / 2) } }
+            for name in route.from {
+                if let s = sourceIndex[name] { svg += edge(columns[0] + boxWidth, y(s) + boxHeight / 2, columns[1], routeY) }
+            }
+            for name in route.to {
+                if let t = targetIndex[name] { svg += edge(columns[1] + boxWidth, routeY, columns[2], y(t) + boxHeight / 2) }
+            }
         }
         if let deadLetter = report.targets.firstIndex(where: \.deadLetter) {
             let routed = Set(report.routes.flatMap(\.to))
             for (index, target) in report.targets.enumerated() where !target.deadLetter && routed.contains(target.name) {
                 let x = columns[2] + boxWidth
-                svg += "<path d=\"M\(x),\(y(index) + boxHeight / 2) C\(x + 18),\(y(index) + boxHeight / 2) \(x + 18),\(y(deadLetter) + boxHeight / 2) \(x),\(y(deadLetter) + boxHeight / 2)\" fill=\"none\" stroke=\"#f87171\" stroke-width=\"1.2\" stroke-dasharray=\"4,3\"/>"
+                svg +=
+                    "<path d=\"M\(x),\(y(index) + boxHeight / 2) C\(x + 18),\(y(index) + boxHeight / 2) \(x + 18),\(y(deadLetter) + boxHeight / 2) \(x),\(y(deadLetter) + boxHeight / 2)\" fill=\"none\" stroke=\"#f87171\" stroke-width=\"1.2\" stroke-dasharray=\"4,3\"/>"
             }
         }
         func box(_ x: Int, _ index: Int, role: String, name: String, line2: String, state: String?, fill: String) -> String {
@@ -100,20 +109,29 @@ enum StatusPage {
             case "warn": stroke = "#d97706"
             default: stroke = "#9ca3af"
             }
-            var text = "<g class=\"node\" data-role=\"\(role)\" data-name=\"\(escape(name))\"\(state.map { " data-state=\"\(escape($0))\"" } ?? "")>"
-            text += "<rect x=\"\(x)\" y=\"\(y(index))\" width=\"\(boxWidth)\" height=\"\(boxHeight)\" rx=\"8\" fill=\"\(fill)\" stroke=\"\(stroke)\"/>"
+            var text =
+                "<g class=\"node\" data-role=\"\(role)\" data-name=\"\(escape(name))\"\(state.map { " data-state=\"\(escape($0))\"" } ?? "")>"
+            text +=
+                "<rect x=\"\(x)\" y=\"\(y(index))\" width=\"\(boxWidth)\" height=\"\(boxHeight)\" rx=\"8\" fill=\"\(fill)\" stroke=\"\(stroke)\"/>"
             text += "<text x=\"\(x + 10)\" y=\"\(y(index) + 20)\" font-weight=\"600\">\(escape(clip(name, 26)))</text>"
             text += "<text x=\"\(x + 10)\" y=\"\(y(index) + 38)\" fill=\"#4b5563\">\(escape(clip(line2, 30)))</text></g>"
             return text
         }
         for (index, source) in report.sources.enumerated() {
-            svg += box(columns[0], index, role: "source", name: source.name, line2: "\(source.kind) · \(source.state) · \(rate(source.ratePerSecond))/s", state: source.state, fill: "#dbeafe")
+            svg += box(
+                columns[0], index, role: "source", name: source.name,
+                line2: "\(source.kind) · \(source.state) · \(rate(source.ratePerSecond))/s", state: source.state, fill: "#dbeafe")
         }
         for (index, route) in report.routes.enumerated() {
-            svg += box(columns[1], index, role: "route", name: route.name, line2: route.filtered ? "filtered" : "every message", state: nil, fill: "#f3f4f6")
+            svg += box(
+                columns[1], index, role: "route", name: route.name, line2: route.filtered ? "filtered" : "every message", state: nil,
+                fill: "#f3f4f6")
         }
         for (index, target) in report.targets.enumerated() {
-            svg += box(columns[2], index, role: "target", name: target.name, line2: "\(target.kind) · \(target.state) · \(rate(target.ratePerSecond))/s", state: target.state, fill: target.deadLetter ? "#fee2e2" : "#dcfce7")
+            svg += box(
+                columns[2], index, role: "target", name: target.name,
+                line2: "\(target.kind) · \(target.state) · \(rate(target.ratePerSecond))/s", state: target.state,
+                fill: target.deadLetter ? "#fee2e2" : "#dcfce7")
         }
         return svg + "</svg>"
     }
@@ -130,25 +148,34 @@ enum StatusPage {
     }
 
     static func sourcesTable(_ report: StatusReport) -> String {
-        var html = "<h2>Sources</h2><table id=\"sources\"><tr><th>source</th><th>kind</th><th>state</th><th>rate/s</th><th>messages</th><th>acknowledged</th><th>in flight</th><th>lag</th><th>oldest unacked</th><th>last error</th></tr>"
+        var html =
+            "<h2>Sources</h2><table id=\"sources\"><tr><th>source</th><th>kind</th><th>state</th><th>rate/s</th><th>messages</th><th>acknowledged</th><th>in flight</th><th>lag</th><th>oldest unacked</th><th>last error</th></tr>"
         for source in report.sources {
-            html += "<tr data-source=\"\(escape(source.name))\" data-state=\"\(escape(source.state))\" data-rate=\"\(source.ratePerSecond.map { String($0) } ?? "")\">"
-            html += "<td>\(escape(source.name))\(source.notes.map { "<div class=\"meta\">\(escape($0))</div>" }.joined())</td><td>\(escape(source.kind))</td>"
+            html +=
+                "<tr data-source=\"\(escape(source.name))\" data-state=\"\(escape(source.state))\" data-rate=\"\(source.ratePerSecond.map { String($0) } ?? "")\">"
+            html +=
+                "<td>\(escape(source.name))\(source.notes.map { "<div class=\"meta\">\(escape($0))</div>" }.joined())</td><td>\(escape(source.kind))</td>"
             html += stateCell(source.state, source.reason)
-            html += "<td class=\"n\">\(rate(source.ratePerSecond))</td><td class=\"n\">\(count(source.messages))</td><td class=\"n\">\(count(source.acknowledged))</td>"
-            html += "<td class=\"n\">\(count(source.inflight))</td><td class=\"n\">\(count(source.lag))</td><td class=\"n\">\(duration(source.oldestUnackedSeconds))</td>"
+            html +=
+                "<td class=\"n\">\(rate(source.ratePerSecond))</td><td class=\"n\">\(count(source.messages))</td><td class=\"n\">\(count(source.acknowledged))</td>"
+            html +=
+                "<td class=\"n\">\(count(source.inflight))</td><td class=\"n\">\(count(source.lag))</td><td class=\"n\">\(duration(source.oldestUnackedSeconds))</td>"
             html += errorCell(source.lastError) + "</tr>"
         }
         return html + "</table>"
     }
 
     static func targetsTable(_ report: StatusReport) -> String {
-        var html = "<h2>Targets</h2><table id=\"targets\"><tr><th>target</th><th>kind</th><th>state</th><th>rate/s</th><th>written</th><th>retried</th><th>dead-lettered</th><th>queued</th><th>last error</th></tr>"
+        var html =
+            "<h2>Targets</h2><table id=\"targets\"><tr><th>target</th><th>kind</th><th>state</th><th>rate/s</th><th>written</th><th>retried</th><th>dead-lettered</th><th>queued</th><th>last error</th></tr>"
         for target in report.targets {
-            html += "<tr data-target=\"\(escape(target.name))\" data-state=\"\(escape(target.state))\" data-rate=\"\(target.ratePerSecond.map { String($0) } ?? "")\">"
-            html += "<td>\(escape(target.name))\(target.deadLetter ? " <span class=\"badge idle\">dead letters</span>" : "")</td><td>\(escape(target.kind))</td>"
+            html +=
+                "<tr data-target=\"\(escape(target.name))\" data-state=\"\(escape(target.state))\" data-rate=\"\(target.ratePerSecond.map { String($0) } ?? "")\">"
+            html +=
+                "<td>\(escape(target.name))\(target.deadLetter ? " <span class=\"badge idle\">dead letters</span>" : "")</td><td>\(escape(target.kind))</td>"
             html += stateCell(target.state, target.reason)
-            html += "<td class=\"n\">\(rate(target.ratePerSecond))</td><td class=\"n\">\(count(target.written))</td><td class=\"n\">\(count(target.retried))</td>"
+            html +=
+                "<td class=\"n\">\(rate(target.ratePerSecond))</td><td class=\"n\">\(count(target.written))</td><td class=\"n\">\(count(target.retried))</td>"
             html += "<td class=\"n\">\(count(target.deadLettered))</td><td class=\"n\">\(count(target.queued))</td>"
             html += errorCell(target.lastError) + "</tr>"
         }
@@ -157,8 +184,12 @@ enum StatusPage {
 
     static func footer(_ report: StatusReport, refreshSeconds: Int) -> String {
         var html = "<p class=\"meta\">"
-        html += refreshSeconds > 0 ? "Reloads every \(refreshSeconds) s (<a href=\"/?refresh=0\">stop</a>). " : "Not reloading (<a href=\"/\">reload every 2 s</a>). "
-        html += "The same data as JSON: <a href=\"/status\">/status</a> · <a href=\"/metrics\">/metrics</a> · <a href=\"/readyz\">/readyz</a></p>"
+        html +=
+            refreshSeconds > 0
+            ? "Reloads every \(refreshSeconds) s (<a href=\"/?refresh=0\">stop</a>). "
+            : "Not reloading (<a href=\"/\">reload every 2 s</a>). "
+        html +=
+            "The same data as JSON: <a href=\"/status\">/status</a> · <a href=\"/metrics\">/metrics</a> · <a href=\"/readyz\">/readyz</a></p>"
         return html
     }
 

@@ -56,18 +56,21 @@ public struct TapLine: Codable, Sendable, Equatable {
     }
 
     public init(at point: TapPoint, _ sample: TapSample) {
-        let utf8 = Self.isUTF8(sample.value) && sample.key.map(Self.isUTF8) != false
+        let utf8 =
+            Self.isUTF8(sample.value) && sample.key.map(Self.isUTF8) != false
             && sample.headers.allSatisfy { $0.value.map(Self.isUTF8) != false }
         func text(_ bytes: [UInt8]) -> String {
             utf8 ? String(decoding: bytes, as: UTF8.self) : Data(bytes).base64EncodedString()
         }
         let session = String(sample.session, radix: 16)
-        self.init(at: point.description, sample: Sample(
-            channel: sample.channel, partition: sample.partition, offset: sample.offset,
-            session: String(repeating: "0", count: max(0, 16 - session.count)) + session, timestamp: sample.timestamp,
-            key: sample.key.map(text), keyBytes: sample.keyBytes, value: text(sample.value), valueBytes: sample.valueBytes,
-            truncated: sample.truncated, encoding: utf8 ? "utf8" : "base64",
-            headers: sample.headers.map { Sample.HeaderField(name: $0.name, value: $0.value.map(text)) }))
+        self.init(
+            at: point.description,
+            sample: Sample(
+                channel: sample.channel, partition: sample.partition, offset: sample.offset,
+                session: String(repeating: "0", count: max(0, 16 - session.count)) + session, timestamp: sample.timestamp,
+                key: sample.key.map(text), keyBytes: sample.keyBytes, value: text(sample.value), valueBytes: sample.valueBytes,
+                truncated: sample.truncated, encoding: utf8 ? "utf8" : "base64",
+                headers: sample.headers.map { Sample.HeaderField(name: $0.name, value: $0.value.map(text)) }))
     }
 
     static func isUTF8(_ bytes: [UInt8]) -> Bool {

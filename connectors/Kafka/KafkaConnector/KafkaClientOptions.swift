@@ -1,31 +1,41 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import SwitchyardCore
 
 /// The options the `kafka` source and target share: brokers, client id, TLS, SASL and raw
 /// librdkafka properties, and how they become librdkafka properties.
 enum KafkaClientOptions {
-    static let tlsSchema = ObjectSchema(doc: "TLS to the brokers (security.protocol SSL, or SASL_SSL with sasl).", [
-        OptionField("ca", .string, doc: "PEM file of the certificate authorities to trust (ssl.ca.location); absent: the system's"),
-        OptionField("cert", .string, doc: "PEM file of the client certificate, for mutual TLS (ssl.certificate.location)"),
-        OptionField("key", .string, doc: "PEM file of the client's private key (ssl.key.location)"),
-        OptionField("keyPassword", .secret, doc: "password of the private key (ssl.key.password)"),
-        OptionField("verifyHostname", .bool, default: "true", doc: "check the broker's host name against its certificate (ssl.endpoint.identification.algorithm)"),
-    ])
+    static let tlsSchema = ObjectSchema(
+        doc: "TLS to the brokers (security.protocol SSL, or SASL_SSL with sasl).",
+        [
+            OptionField("ca", .string, doc: "PEM file of the certificate authorities to trust (ssl.ca.location); absent: the system's"),
+            OptionField("cert", .string, doc: "PEM file of the client certificate, for mutual TLS (ssl.certificate.location)"),
+            OptionField("key", .string, doc: "PEM file of the client's private key (ssl.key.location)"),
+            OptionField("keyPassword", .secret, doc: "password of the private key (ssl.key.password)"),
+            OptionField(
+                "verifyHostname", .bool, default: "true",
+                doc: "check the broker's host name against its certificate (ssl.endpoint.identification.algorithm)"),
+        ])
 
-    static let saslSchema = ObjectSchema(doc: "SASL authentication (security.protocol SASL_PLAINTEXT, or SASL_SSL with tls).", [
-        OptionField("mechanism", .choice(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]), default: "PLAIN", doc: "sasl.mechanism"),
-        OptionField("username", .string, required: true, doc: "sasl.username"),
-        OptionField("password", .secret, required: true, doc: "sasl.password"),
-    ])
+    static let saslSchema = ObjectSchema(
+        doc: "SASL authentication (security.protocol SASL_PLAINTEXT, or SASL_SSL with tls).",
+        [
+            OptionField("mechanism", .choice(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]), default: "PLAIN", doc: "sasl.mechanism"),
+            OptionField("username", .string, required: true, doc: "sasl.username"),
+            OptionField("password", .secret, required: true, doc: "sasl.password"),
+        ])
 
     static let fields: [OptionField] = [
         OptionField("brokers", .list(.string), required: true, doc: "bootstrap brokers, host:port each (bootstrap.servers)"),
         OptionField("clientId", .string, default: "switchyard", doc: "client.id shown in broker logs and quotas"),
         OptionField("tls", .object(tlsSchema), doc: "TLS settings; setting this object turns TLS on"),
         OptionField("sasl", .object(saslSchema), doc: "SASL settings; setting this object turns SASL on"),
-        OptionField("options", .map(.string), doc: "any librdkafka property, passed as is (checked by librdkafka when the document is validated); applied last, so it overrides the fields above"),
+        OptionField(
+            "options", .map(.string),
+            doc:
+                "any librdkafka property, passed as is (checked by librdkafka when the document is validated); applied last, so it overrides the fields above"
+        ),
     ]
 
     /// The librdkafka properties of the shared fields; the raw `options` come last.
@@ -71,18 +81,23 @@ enum KafkaClientOptions {
             issues.append(options.issue("brokers", "needs at least one broker (host:port)"))
         }
         for (index, broker) in brokers.enumerated() where broker.trimmingSpaces.isEmpty {
-            issues.append(ConfigIssue(path: "\(options.path(of: "brokers"))[\(index)]", line: options.line(of: "brokers"), message: "must not be empty"))
+            issues.append(
+                ConfigIssue(
+                    path: "\(options.path(of: "brokers"))[\(index)]", line: options.line(of: "brokers"), message: "must not be empty"))
         }
         let optionsPath = options.path(of: "options")
         let optionsLine = options.line(of: "options")
         var checked: [(String, String)] = []
         for (name, value) in raw(options) {
             if let instead = reserved[name] {
-                issues.append(ConfigIssue(path: "\(optionsPath).\(name)", line: optionsLine, message: "'\(name)' is set by the connector: \(instead)"))
+                issues.append(
+                    ConfigIssue(path: "\(optionsPath).\(name)", line: optionsLine, message: "'\(name)' is set by the connector: \(instead)")
+                )
                 continue
             }
             if let failure = RDKafkaConfig.check([(name, value)]).first {
-                issues.append(ConfigIssue(path: "\(optionsPath).\(name)", line: optionsLine, message: "librdkafka refuses it: \(failure.message)"))
+                issues.append(
+                    ConfigIssue(path: "\(optionsPath).\(name)", line: optionsLine, message: "librdkafka refuses it: \(failure.message)"))
                 continue
             }
             checked.append((name, value))
@@ -103,7 +118,11 @@ enum KafkaClientOptions {
         if issues.isEmpty {
             let all = properties(options).filter { property in !raw(options).contains { $0.0 == property.0 } } + derived + checked
             for failure in RDKafkaConfig.check(all) {
-                let field = failure.name.hasPrefix("ssl.") ? "tls" : failure.name.hasPrefix("sasl.") || failure.name == "security.protocol" ? (options.has("sasl") ? "sasl" : "tls") : "brokers"
+                let field =
+                    failure.name.hasPrefix("ssl.")
+                    ? "tls"
+                    : failure.name.hasPrefix("sasl.") || failure.name == "security.protocol"
+                        ? (options.has("sasl") ? "sasl" : "tls") : "brokers"
                 issues.append(options.issue(field, "librdkafka refuses \(failure.name): \(failure.message)"))
             }
         }

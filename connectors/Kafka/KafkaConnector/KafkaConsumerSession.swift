@@ -149,7 +149,9 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
             case .end(.stopped):
                 handoff.end(.finished)
             case .end(.reachedEveryStop):
-                logger.notice("kafka source reached the end of its input: every partition is taken up to its stop offset", metadata: ["source": "\(settings.name)"])
+                logger.notice(
+                    "kafka source reached the end of its input: every partition is taken up to its stop offset",
+                    metadata: ["source": "\(settings.name)"])
                 handoff.end(.finished)
             case .end(.failed(let error)):
                 handoff.end(.failed(error))
@@ -227,12 +229,17 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
 
     static func recordCommitted(source: String, _ offsets: [(TopicPartition, Int64)]) {
         for (partition, offset) in offsets {
-            Gauge(label: "switchyard_source_committed_offset", dimensions: [("source", source), ("topic", partition.topic), ("partition", String(partition.partition))]).record(offset)
+            Gauge(
+                label: "switchyard_source_committed_offset",
+                dimensions: [("source", source), ("topic", partition.topic), ("partition", String(partition.partition))]
+            ).record(offset)
         }
     }
 
     static func lagGauge(_ source: String, _ partition: TopicPartition) -> Gauge {
-        Gauge(label: "switchyard_source_lag_messages", dimensions: [("source", source), ("topic", partition.topic), ("partition", String(partition.partition))])
+        Gauge(
+            label: "switchyard_source_lag_messages",
+            dimensions: [("source", source), ("topic", partition.topic), ("partition", String(partition.partition))])
     }
 
     /// Refreshes, on the poll thread, what the lag is computed from: each owned partition's high
@@ -298,7 +305,9 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         rebalances.increment()
         perform(machine.revoking(partitions, lost: lost))
         perform(machine.revoked(partitions))
-        logger.info(lost ? "kafka partitions lost (not committed)" : "kafka partitions revoked", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
+        logger.info(
+            lost ? "kafka partitions lost (not committed)" : "kafka partitions revoked",
+            metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
     }
 
     /// Waits (blocking this thread, never the cooperative pool) until the in-flight messages of
@@ -319,7 +328,9 @@ final class KafkaConsumerSession: RDKafkaConsumerEvents, @unchecked Sendable {
         }
         done.wait()
         if drained.failed.load(ordering: .relaxed) {
-            logger.warning("revoked partitions did not drain in time; their unacknowledged messages will be delivered again", metadata: ["drainTimeout": "\(timeout)"])
+            logger.warning(
+                "revoked partitions did not drain in time; their unacknowledged messages will be delivered again",
+                metadata: ["drainTimeout": "\(timeout)"])
         }
     }
 

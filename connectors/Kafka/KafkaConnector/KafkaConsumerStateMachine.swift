@@ -416,7 +416,10 @@ struct KafkaConsumerStateMachine: Sendable {
         guard let firstAssigned, now - firstAssigned > configuration.settleTime else { return nil }
         let ownedCount = stopOffsets.keys.filter { owned[$0] != nil }.count
         guard ownedCount < stopOffsets.count else { return nil }
-        return KafkaError(.state, "a bounded run needs group '\(configuration.group)' to itself, but this member owns \(ownedCount) of \(stopOffsets.count) partitions: another member (a bridge still running?) holds the rest; stop it and run again", fatal: true)
+        return KafkaError(
+            .state,
+            "a bounded run needs group '\(configuration.group)' to itself, but this member owns \(ownedCount) of \(stopOffsets.count) partitions: another member (a bridge still running?) holds the rest; stop it and run again",
+            fatal: true)
     }
 
     /// Whether this member owns every partition of its topics and each reached its stop offset
@@ -446,7 +449,11 @@ struct KafkaConsumerStateMachine: Sendable {
         isPaused = false
         // Continue after what was taken, not from what the client may fall back to.
         let resumed = owned.filter { !$0.value.reachedStop }
-        return [.resume(Array(resumed.keys), seek: resumed.compactMap { partition, state in state.next.map { Seek(partition: partition, offset: $0) } })]
+        return [
+            .resume(
+                Array(resumed.keys),
+                seek: resumed.compactMap { partition, state in state.next.map { Seek(partition: partition, offset: $0) } })
+        ]
     }
 
     /// Drops the pending messages of `shards` (all when nil).

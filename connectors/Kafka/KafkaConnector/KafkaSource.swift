@@ -18,22 +18,46 @@ final class KafkaSource: Source {
     static let kind = SourceKind(
         kind: "kafka",
         summary: "consumes Kafka topics as a consumer-group member (librdkafka); commits the acknowledged prefix of each partition",
-        options: ObjectSchema(doc: "Consumes Kafka topics in a consumer group.", KafkaClientOptions.fields + [
-            OptionField("topics", .list(.string), required: true, doc: "topics to subscribe to; a name starting with ^ is a regular expression (e.g. ^orders\\..*)"),
-            OptionField("group", .string, required: true, doc: "consumer group (group.id); offsets are committed for this group"),
-            OptionField("startOffset", .choice(["earliest", "latest"]), default: "earliest", doc: "where to start in a partition the group has no committed offset for (auto.offset.reset)"),
-            OptionField("commitInterval", .duration, default: "1s", doc: "how often acknowledged offsets are committed (asynchronously); they are also committed on revoke and on shutdown"),
-            OptionField("drainTimeout", .duration, default: "20s", doc: "on a revoke, how long the partition's in-flight messages may take to be acknowledged before its watermark is committed and it is let go"),
-            OptionField("batchSize", .int(min: 1, max: 100_000), default: "1000", doc: "most messages taken from librdkafka per poll round (split into one batch per partition)"),
-            OptionField("prefetch", .size, doc: "librdkafka's prefetch queue in payload bytes (queued.max.messages.kbytes), charged to the byte budget; default: a twelfth of delivery.memoryLimit, between 64KiB and 64MiB"),
-            OptionField("prefetchMessages", .int(min: 1000, max: 10_000_000), doc: "librdkafka's prefetch queue in messages (queued.min.messages), charged to the byte budget at 256 bytes each (librdkafka's own per-message memory); default: prefetch / 128. The reservation, prefetch + 256 x prefetchMessages, is at most a quarter of delivery.memoryLimit"),
-        ]),
+        options: ObjectSchema(
+            doc: "Consumes Kafka topics in a consumer group.",
+            KafkaClientOptions.fields + [
+                OptionField(
+                    "topics", .list(.string), required: true,
+                    doc: "topics to subscribe to; a name starting with ^ is a regular expression (e.g. ^orders\\..*)"),
+                OptionField("group", .string, required: true, doc: "consumer group (group.id); offsets are committed for this group"),
+                OptionField(
+                    "startOffset", .choice(["earliest", "latest"]), default: "earliest",
+                    doc: "where to start in a partition the group has no committed offset for (auto.offset.reset)"),
+                OptionField(
+                    "commitInterval", .duration, default: "1s",
+                    doc: "how often acknowledged offsets are committed (asynchronously); they are also committed on revoke and on shutdown"),
+                OptionField(
+                    "drainTimeout", .duration, default: "20s",
+                    doc:
+                        "on a revoke, how long the partition's in-flight messages may take to be acknowledged before its watermark is committed and it is let go"
+                ),
+                OptionField(
+                    "batchSize", .int(min: 1, max: 100_000), default: "1000",
+                    doc: "most messages taken from librdkafka per poll round (split into one batch per partition)"),
+                OptionField(
+                    "prefetch", .size,
+                    doc:
+                        "librdkafka's prefetch queue in payload bytes (queued.max.messages.kbytes), charged to the byte budget; default: a twelfth of delivery.memoryLimit, between 64KiB and 64MiB"
+                ),
+                OptionField(
+                    "prefetchMessages", .int(min: 1000, max: 10_000_000),
+                    doc:
+                        "librdkafka's prefetch queue in messages (queued.min.messages), charged to the byte budget at 256 bytes each (librdkafka's own per-message memory); default: prefetch / 128. The reservation, prefetch + 256 x prefetchMessages, is at most a quarter of delivery.memoryLimit"
+                ),
+            ]),
         validate: { options in
             var issues: [ConfigIssue] = []
             let topics = options.strings("topics") ?? []
             if topics.isEmpty { issues.append(options.issue("topics", "needs at least one topic")) }
             for (index, topic) in topics.enumerated() where topic.trimmingSpaces.isEmpty {
-                issues.append(ConfigIssue(path: "\(options.path(of: "topics"))[\(index)]", line: options.line(of: "topics"), message: "must not be empty"))
+                issues.append(
+                    ConfigIssue(
+                        path: "\(options.path(of: "topics"))[\(index)]", line: options.line(of: "topics"), message: "must not be empty"))
             }
             if options.string("group")?.isEmpty == true { issues.append(options.issue("group", "must not be empty")) }
             if let interval = options.duration("commitInterval"), interval <= .zero {
@@ -99,7 +123,9 @@ final class KafkaSource: Source {
     init(_ setup: ConnectorSetup) throws {
         let options = setup.options
         if setup.stopAtEnd, let pattern = (options.strings("topics") ?? []).first(where: { $0.hasPrefix("^") }) {
-            throw ConnectorError.targetDown("\(options.path(of: "topics")): '\(pattern)' is a pattern; a source that stops at the end of its input needs topics by name")
+            throw ConnectorError.targetDown(
+                "\(options.path(of: "topics")): '\(pattern)' is a pattern; a source that stops at the end of its input needs topics by name"
+            )
         }
         let prefetch = options.size("prefetch") ?? min(64 << 20, max(64 << 10, setup.memoryLimit / 12))
         // librdkafka 2.0 stops fetching a partition for a whole second (rd_kafka_max_block_ms)
@@ -147,7 +173,9 @@ final class KafkaSource: Source {
 
     var notes: [String] {
         guard idle else { return [] }
-        return ["source \(settings.name) holds no partition: the group has at least as many busy members as the topics have partitions; this pod is idle"]
+        return [
+            "source \(settings.name) holds no partition: the group has at least as many busy members as the topics have partitions; this pod is idle"
+        ]
     }
 
     func run(context: SourceContext) async throws {
@@ -244,10 +272,13 @@ final class KafkaSource: Source {
                 found[TopicPartition(topic: topic, partition: partition)] = try inspector.watermarks(topic: topic, partition: partition).end
             }
         }
-        logger.notice("kafka source stops at the end of its input", metadata: [
-            "source": "\(settings.name)",
-            "stopOffsets": "\(found.sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))",
-        ])
+        logger.notice(
+            "kafka source stops at the end of its input",
+            metadata: [
+                "source": "\(settings.name)",
+                "stopOffsets":
+                    "\(found.sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))",
+            ])
         stops.withLock { $0 = found }
         return found
     }

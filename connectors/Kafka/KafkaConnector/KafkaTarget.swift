@@ -14,20 +14,40 @@ final class KafkaTarget: Target {
     static let kind = TargetKind(
         kind: "kafka",
         summary: "produces to Kafka (librdkafka, idempotent by default); delivery reports become per-message outcomes",
-        options: ObjectSchema(doc: "Produces to a Kafka topic.", KafkaClientOptions.fields + [
-            OptionField("topic", .template, required: true, doc: "topic template, e.g. mirror.{{ channel }}"),
-            OptionField("key", .template, doc: "key template; absent: the message's own key"),
-            OptionField("partition", .template, default: "hash", doc: "hash: librdkafka's murmur2 partitioner over the key (Java-compatible; random without a key); keep: the message's own partition; mirror: the message's own partition when the target topic has that partition, else hash (the target topic's partition count is asked of the cluster and refreshed every 30s); or a template rendering a partition number"),
-            OptionField("value", .template, doc: "value template (reshape the message, e.g. '{\"order\": {{ value }}, \"region\": \"{{ headers.region }}\"}'); absent: the message's own value"),
-            OptionField("keepHeaders", .bool, default: "true", doc: "copy the message's headers"),
-            OptionField("headers", .map(.template), doc: "headers to add (after the kept ones), as templates"),
-            OptionField("compression", .choice(["none", "gzip", "snappy", "lz4", "zstd"]), default: "none", doc: "compression.codec"),
-            OptionField("acks", .choice(["all", "1", "0"]), default: "all", doc: "acknowledgements the leader waits for (acks)"),
-            OptionField("idempotence", .bool, default: "true", doc: "enable.idempotence: no duplicates or reordering from producer retries (needs acks all)"),
-            OptionField("linger", .duration, default: "5ms", doc: "how long librdkafka waits to fill a request (linger.ms)"),
-            OptionField("deliveryTimeout", .duration, default: "30s", doc: "how long librdkafka retries a message before reporting it failed (message.timeout.ms); the core then retries it with backoff"),
-            OptionField("createTopics", .object(createTopicsSchema), doc: "before the first write, create the target topics that are missing (the topic must be constant or read only {{ channel }}); absent: topics are not created (a broker may still create them on first use)"),
-        ]),
+        options: ObjectSchema(
+            doc: "Produces to a Kafka topic.",
+            KafkaClientOptions.fields + [
+                OptionField("topic", .template, required: true, doc: "topic template, e.g. mirror.{{ channel }}"),
+                OptionField("key", .template, doc: "key template; absent: the message's own key"),
+                OptionField(
+                    "partition", .template, default: "hash",
+                    doc:
+                        "hash: librdkafka's murmur2 partitioner over the key (Java-compatible; random without a key); keep: the message's own partition; mirror: the message's own partition when the target topic has that partition, else hash (the target topic's partition count is asked of the cluster and refreshed every 30s); or a template rendering a partition number"
+                ),
+                OptionField(
+                    "value", .template,
+                    doc:
+                        "value template (reshape the message, e.g. '{\"order\": {{ value }}, \"region\": \"{{ headers.region }}\"}'); absent: the message's own value"
+                ),
+                OptionField("keepHeaders", .bool, default: "true", doc: "copy the message's headers"),
+                OptionField("headers", .map(.template), doc: "headers to add (after the kept ones), as templates"),
+                OptionField("compression", .choice(["none", "gzip", "snappy", "lz4", "zstd"]), default: "none", doc: "compression.codec"),
+                OptionField("acks", .choice(["all", "1", "0"]), default: "all", doc: "acknowledgements the leader waits for (acks)"),
+                OptionField(
+                    "idempotence", .bool, default: "true",
+                    doc: "enable.idempotence: no duplicates or reordering from producer retries (needs acks all)"),
+                OptionField("linger", .duration, default: "5ms", doc: "how long librdkafka waits to fill a request (linger.ms)"),
+                OptionField(
+                    "deliveryTimeout", .duration, default: "30s",
+                    doc:
+                        "how long librdkafka retries a message before reporting it failed (message.timeout.ms); the core then retries it with backoff"
+                ),
+                OptionField(
+                    "createTopics", .object(createTopicsSchema),
+                    doc:
+                        "before the first write, create the target topics that are missing (the topic must be constant or read only {{ channel }}); absent: topics are not created (a broker may still create them on first use)"
+                ),
+            ]),
         validate: { options in
             var issues: [ConfigIssue] = []
             if let topic = options.template("topic"), topic.constant?.isEmpty == true {
@@ -36,12 +56,15 @@ final class KafkaTarget: Target {
             if let partition = options.template("partition"), let constant = partition.constant {
                 let text = String(decoding: constant, as: UTF8.self)
                 if text != "hash" && text != "keep" && text != "mirror" && (Int32(text) ?? -1) < 0 {
-                    issues.append(options.issue("partition", "expected hash, keep, mirror, a partition number or a template rendering one, found '\(text)'"))
+                    issues.append(
+                        options.issue(
+                            "partition", "expected hash, keep, mirror, a partition number or a template rendering one, found '\(text)'"))
                 }
             }
             issues += validateCreateTopics(options)
             if options.bool("idempotence") == true, let acks = options.string("acks"), acks != "all" {
-                issues.append(options.issue("acks", "acks \(acks) needs idempotence: false (an idempotent producer waits for all replicas)"))
+                issues.append(
+                    options.issue("acks", "acks \(acks) needs idempotence: false (an idempotent producer waits for all replicas)"))
             }
             issues += KafkaClientOptions.validate(options, reserved: reserved, derived: [])
             return issues
@@ -50,11 +73,23 @@ final class KafkaTarget: Target {
         make: { setup in KafkaTarget(setup) }
     )
 
-    static let createTopicsSchema = ObjectSchema(doc: "Creates the missing target topics before the first write.", [
-        OptionField("partitions", .int(min: 1, max: 1_000_000), doc: "partitions of each created topic; absent: as many as the source topic written into it (of a kafka source routed to this target; the largest when several)"),
-        OptionField("replicationFactor", .int(min: -1, max: 32767), default: "-1", doc: "replicas of each partition; -1: the broker's default (default.replication.factor)"),
-        OptionField("configs", .list(.string), doc: "topic configs copied from the source topic (DescribeConfigs on the source cluster), e.g. [retention.ms, cleanup.policy]; a config the source does not report is not copied"),
-    ])
+    static let createTopicsSchema = ObjectSchema(
+        doc: "Creates the missing target topics before the first write.",
+        [
+            OptionField(
+                "partitions", .int(min: 1, max: 1_000_000),
+                doc:
+                    "partitions of each created topic; absent: as many as the source topic written into it (of a kafka source routed to this target; the largest when several)"
+            ),
+            OptionField(
+                "replicationFactor", .int(min: -1, max: 32767), default: "-1",
+                doc: "replicas of each partition; -1: the broker's default (default.replication.factor)"),
+            OptionField(
+                "configs", .list(.string),
+                doc:
+                    "topic configs copied from the source topic (DescribeConfigs on the source cluster), e.g. [retention.ms, cleanup.policy]; a config the source does not report is not copied"
+            ),
+        ])
 
     static func validateCreateTopics(_ options: OptionValues) -> [ConfigIssue] {
         guard let create = options.object("createTopics") else { return [] }
@@ -63,10 +98,15 @@ final class KafkaTarget: Target {
             issues.append(create.issue("replicationFactor", "expected -1 (the broker's default) or at least 1"))
         }
         for (index, name) in (create.strings("configs") ?? []).enumerated() where name.trimmingSpaces.isEmpty {
-            issues.append(ConfigIssue(path: "\(create.path(of: "configs"))[\(index)]", line: create.line(of: "configs"), message: "must not be empty"))
+            issues.append(
+                ConfigIssue(path: "\(create.path(of: "configs"))[\(index)]", line: create.line(of: "configs"), message: "must not be empty")
+            )
         }
         if let topic = options.template("topic"), topic.constant == nil, !topic.readsOnlyChannel {
-            issues.append(options.issue("createTopics", "needs the target topics known before messages arrive: topic '\(topic)' must be constant or read only {{ channel }}"))
+            issues.append(
+                options.issue(
+                    "createTopics",
+                    "needs the target topics known before messages arrive: topic '\(topic)' must be constant or read only {{ channel }}"))
         }
         return issues
     }
@@ -168,7 +208,9 @@ final class KafkaTarget: Target {
         properties += KafkaClientOptions.raw(options)
         self.properties = properties
         io = BlockingQueue(label: "switchyard.kafka.target.\(setup.name)")
-        let sync = KafkaTopicSync(options: options, topic: options.template("topic")!, keep: partitionTemplate?.constant == Array("keep".utf8), feeders: setup.feeders, logger: logger)
+        let sync = KafkaTopicSync(
+            options: options, topic: options.template("topic")!, keep: partitionTemplate?.constant == Array("keep".utf8),
+            feeders: setup.feeders, logger: logger)
         topicSync = Mutex(sync.isNeeded ? sync : nil)
     }
 
@@ -344,9 +386,11 @@ final class KafkaTarget: Target {
         }
         var recordHeaders = keepHeaders ? message.headers : []
         for (headerName, template) in headers { recordHeaders.append(Header(name: headerName, value: template.render(message))) }
-        return .success(Record(
-            topic: topicName, partition: partitionNumber, mirrorPartition: mirrorPartition, key: key.map { $0.render(message) } ?? message.key,
-            value: value.map { $0.render(message) } ?? message.value, headers: recordHeaders, timestamp: message.timestamp))
+        return .success(
+            Record(
+                topic: topicName, partition: partitionNumber, mirrorPartition: mirrorPartition,
+                key: key.map { $0.render(message) } ?? message.key,
+                value: value.map { $0.render(message) } ?? message.value, headers: recordHeaders, timestamp: message.timestamp))
     }
 
     /// The partition count of `topic`, cached for ``partitionCountTTL``; asks the cluster (up
@@ -358,7 +402,8 @@ final class KafkaTarget: Target {
         }
         let count = producer.partitionCount(topic: topic, timeoutMs: 5000)
         if count == nil {
-            logger.warning("the partition count of the target topic is unknown; messages are hashed by key", metadata: ["topic": "\(topic)"])
+            logger.warning(
+                "the partition count of the target topic is unknown; messages are hashed by key", metadata: ["topic": "\(topic)"])
         }
         partitionCounts.withLock { $0[topic] = (count, now) }
         return count

@@ -65,17 +65,21 @@ struct KafkaTopicSync: Sendable {
         for feeder in feeders {
             guard feeder.kind == "kafka" else {
                 if constant == nil, creation != nil {
-                    logger.warning("the target topics of this source are known only when its messages arrive; they are not created", metadata: [
-                        "path": "\(options.path).createTopics", "source": "\(feeder.name)", "kind": "\(feeder.kind)",
-                    ])
+                    logger.warning(
+                        "the target topics of this source are known only when its messages arrive; they are not created",
+                        metadata: [
+                            "path": "\(options.path).createTopics", "source": "\(feeder.name)", "kind": "\(feeder.kind)",
+                        ])
                 }
                 continue
             }
             for sourceTopic in feeder.options.strings("topics") ?? [] {
                 if sourceTopic.hasPrefix("^") {
-                    logger.warning("a source topic pattern is not matched against the cluster; its topics are neither checked nor created", metadata: [
-                        "path": "\(options.path)", "source": "\(feeder.name)", "pattern": "\(sourceTopic)",
-                    ])
+                    logger.warning(
+                        "a source topic pattern is not matched against the cluster; its topics are neither checked nor created",
+                        metadata: [
+                            "path": "\(options.path)", "source": "\(feeder.name)", "pattern": "\(sourceTopic)",
+                        ])
                     continue
                 }
                 let target = constant ?? topic.renderString(Message(value: [], channel: sourceTopic))
@@ -118,50 +122,69 @@ struct KafkaTopicSync: Sendable {
             case .source:
                 guard let widest else {
                     if let feed = feeds.first {
-                        throw ConnectorError.retriable("\(path).createTopics: source topic '\(feed.topic)' (source \(feed.source.name)) does not exist on its cluster, so target topic '\(targetTopic)' cannot be sized after it; it is created once the source topic exists")
+                        throw ConnectorError.retriable(
+                            "\(path).createTopics: source topic '\(feed.topic)' (source \(feed.source.name)) does not exist on its cluster, so target topic '\(targetTopic)' cannot be sized after it; it is created once the source topic exists"
+                        )
                     }
-                    throw ConnectorRefusal("\(path).createTopics: without partitions, target topic '\(targetTopic)' is sized after a source topic, but no kafka source with named topics is routed to this target; set partitions")
+                    throw ConnectorRefusal(
+                        "\(path).createTopics: without partitions, target topic '\(targetTopic)' is sized after a source topic, but no kafka source with named topics is routed to this target; set partitions"
+                    )
                 }
                 partitions = widest.count
             }
             var configs: [(String, String)] = []
             if !creation.configs.isEmpty {
                 guard let feed = feeds.first else {
-                    throw ConnectorRefusal("\(path).createTopics.configs copies configs from a source topic, but no kafka source with named topics writes into target topic '\(targetTopic)'")
+                    throw ConnectorRefusal(
+                        "\(path).createTopics.configs copies configs from a source topic, but no kafka source with named topics writes into target topic '\(targetTopic)'"
+                    )
                 }
                 let found = try sources.configs(feed)
                 configs = creation.configs.compactMap { name in found[name].map { (name, $0) } }
                 let absent = creation.configs.filter { found[$0] == nil }
                 if !absent.isEmpty {
-                    logger.notice("the source topic does not report these configs; they are not copied", metadata: [
-                        "sourceTopic": "\(feed.topic)", "targetTopic": "\(targetTopic)", "configs": "\(absent.joined(separator: ","))",
-                    ])
+                    logger.notice(
+                        "the source topic does not report these configs; they are not copied",
+                        metadata: [
+                            "sourceTopic": "\(feed.topic)", "targetTopic": "\(targetTopic)", "configs": "\(absent.joined(separator: ","))",
+                        ])
                 }
             }
-            try create(targetTopic, partitions: partitions, replicationFactor: creation.replicationFactor, configs: configs, on: target, logger: logger)
+            try create(
+                targetTopic, partitions: partitions, replicationFactor: creation.replicationFactor, configs: configs, on: target,
+                logger: logger)
         }
     }
 
-    func create(_ topic: String, partitions: Int32, replicationFactor: Int32, configs: [(String, String)], on admin: RDKafkaTopicAdmin, logger: Logger) throws {
+    func create(
+        _ topic: String, partitions: Int32, replicationFactor: Int32, configs: [(String, String)], on admin: RDKafkaTopicAdmin,
+        logger: Logger
+    ) throws {
         do {
             try admin.createTopic(topic, partitions: partitions, replicationFactor: replicationFactor, configs: configs)
-            logger.notice("created the target topic", metadata: [
-                "topic": "\(topic)", "partitions": "\(partitions)", "replicationFactor": "\(replicationFactor)",
-                "configs": "\(configs.map { "\($0.0)=\($0.1)" }.joined(separator: ","))",
-            ])
+            logger.notice(
+                "created the target topic",
+                metadata: [
+                    "topic": "\(topic)", "partitions": "\(partitions)", "replicationFactor": "\(replicationFactor)",
+                    "configs": "\(configs.map { "\($0.0)=\($0.1)" }.joined(separator: ","))",
+                ])
         } catch {
             if error.code == KafkaError.Code(RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
                 // Another replica created it meanwhile: the next open checks its partitions.
-                throw ConnectorError.retriable("\(path).createTopics: target topic '\(topic)' appeared while it was being created; checking it again")
+                throw ConnectorError.retriable(
+                    "\(path).createTopics: target topic '\(topic)' appeared while it was being created; checking it again")
             }
-            let text = "\(path).createTopics: the target cluster did not create topic '\(topic)' (\(partitions) partitions, replication factor \(replicationFactor), configs \(configs.map { "\($0.0)=\($0.1)" })): \(error)"
+            let text =
+                "\(path).createTopics: the target cluster did not create topic '\(topic)' (\(partitions) partitions, replication factor \(replicationFactor), configs \(configs.map { "\($0.0)=\($0.1)" })): \(error)"
             if error.isRetriable { throw ConnectorError.retriable(text) }
             throw ConnectorRefusal(text)
         }
     }
 
     func keepRefusal(_ targetTopic: String, _ have: Int32, _ widest: (feed: Feed, count: Int32)) -> ConnectorRefusal {
-        ConnectorRefusal("\(path).partition: keep writes each message to the partition number it has on its source, but target topic '\(targetTopic)' has \(have) partitions and source topic '\(widest.feed.topic)' (source \(widest.feed.source.name)) has \(widest.count); give the target topic \(widest.count) partitions, or use partition: mirror")
+        ConnectorRefusal(
+            "\(path).partition: keep writes each message to the partition number it has on its source, but target topic '\(targetTopic)' has \(have) partitions and source topic '\(widest.feed.topic)' (source \(widest.feed.source.name)) has \(widest.count); give the target topic \(widest.count) partitions, or use partition: mirror"
+        )
     }
 
     static func admin(_ properties: [(String, String)], _ logger: Logger, place: String) throws -> RDKafkaTopicAdmin {

@@ -31,16 +31,23 @@ struct LinkAddress: Sendable, Equatable, CustomStringConvertible {
             guard rest.first == ":" else { return .failure(.init("expected host:port, e.g. [::1]:7400")) }
             portText = rest.dropFirst()
             guard !host.isEmpty else { return .failure(.init("the address names no host")) }
-            guard let port = Int(portText), (1...65535).contains(port) else { return .failure(.init("the port must be a number from 1 to 65535")) }
+            guard let port = Int(portText), (1...65535).contains(port) else {
+                return .failure(.init("the port must be a number from 1 to 65535"))
+            }
             return .success(LinkAddress(host: .ipv6(String(host)), port: port))
         }
-        guard let colon = text.lastIndex(of: ":") else { return .failure(.init("expected host:port, e.g. 127.0.0.1:7400 or link.example.com:7400")) }
+        guard let colon = text.lastIndex(of: ":") else {
+            return .failure(.init("expected host:port, e.g. 127.0.0.1:7400 or link.example.com:7400"))
+        }
         host = text[..<colon]
         portText = text[text.index(after: colon)...]
         guard !host.isEmpty else { return .failure(.init("the address names no host")) }
         guard !host.contains(":") else { return .failure(.init("write an IPv6 address in brackets, e.g. [::1]:7400")) }
-        guard let port = Int(portText), (1...65535).contains(port) else { return .failure(.init("the port must be a number from 1 to 65535")) }
-        let isIPv4 = host.split(separator: ".", omittingEmptySubsequences: false).count == 4
+        guard let port = Int(portText), (1...65535).contains(port) else {
+            return .failure(.init("the port must be a number from 1 to 65535"))
+        }
+        let isIPv4 =
+            host.split(separator: ".", omittingEmptySubsequences: false).count == 4
             && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { part in
                 !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isNumber) && (Int(part) ?? 256) <= 255
             }

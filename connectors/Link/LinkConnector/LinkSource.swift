@@ -16,20 +16,41 @@ import SwitchyardCore
 final class LinkSource: Source {
     static let kind = SourceKind(
         kind: "link",
-        summary: "receives messages from link targets of other Switchyard processes over gRPC; acknowledges them when this process's targets confirmed them",
-        options: ObjectSchema(doc: "Listens for link targets.", exclusive: [["token", "tokenFile"]], [
-            OptionField("listen", .string, required: true, doc: "address:port to listen on, e.g. 0.0.0.0:7400 or [::]:7400 (localhost means 127.0.0.1)"),
-            OptionField("tls", .object(ObjectSchema(doc: "TLS: cert and key are this side's server certificate; with clientCa, senders must present a client certificate that chains to it (mutual TLS).", [
-                OptionField("cert", .string, required: true, doc: "PEM file of the server certificate (chain)"),
-                OptionField("key", .string, required: true, doc: "PEM file of the server certificate's private key"),
-                OptionField("clientCa", .string, doc: "PEM file of the authority client certificates must chain to; absent to accept senders without a certificate"),
-            ])), doc: "absent for plaintext (only on a trusted network)"),
-            OptionField("token", .secret, doc: "the bearer token senders must present; use ${file:PATH}. Never shown"),
-            OptionField("tokenFile", .string, doc: "file whose content (whitespace trimmed) is the bearer token senders must present, read when the source is built"),
-            OptionField("creditMessages", .int(min: 1, max: 10_000_000), default: "20000", doc: "the window per sender: messages sent and not yet confirmed by this process's targets"),
-            OptionField("creditBytes", .size, default: "64MiB", doc: "the window per sender in bytes (key, value, headers and channel)"),
-            OptionField("maxFrameBytes", .size, default: "16MiB", doc: "largest frame accepted; the senders' frameBytes must stay below it"),
-        ]),
+        summary:
+            "receives messages from link targets of other Switchyard processes over gRPC; acknowledges them when this process's targets confirmed them",
+        options: ObjectSchema(
+            doc: "Listens for link targets.", exclusive: [["token", "tokenFile"]],
+            [
+                OptionField(
+                    "listen", .string, required: true,
+                    doc: "address:port to listen on, e.g. 0.0.0.0:7400 or [::]:7400 (localhost means 127.0.0.1)"),
+                OptionField(
+                    "tls",
+                    .object(
+                        ObjectSchema(
+                            doc:
+                                "TLS: cert and key are this side's server certificate; with clientCa, senders must present a client certificate that chains to it (mutual TLS).",
+                            [
+                                OptionField("cert", .string, required: true, doc: "PEM file of the server certificate (chain)"),
+                                OptionField("key", .string, required: true, doc: "PEM file of the server certificate's private key"),
+                                OptionField(
+                                    "clientCa", .string,
+                                    doc:
+                                        "PEM file of the authority client certificates must chain to; absent to accept senders without a certificate"
+                                ),
+                            ])), doc: "absent for plaintext (only on a trusted network)"),
+                OptionField("token", .secret, doc: "the bearer token senders must present; use ${file:PATH}. Never shown"),
+                OptionField(
+                    "tokenFile", .string,
+                    doc: "file whose content (whitespace trimmed) is the bearer token senders must present, read when the source is built"),
+                OptionField(
+                    "creditMessages", .int(min: 1, max: 10_000_000), default: "20000",
+                    doc: "the window per sender: messages sent and not yet confirmed by this process's targets"),
+                OptionField(
+                    "creditBytes", .size, default: "64MiB", doc: "the window per sender in bytes (key, value, headers and channel)"),
+                OptionField(
+                    "maxFrameBytes", .size, default: "16MiB", doc: "largest frame accepted; the senders' frameBytes must stay below it"),
+            ]),
         validate: validate,
         positions: .perSession,
         make: { setup in try LinkSource(setup) }
@@ -42,7 +63,8 @@ final class LinkSource: Source {
             case .failure(let error): issues.append(options.issue("listen", error.message))
             case .success(let address):
                 if case .name(let host) = address.host, host != "localhost" {
-                    issues.append(options.issue("listen", "listen on an IP address (0.0.0.0, [::], 127.0.0.1) or localhost, not the name \(host)"))
+                    issues.append(
+                        options.issue("listen", "listen on an IP address (0.0.0.0, [::], 127.0.0.1) or localhost, not the name \(host)"))
                 }
             }
         }
@@ -112,9 +134,11 @@ final class LinkSource: Source {
         let (logger, name, ledger) = (self.logger, self.name, self.ledger)
         let report: @Sendable (String, String) -> Void = { peer, error in
             ledger.refused()
-            logger.error("link sender refused: the TLS handshake failed (wrong or missing client certificate?)", metadata: [
-                "source": "\(name)", "peer": "\(peer)", "error": "\(error)",
-            ])
+            logger.error(
+                "link sender refused: the TLS handshake failed (wrong or missing client certificate?)",
+                metadata: [
+                    "source": "\(name)", "peer": "\(peer)", "error": "\(error)",
+                ])
         }
         let tls = isTLS
         let transport = HTTP2ServerTransport.Posix(
@@ -142,7 +166,9 @@ final class LinkSource: Source {
         do {
             let bound = try await transport.listeningAddress
             setHealth(.up)
-            logger.info("link source listening", metadata: ["source": "\(name)", "address": "\(bound)", "tls": "\(isTLS)", "token": "\(token != nil)"])
+            logger.info(
+                "link source listening",
+                metadata: ["source": "\(name)", "address": "\(bound)", "tls": "\(isTLS)", "token": "\(token != nil)"])
         } catch {
             let why = "cannot listen on \(listen): \(describe(error))"
             setHealth(.down(why))
@@ -172,10 +198,12 @@ final class LinkSource: Source {
         stopping.store(true, ordering: .releasing)
         // Give acknowledgements already queued a moment to be written, then end the streams.
         ledger.finishStreams()
-        guard let running = server.withLock({ state in
-            defer { state = nil }
-            return state
-        }) else { return }
+        guard
+            let running = server.withLock({ state in
+                defer { state = nil }
+                return state
+            })
+        else { return }
         running.server.beginGracefulShutdown()
         try? await Task.sleep(for: .milliseconds(200))
         running.task.cancel()
@@ -199,8 +227,10 @@ struct LinkService: Switchyard_Link_V1_Link.StreamingServiceProtocol {
             let presented = request.metadata[stringValues: linkAuthorizationKey].first { _ in true }
             guard let presented, presented.hasPrefix("Bearer "), tokensEqual(String(presented.dropFirst(7)), expected) else {
                 source.ledger.refused()
-                source.logger.error("link sender refused: the bearer token is missing or wrong", metadata: ["source": "\(source.name)", "peer": "\(peer)"])
-                throw RPCError(code: .unauthenticated, message: presented == nil ? "no bearer token was presented" : "the bearer token is wrong")
+                source.logger.error(
+                    "link sender refused: the bearer token is missing or wrong", metadata: ["source": "\(source.name)", "peer": "\(peer)"])
+                throw RPCError(
+                    code: .unauthenticated, message: presented == nil ? "no bearer token was presented" : "the bearer token is wrong")
             }
         }
         let ledger = source.ledger
@@ -225,12 +255,17 @@ struct LinkService: Switchyard_Link_V1_Link.StreamingServiceProtocol {
                                     throw RPCError(code: .failedPrecondition, message: "a second hello on one stream")
                                 }
                                 guard hello.version == linkProtocolVersion else {
-                                    throw RPCError(code: .failedPrecondition, message: "this receiver speaks link protocol version \(linkProtocolVersion), the sender \(hello.version)")
+                                    throw RPCError(
+                                        code: .failedPrecondition,
+                                        message:
+                                            "this receiver speaks link protocol version \(linkProtocolVersion), the sender \(hello.version)"
+                                    )
                                 }
                                 guard !hello.senderID.isEmpty else {
                                     throw RPCError(code: .invalidArgument, message: "the hello names no sender")
                                 }
-                                let (attached, number, welcome) = ledger.attach(senderID: hello.senderID, name: hello.senderName, outlet: outlet)
+                                let (attached, number, welcome) = ledger.attach(
+                                    senderID: hello.senderID, name: hello.senderName, outlet: outlet)
                                 session = attached
                                 stream = number
                                 var reply = ReceiverFrame()
@@ -238,10 +273,12 @@ struct LinkService: Switchyard_Link_V1_Link.StreamingServiceProtocol {
                                 body.receiverName = source.name
                                 reply.welcome = body
                                 outlet.yield(reply)
-                                source.logger.info("link sender connected", metadata: [
-                                    "source": "\(source.name)", "sender": "\(hello.senderName)", "senderID": "\(hello.senderID)",
-                                    "peer": "\(peer)", "confirmedThrough": "\(welcome.confirmedThrough)",
-                                ])
+                                source.logger.info(
+                                    "link sender connected",
+                                    metadata: [
+                                        "source": "\(source.name)", "sender": "\(hello.senderName)", "senderID": "\(hello.senderID)",
+                                        "peer": "\(peer)", "confirmedThrough": "\(welcome.confirmedThrough)",
+                                    ])
                             case .batch(let batch):
                                 guard let session else {
                                     throw RPCError(code: .failedPrecondition, message: "a batch before the hello")
@@ -261,7 +298,9 @@ struct LinkService: Switchyard_Link_V1_Link.StreamingServiceProtocol {
                         if let session { ledger.detach(session, stream: stream) }
                         outlet.finish()
                         if !(error is CancellationError) {
-                            source.logger.warning("link stream ended", metadata: ["source": "\(source.name)", "peer": "\(peer)", "error": "\(describe(error))"])
+                            source.logger.warning(
+                                "link stream ended",
+                                metadata: ["source": "\(source.name)", "peer": "\(peer)", "error": "\(describe(error))"])
                         }
                         throw error
                     }

@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import DequeModule
 import GRPCCore
@@ -21,24 +21,51 @@ import SwitchyardCore
 final class LinkTarget: Target {
     static let kind = TargetKind(
         kind: "link",
-        summary: "sends messages to a link source in another Switchyard process over gRPC; a batch is written when that process's targets confirmed it",
-        options: ObjectSchema(doc: "Sends to a link source.", exclusive: [["token", "tokenFile"]], [
-            OptionField("address", .string, required: true, doc: "host:port of the link source, e.g. link.example.com:7400 or [::1]:7400"),
-            OptionField("tls", .object(ObjectSchema(doc: "TLS: the receiver's certificate is verified against ca; cert and key are this side's client certificate (mutual TLS).", [
-                OptionField("ca", .string, required: true, doc: "PEM file of the authority the receiver's certificate must chain to"),
-                OptionField("cert", .string, doc: "PEM file of the client certificate (chain), for a receiver that requires one"),
-                OptionField("key", .string, doc: "PEM file of the client certificate's private key"),
-                OptionField("serverName", .string, doc: "the name the receiver's certificate must hold; default the host of address"),
-            ])), doc: "absent for plaintext (only on a trusted network)"),
-            OptionField("token", .secret, doc: "bearer token sent with the stream; use ${file:PATH}. Never shown"),
-            OptionField("tokenFile", .string, doc: "file whose content (whitespace trimmed) is the bearer token, read when the target is built"),
-            OptionField("frameMessages", .int(min: 1, max: 100_000), default: "500", doc: "at most this many messages per frame on the wire"),
-            OptionField("frameBytes", .size, default: "1MiB", doc: "at most about this many bytes per frame (a larger message travels alone); keep it below the source's maxFrameBytes"),
-            OptionField("connectTimeout", .duration, default: "10s", doc: "how long opening the target waits for the receiver's welcome before reporting it down"),
-            OptionField("reconnectDelay", .duration, default: "100ms", doc: "first wait before reconnecting; doubles per failed attempt, with full jitter"),
-            OptionField("reconnectMaxDelay", .duration, default: "5s", doc: "longest wait before reconnecting"),
-            OptionField("keepalive", .duration, default: "10s", doc: "HTTP/2 ping interval; a receiver that does not answer within the same time is taken as lost"),
-        ]),
+        summary:
+            "sends messages to a link source in another Switchyard process over gRPC; a batch is written when that process's targets confirmed it",
+        options: ObjectSchema(
+            doc: "Sends to a link source.", exclusive: [["token", "tokenFile"]],
+            [
+                OptionField(
+                    "address", .string, required: true, doc: "host:port of the link source, e.g. link.example.com:7400 or [::1]:7400"),
+                OptionField(
+                    "tls",
+                    .object(
+                        ObjectSchema(
+                            doc:
+                                "TLS: the receiver's certificate is verified against ca; cert and key are this side's client certificate (mutual TLS).",
+                            [
+                                OptionField(
+                                    "ca", .string, required: true, doc: "PEM file of the authority the receiver's certificate must chain to"
+                                ),
+                                OptionField(
+                                    "cert", .string, doc: "PEM file of the client certificate (chain), for a receiver that requires one"),
+                                OptionField("key", .string, doc: "PEM file of the client certificate's private key"),
+                                OptionField(
+                                    "serverName", .string, doc: "the name the receiver's certificate must hold; default the host of address"
+                                ),
+                            ])), doc: "absent for plaintext (only on a trusted network)"),
+                OptionField("token", .secret, doc: "bearer token sent with the stream; use ${file:PATH}. Never shown"),
+                OptionField(
+                    "tokenFile", .string, doc: "file whose content (whitespace trimmed) is the bearer token, read when the target is built"),
+                OptionField(
+                    "frameMessages", .int(min: 1, max: 100_000), default: "500", doc: "at most this many messages per frame on the wire"),
+                OptionField(
+                    "frameBytes", .size, default: "1MiB",
+                    doc:
+                        "at most about this many bytes per frame (a larger message travels alone); keep it below the source's maxFrameBytes"
+                ),
+                OptionField(
+                    "connectTimeout", .duration, default: "10s",
+                    doc: "how long opening the target waits for the receiver's welcome before reporting it down"),
+                OptionField(
+                    "reconnectDelay", .duration, default: "100ms",
+                    doc: "first wait before reconnecting; doubles per failed attempt, with full jitter"),
+                OptionField("reconnectMaxDelay", .duration, default: "5s", doc: "longest wait before reconnecting"),
+                OptionField(
+                    "keepalive", .duration, default: "10s",
+                    doc: "HTTP/2 ping interval; a receiver that does not answer within the same time is taken as lost"),
+            ]),
         validate: validate,
         batchesInFlight: 4,
         make: { setup in try LinkTarget(setup) }
@@ -131,12 +158,13 @@ final class LinkTarget: Target {
         var authority: String?
         if let tls = options.object("tls") {
             let files = try LinkTLSFiles(tls, authorityField: "ca")
-            security = .tls(HTTP2ClientTransport.Posix.TransportSecurity.TLS(
-                certificateChain: files.certificate.map { [.bytes($0, format: .pem)] } ?? [],
-                privateKey: files.key.map { .bytes($0, format: .pem) },
-                serverCertificateVerification: .fullVerification,
-                trustRoots: .certificates([.bytes(files.authority ?? [], format: .pem)])
-            ))
+            security = .tls(
+                HTTP2ClientTransport.Posix.TransportSecurity.TLS(
+                    certificateChain: files.certificate.map { [.bytes($0, format: .pem)] } ?? [],
+                    privateKey: files.key.map { .bytes($0, format: .pem) },
+                    serverCertificateVerification: .fullVerification,
+                    trustRoots: .certificates([.bytes(files.authority ?? [], format: .pem)])
+                ))
             authority = tls.string("serverName")
         }
         let keepalive = options.duration("keepalive") ?? .seconds(10)
@@ -150,11 +178,14 @@ final class LinkTarget: Target {
             let transport: HTTP2ClientTransport.Posix
             switch address.host {
             case .ipv4(let host):
-                transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: host, port: address.port), transportSecurity: security, config: config)
+                transport = try HTTP2ClientTransport.Posix(
+                    target: .ipv4(address: host, port: address.port), transportSecurity: security, config: config)
             case .ipv6(let host):
-                transport = try HTTP2ClientTransport.Posix(target: .ipv6(address: host, port: address.port), transportSecurity: security, config: config)
+                transport = try HTTP2ClientTransport.Posix(
+                    target: .ipv6(address: host, port: address.port), transportSecurity: security, config: config)
             case .name(let host):
-                transport = try HTTP2ClientTransport.Posix(target: .dns(host: host, port: address.port), transportSecurity: security, config: config)
+                transport = try HTTP2ClientTransport.Posix(
+                    target: .dns(host: host, port: address.port), transportSecurity: security, config: config)
             }
             client = GRPCClient(transport: transport)
         } catch {
@@ -215,10 +246,11 @@ final class LinkTarget: Target {
                 var frame = SenderFrame()
                 frame.batch = batch
                 let last = state.nextSequence + UInt64(built.count) - 1
-                state.entries.append(Entry(
-                    first: state.nextSequence, last: last, count: built.count, bytes: built.bytes, frame: frame,
-                    waiter: index == frames.count - 1 ? waiter : nil
-                ))
+                state.entries.append(
+                    Entry(
+                        first: state.nextSequence, last: last, count: built.count, bytes: built.bytes, frame: frame,
+                        waiter: index == frames.count - 1 ? waiter : nil
+                    ))
                 state.nextSequence = last + 1
             }
             state.waiters[waiter] = completion
@@ -351,31 +383,35 @@ final class LinkTarget: Target {
         opening.hello = hello
         let first = opening
         let stub = Switchyard_Link_V1_Link.Client(wrapping: client)
-        try await stub.exchange(metadata: metadata, options: options, requestProducer: { writer in
-            try await writer.write(first)
-            for await _ in signals {
-                for frame in self.takeSendable() {
-                    try await writer.write(frame)
+        try await stub.exchange(
+            metadata: metadata, options: options,
+            requestProducer: { writer in
+                try await writer.write(first)
+                for await _ in signals {
+                    for frame in self.takeSendable() {
+                        try await writer.write(frame)
+                    }
                 }
-            }
-        }, onResponse: { response in
-            defer { wake.finish() }
-            for try await reply in response.messages {
-                switch reply.kind {
-                case .welcome(let welcome):
-                    try self.welcome(welcome, wake: wake)
-                case .ack(let ack):
-                    self.acknowledged(ack)
-                case nil:
-                    break
+            },
+            onResponse: { response in
+                defer { wake.finish() }
+                for try await reply in response.messages {
+                    switch reply.kind {
+                    case .welcome(let welcome):
+                        try self.welcome(welcome, wake: wake)
+                    case .ack(let ack):
+                        self.acknowledged(ack)
+                    case nil:
+                        break
+                    }
                 }
-            }
-        })
+            })
     }
 
     func welcome(_ welcome: Switchyard_Link_V1_Welcome, wake: AsyncStream<Void>.Continuation) throws {
         guard welcome.version == linkProtocolVersion else {
-            throw ConnectorError.targetDown("the link receiver speaks protocol version \(welcome.version), this sender \(linkProtocolVersion)")
+            throw ConnectorError.targetDown(
+                "the link receiver speaks protocol version \(welcome.version), this sender \(linkProtocolVersion)")
         }
         let (done, resent) = state.withLock { state in
             let done = confirm(through: welcome.confirmedThrough, in: &state)
@@ -391,10 +427,12 @@ final class LinkTarget: Target {
             return (done, resent)
         }
         for completion in done { completion.resolve(.success(())) }
-        setHealth(.up, "link connected", metadata: [
-            "receiver": "\(welcome.receiverName)", "confirmedThrough": "\(welcome.confirmedThrough)",
-            "resending": "\(resent)", "creditMessages": "\(welcome.creditMessages)", "creditBytes": "\(welcome.creditBytes)",
-        ])
+        setHealth(
+            .up, "link connected",
+            metadata: [
+                "receiver": "\(welcome.receiverName)", "confirmedThrough": "\(welcome.confirmedThrough)",
+                "resending": "\(resent)", "creditMessages": "\(welcome.creditMessages)", "creditBytes": "\(welcome.creditBytes)",
+            ])
         wake.yield()
     }
 
@@ -456,7 +494,10 @@ extension LinkTarget {
     /// A short reading of a TLS failure from the BoringSSL reason in `text`.
     static func tlsReason(_ text: String) -> String {
         let known: [(String, String)] = [
-            ("UNKNOWN_CA", "the receiver does not accept this sender's client certificate (issued by an authority it does not trust: tls.cert)"),
+            (
+                "UNKNOWN_CA",
+                "the receiver does not accept this sender's client certificate (issued by an authority it does not trust: tls.cert)"
+            ),
             ("CERTIFICATE_REQUIRED", "the receiver requires a client certificate (set tls.cert and tls.key)"),
             ("BAD_CERTIFICATE", "the receiver rejected this sender's client certificate"),
             ("CERTIFICATE_EXPIRED", "a certificate has expired"),

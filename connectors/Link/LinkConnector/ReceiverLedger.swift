@@ -98,7 +98,9 @@ final class ReceiverLedger: Sendable {
 
     /// Attaches a stream to its sender's session (replacing an older stream of the same sender)
     /// and returns the welcome: what is confirmed and the credit left in the window.
-    func attach(senderID: String, name: String, outlet: AsyncStream<ReceiverFrame>.Continuation) -> (session: SenderSession, stream: UInt64, welcome: Switchyard_Link_V1_Welcome) {
+    func attach(senderID: String, name: String, outlet: AsyncStream<ReceiverFrame>.Continuation) -> (
+        session: SenderSession, stream: UInt64, welcome: Switchyard_Link_V1_Welcome
+    ) {
         let (session, stream, replaced, welcome) = state.withLock { state in
             let session: SenderSession
             if let known = state.sessions[senderID] {
@@ -166,7 +168,8 @@ final class ReceiverLedger: Sendable {
                     order.append(record.partition)
                     byPartition[record.partition] = ([], [])
                 }
-                byPartition[record.partition]!.messages.append(LinkWire.message(record, sequence: sequence, session: session.positionSession))
+                byPartition[record.partition]!.messages.append(
+                    LinkWire.message(record, sequence: sequence, session: session.positionSession))
                 byPartition[record.partition]!.sequences.append(sequence)
             }
             let frame = ReceivedFrame(last: last, messages: count - skip, bytes: bytes)

@@ -21,7 +21,9 @@ final class TLSFailureLog: ChannelInboundHandler, Sendable {
     }
 
     /// Installs the handler after the channel's TLS handler, if it has one.
-    static func install(on channel: any Channel, report: @escaping @Sendable (_ peer: String, _ error: String) -> Void) -> EventLoopFuture<Void> {
+    static func install(on channel: any Channel, report: @escaping @Sendable (_ peer: String, _ error: String) -> Void) -> EventLoopFuture<
+        Void
+    > {
         channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
             guard let tls = try? operations.context(handlerType: NIOSSLServerHandler.self) else { return }

@@ -1,6 +1,6 @@
 import CLibPQ
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import SwitchyardCore
 
@@ -70,7 +70,10 @@ final class PostgresConnection: @unchecked Sendable {
         guard PQstatus(connection) == CONNECTION_OK else {
             let text = Self.trimmed(PQerrorMessage(connection))
             PQfinish(connection)
-            let refused = ["password authentication failed", "no pg_hba.conf entry", "does not exist", "permission denied", "password is required", "invalid connection option", "invalid URI", "missing \"=\""]
+            let refused = [
+                "password authentication failed", "no pg_hba.conf entry", "does not exist", "permission denied", "password is required",
+                "invalid connection option", "invalid URI", "missing \"=\"",
+            ]
             if refused.contains(where: { text.contains($0) }) {
                 throw ConnectorError.targetDown("postgres refused the connection: \(text)")
             }
@@ -121,7 +124,8 @@ final class PostgresConnection: @unchecked Sendable {
         var sent = true
         while position < data.count && sent {
             let length = min(262_144, data.count - position)
-            sent = PQputCopyData(connection, data.baseAddress!.advanced(by: position).assumingMemoryBound(to: CChar.self), Int32(length)) == 1
+            sent =
+                PQputCopyData(connection, data.baseAddress!.advanced(by: position).assumingMemoryBound(to: CChar.self), Int32(length)) == 1
             position += length
         }
         if PQputCopyEnd(connection, sent ? nil : "switchyard could not send the rows") != 1 {
@@ -153,9 +157,10 @@ final class PostgresConnection: @unchecked Sendable {
         defer { PQclear(result) }
         var rows: [[String?]] = []
         for row in 0..<PQntuples(result) {
-            rows.append((0..<PQnfields(result)).map { column in
-                PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
-            })
+            rows.append(
+                (0..<PQnfields(result)).map { column in
+                    PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
+                })
         }
         return .success(rows)
     }

@@ -37,7 +37,10 @@ public final class PostgresRowReconciler {
     ///   `mode: upsert` with `conflictColumns`.
     public init(target entry: ConnectorEntry) throws {
         guard entry.options.string("mode") == "upsert", let conflict = entry.options.strings("conflictColumns"), !conflict.isEmpty else {
-            throw Failure(description: "\(entry.path).postgres.mode: rows are compared by their conflict key; a target with mode: insert has none (reconcile needs mode: upsert and conflictColumns)")
+            throw Failure(
+                description:
+                    "\(entry.path).postgres.mode: rows are compared by their conflict key; a target with mode: insert has none (reconcile needs mode: upsert and conflictColumns)"
+            )
         }
         self.conflict = conflict
         var logger = Logger(label: "switchyard.reconcile.postgres")
@@ -69,7 +72,8 @@ public final class PostgresRowReconciler {
             throw Failure(description: "target '\(target.name)': \(error.message)")
         }
         let escaped = target.table.replacing("'", with: "''")
-        let catalog = try rows("""
+        let catalog = try rows(
+            """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
             WHERE a.attrelid = '\(escaped)'::regclass AND a.attnum > 0 AND NOT a.attisdropped
             """)
@@ -80,7 +84,8 @@ public final class PostgresRowReconciler {
             return type
         }
         let textColumns = names.indices.map { "c\($0) text" }.joined(separator: ", ")
-        try sql("""
+        try sql(
+            """
             DROP TABLE IF EXISTS \(Self.staging), \(Self.typed), \(Self.last);
             CREATE TEMP TABLE \(Self.staging) (\(textColumns), sy_channel text, sy_partition int, sy_offset bigint);
             CREATE TEMP TABLE \(Self.typed) AS SELECT \(target.quotedColumnList) FROM \(target.table) WITH NO DATA;
@@ -116,7 +121,9 @@ public final class PostgresRowReconciler {
                 }
                 var channel = Array(message.channel.utf8)
                 channel.append(0)
-                channel.withUnsafeBufferPointer { PostgresTarget.appendEscaped($0, from: 0, escapes: PostgresTarget.copyEscapes, into: &data) }
+                channel.withUnsafeBufferPointer {
+                    PostgresTarget.appendEscaped($0, from: 0, escapes: PostgresTarget.copyEscapes, into: &data)
+                }
                 data.append(contentsOf: "\t\(message.partition)\t\(message.offset)\n".utf8)
             }
         }
@@ -129,7 +136,9 @@ public final class PostgresRowReconciler {
 
     func noteUnwritable(_ message: Message) {
         report.unwritableCount += 1
-        if report.unwritable.count < 20 { report.unwritable.append(Position(channel: message.channel, partition: message.partition, offset: message.offset)) }
+        if report.unwritable.count < 20 {
+            report.unwritable.append(Position(channel: message.channel, partition: message.partition, offset: message.offset))
+        }
     }
 
     /// A staging column as the target stores it: its template's text through the forced type,
@@ -149,7 +158,8 @@ public final class PostgresRowReconciler {
         // All at once; when a value does not cast (the target dead-letters that record), row by
         // row, noting the ones that fail.
         if case .failure = connection.execute("INSERT INTO \(Self.typed) (\(columns)) SELECT \(values) FROM \(Self.staging) s") {
-            try sql("""
+            try sql(
+                """
                 CREATE TEMP TABLE IF NOT EXISTS switchyard_reconcile_unwritable (sy_channel text, sy_partition int, sy_offset bigint);
                 DO $$ DECLARE s record; BEGIN
                   FOR s IN SELECT * FROM \(Self.staging) LOOP
@@ -162,7 +172,8 @@ public final class PostgresRowReconciler {
                 END $$;
                 """)
             for row in try rows("SELECT sy_channel, sy_partition, sy_offset FROM switchyard_reconcile_unwritable ORDER BY 1, 2, 3") {
-                noteUnwritable(Message(value: [], channel: row[0] ?? "", partition: Int32(row[1] ?? "") ?? -1, offset: Int64(row[2] ?? "") ?? -1))
+                noteUnwritable(
+                    Message(value: [], channel: row[0] ?? "", partition: Int32(row[1] ?? "") ?? -1, offset: Int64(row[2] ?? "") ?? -1))
             }
             try sql("DROP TABLE switchyard_reconcile_unwritable")
         }
@@ -173,7 +184,8 @@ public final class PostgresRowReconciler {
         func rowsMatch(_ a: String, _ b: String) -> String {
             others.isEmpty ? "TRUE" : others.map { "\(a).\($0)::text IS NOT DISTINCT FROM \(b).\($0)::text" }.joined(separator: " AND ")
         }
-        try sql("""
+        try sql(
+            """
             CREATE TEMP TABLE \(Self.last) AS SELECT DISTINCT ON (\(keyList), sy_channel, sy_partition) * FROM \(Self.typed)
               ORDER BY \(keyList), sy_channel, sy_partition, sy_offset DESC;
             CREATE INDEX ON \(Self.last) (\(keyList));
@@ -187,7 +199,8 @@ public final class PostgresRowReconciler {
         }
         report.expected = try count("SELECT DISTINCT \(keyList) FROM \(Self.last)")
         report.held = try count("SELECT 1 FROM \(target.table)")
-        let missing = "SELECT l.sy_channel, l.sy_partition, l.sy_offset FROM \(Self.last) l WHERE NOT EXISTS (SELECT 1 FROM \(target.table) t WHERE \(keysEqual("t", "l")))"
+        let missing =
+            "SELECT l.sy_channel, l.sy_partition, l.sy_offset FROM \(Self.last) l WHERE NOT EXISTS (SELECT 1 FROM \(target.table) t WHERE \(keysEqual("t", "l")))"
         report.missingCount = try count(missing)
         report.missing = try positions(missing)
         let differing = """
@@ -196,10 +209,14 @@ public final class PostgresRowReconciler {
             """
         report.differingCount = try count(differing)
         report.differing = try positions(differing)
-        let extra = "SELECT \(keys.map { "t.\($0)" }.joined(separator: ", ")) FROM \(target.table) t WHERE NOT EXISTS (SELECT 1 FROM \(Self.last) l WHERE \(keysEqual("t", "l")))"
+        let extra =
+            "SELECT \(keys.map { "t.\($0)" }.joined(separator: ", ")) FROM \(target.table) t WHERE NOT EXISTS (SELECT 1 FROM \(Self.last) l WHERE \(keysEqual("t", "l")))"
         report.extraCount = try count(extra)
-        let named = zip(conflict, keys).map { name, quoted in "'\(name.replacing("'", with: "''"))=' || coalesce(t.\(quoted)::text, 'NULL')" }
-        report.extra = try rows("SELECT \(named.joined(separator: " || ', ' || ")) FROM (\(extra)) t ORDER BY 1 LIMIT \(show)").map { $0[0] ?? "" }
+        let named = zip(conflict, keys).map { name, quoted in "'\(name.replacing("'", with: "''"))=' || coalesce(t.\(quoted)::text, 'NULL')"
+        }
+        report.extra = try rows("SELECT \(named.joined(separator: " || ', ' || ")) FROM (\(extra)) t ORDER BY 1 LIMIT \(show)").map {
+            $0[0] ?? ""
+        }
         try sql("DROP TABLE IF EXISTS \(Self.staging), \(Self.typed), \(Self.last)")
         connection.disconnect()
         let elapsed = ContinuousClock.now - started

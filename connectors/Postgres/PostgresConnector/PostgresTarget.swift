@@ -23,25 +23,60 @@ import SwitchyardCore
 final class PostgresTarget: Target {
     static let kind = TargetKind(
         kind: "postgres",
-        summary: "writes one row per message with parameterised multi-row INSERT (or upsert) in one transaction per batch; bad rows are isolated and dead-lettered",
-        options: ObjectSchema(doc: "Writes rows to PostgreSQL through libpq.", [
-            OptionField("url", .secret, required: true, doc: "a libpq connection string or URL (postgres://user:password@host:port/db?sslmode=...); several hosts with target_session_attrs=read-write fail over to the new primary; never shown"),
-            OptionField("table", .string, required: true, doc: "table, optionally schema-qualified (schema.table); names are used exactly as written (case-sensitive), double quotes allowed"),
-            OptionField("mode", .choice(["insert", "upsert"]), default: "insert", doc: "insert: plain INSERT (a redelivered row is inserted again or violates a key); upsert: INSERT ... ON CONFLICT (conflictColumns) DO UPDATE, idempotent under redelivery"),
-            OptionField("conflictColumns", .list(.string), doc: "upsert only: the columns of a unique index; the other columns are updated on conflict"),
-            OptionField("columns", .map(.template), required: true, doc: "column name to template, e.g. id: '{{ json.id }}', doc: '{{ value }}'; values are sent as parameters"),
-            OptionField("types", .map(.string), doc: "column name to a type the parameter is cast to (jsonb, bigint, timestamptz), where the server cannot infer it or createTable needs it"),
-            OptionField("nullWhenEmpty", .bool, default: "false", doc: "store NULL when a template renders empty text (a missing JSON path or header)"),
-            OptionField("createTable", .bool, default: "false", doc: "CREATE TABLE IF NOT EXISTS on connect, with the types given (text otherwise) and conflictColumns as primary key"),
-            OptionField("poolSize", .int(min: 1, max: 64), default: "1", doc: "connections; each write uses one, so set it to the entry's parallelism"),
-            OptionField("copy", .bool, default: "true", doc: "offer each batch to COPY first, falling back to the INSERT statements when it fails on the data (a key that exists, a bad row); false: statements only (tables with rules, which COPY does not apply)"),
-        ]),
+        summary:
+            "writes one row per message with parameterised multi-row INSERT (or upsert) in one transaction per batch; bad rows are isolated and dead-lettered",
+        options: ObjectSchema(
+            doc: "Writes rows to PostgreSQL through libpq.",
+            [
+                OptionField(
+                    "url", .secret, required: true,
+                    doc:
+                        "a libpq connection string or URL (postgres://user:password@host:port/db?sslmode=...); several hosts with target_session_attrs=read-write fail over to the new primary; never shown"
+                ),
+                OptionField(
+                    "table", .string, required: true,
+                    doc:
+                        "table, optionally schema-qualified (schema.table); names are used exactly as written (case-sensitive), double quotes allowed"
+                ),
+                OptionField(
+                    "mode", .choice(["insert", "upsert"]), default: "insert",
+                    doc:
+                        "insert: plain INSERT (a redelivered row is inserted again or violates a key); upsert: INSERT ... ON CONFLICT (conflictColumns) DO UPDATE, idempotent under redelivery"
+                ),
+                OptionField(
+                    "conflictColumns", .list(.string),
+                    doc: "upsert only: the columns of a unique index; the other columns are updated on conflict"),
+                OptionField(
+                    "columns", .map(.template), required: true,
+                    doc: "column name to template, e.g. id: '{{ json.id }}', doc: '{{ value }}'; values are sent as parameters"),
+                OptionField(
+                    "types", .map(.string),
+                    doc:
+                        "column name to a type the parameter is cast to (jsonb, bigint, timestamptz), where the server cannot infer it or createTable needs it"
+                ),
+                OptionField(
+                    "nullWhenEmpty", .bool, default: "false",
+                    doc: "store NULL when a template renders empty text (a missing JSON path or header)"),
+                OptionField(
+                    "createTable", .bool, default: "false",
+                    doc: "CREATE TABLE IF NOT EXISTS on connect, with the types given (text otherwise) and conflictColumns as primary key"),
+                OptionField(
+                    "poolSize", .int(min: 1, max: 64), default: "1",
+                    doc: "connections; each write uses one, so set it to the entry's parallelism"),
+                OptionField(
+                    "copy", .bool, default: "true",
+                    doc:
+                        "offer each batch to COPY first, falling back to the INSERT statements when it fails on the data (a key that exists, a bad row); false: statements only (tables with rules, which COPY does not apply)"
+                ),
+            ]),
         validate: validate,
         sessionlessPositionKeys: { options in
             // The row's identity is its conflict columns (upsert); a plain insert has none.
             guard options.string("mode") == "upsert", let conflict = options.strings("conflictColumns") else { return [] }
             return (options.map("columns") ?? []).compactMap { column in
-                guard conflict.contains(column.key), case .template(let template) = column.value, template.readsOffsetWithoutSession else { return nil }
+                guard conflict.contains(column.key), case .template(let template) = column.value, template.readsOffsetWithoutSession else {
+                    return nil
+                }
                 return "columns.\(column.key)"
             }
         },
@@ -63,7 +98,10 @@ final class PostgresTarget: Target {
                 issues.append(options.issue("columns", "a column name must not be empty"))
             }
             if case .template(let template) = column.value, template.source.isEmpty {
-                issues.append(ConfigIssue(path: options.path(of: "columns") + ".\(column.key)", line: options.line(of: "columns"), message: "the template is empty; write e.g. '{{ value }}' or '{{ json.\(column.key) }}'"))
+                issues.append(
+                    ConfigIssue(
+                        path: options.path(of: "columns") + ".\(column.key)", line: options.line(of: "columns"),
+                        message: "the template is empty; write e.g. '{{ value }}' or '{{ json.\(column.key) }}'"))
             }
         }
         let conflict = options.strings("conflictColumns") ?? []
@@ -74,7 +112,8 @@ final class PostgresTarget: Target {
             issues.append(options.issue("conflictColumns", "conflictColumns applies to mode upsert only"))
         }
         for name in conflict where !names.contains(name) {
-            issues.append(options.issue("conflictColumns", "'\(name)' is not one of the columns (\(columns.map(\.key).joined(separator: ", ")))"))
+            issues.append(
+                options.issue("conflictColumns", "'\(name)' is not one of the columns (\(columns.map(\.key).joined(separator: ", ")))"))
         }
         for entry in options.map("types") ?? [] {
             let path = options.path(of: "types") + ".\(entry.key)"
@@ -82,7 +121,10 @@ final class PostgresTarget: Target {
                 issues.append(ConfigIssue(path: path, line: options.line(of: "types"), message: "'\(entry.key)' is not one of the columns"))
             }
             if let type = entry.value.stringValue, !PostgresIdentifier.isTypeName(type) {
-                issues.append(ConfigIssue(path: path, line: options.line(of: "types"), message: "'\(type)' is not a type name (letters, digits, _, spaces, one (...) and [])"))
+                issues.append(
+                    ConfigIssue(
+                        path: path, line: options.line(of: "types"),
+                        message: "'\(type)' is not a type name (letters, digits, _, spaces, one (...) and [])"))
             }
         }
         return issues
@@ -131,7 +173,8 @@ final class PostgresTarget: Target {
         let names = columns.map(\.name)
         conflictIndices = conflict.compactMap { names.firstIndex(of: $0) }
         nullWhenEmpty = options.bool("nullWhenEmpty") ?? false
-        let types = Dictionary((options.map("types") ?? []).compactMap { entry in entry.value.stringValue.map { (entry.key, $0) } }, uniquingKeysWith: { $1 })
+        let types = Dictionary(
+            (options.map("types") ?? []).compactMap { entry in entry.value.stringValue.map { (entry.key, $0) } }, uniquingKeysWith: { $1 })
         let quotedColumns = names.map(PostgresIdentifier.quote)
         placeholderCasts = names.map { types[$0].map { "::\($0)" } ?? "" }
         explicitTypes = names.map { types[$0] }
@@ -139,8 +182,11 @@ final class PostgresTarget: Target {
         insertPrefix = "INSERT INTO \(table) (\(quotedColumns.joined(separator: ", "))) VALUES "
         if upsert {
             let target = conflict.map(PostgresIdentifier.quote).joined(separator: ", ")
-            let updates = names.filter { !conflict.contains($0) }.map { "\(PostgresIdentifier.quote($0)) = EXCLUDED.\(PostgresIdentifier.quote($0))" }
-            conflictClause = " ON CONFLICT (\(target)) " + (updates.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + updates.joined(separator: ", "))
+            let updates = names.filter { !conflict.contains($0) }.map {
+                "\(PostgresIdentifier.quote($0)) = EXCLUDED.\(PostgresIdentifier.quote($0))"
+            }
+            conflictClause =
+                " ON CONFLICT (\(target)) " + (updates.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + updates.joined(separator: ", "))
         } else {
             conflictClause = ""
         }
@@ -306,7 +352,9 @@ final class PostgresTarget: Target {
         switch connection.query(sql, parameters: [table]) {
         case .success(let result): rows = result
         case .failure(let failure):
-            logger.info("postgres column types unknown; writing with multi-row VALUES", metadata: ["target": "\(name)", "error": "\(failure.message)"])
+            logger.info(
+                "postgres column types unknown; writing with multi-row VALUES",
+                metadata: ["target": "\(name)", "error": "\(failure.message)"])
             return
         }
         var catalog: [String: (type: String, isArray: Bool, oid: String?)] = [:]
@@ -318,9 +366,12 @@ final class PostgresTarget: Target {
             for (index, column) in columns.enumerated() {
                 guard let forced = explicitTypes[index] else { continue }
                 guard case .success(let resolved) = connection.query("SELECT to_regtype($1)::oid::text", parameters: [forced]),
-                      let oid = resolved.first?.first ?? nil, oid == catalog[column.name]?.oid else {
+                    let oid = resolved.first?.first ?? nil, oid == catalog[column.name]?.oid
+                else {
                     same = false
-                    logger.info("postgres column \(column.name) is cast to \(forced), not its own type; writing without COPY", metadata: ["target": "\(name)"])
+                    logger.info(
+                        "postgres column \(column.name) is cast to \(forced), not its own type; writing without COPY",
+                        metadata: ["target": "\(name)"])
                     break
                 }
             }
@@ -333,7 +384,9 @@ final class PostgresTarget: Target {
             } else if explicitTypes[index] == nil, let entry = catalog[column.name], !entry.isArray {
                 types.append(entry.type)
             } else {
-                logger.info("postgres column \(column.name) is an array or of unknown type; writing with multi-row VALUES", metadata: ["target": "\(name)"])
+                logger.info(
+                    "postgres column \(column.name) is an array or of unknown type; writing with multi-row VALUES",
+                    metadata: ["target": "\(name)"])
                 return
             }
         }
@@ -512,8 +565,12 @@ final class PostgresTarget: Target {
                 return WriteResult(failures: rejected)
             case .failure(let failure) where failure.isRowError:
                 // Nothing of the COPY was stored; the statements resolve conflicts and isolate rows.
-                let pause = copyGate.withLock { gate in gate.failed(); return gate.skip }
-                logger.debug("postgres COPY refused the batch; writing it with statements", metadata: ["target": "\(name)", "error": "\(failure.text)", "copySkipsBatches": "\(pause)"])
+                let pause = copyGate.withLock { gate in
+                    gate.failed(); return gate.skip
+                }
+                logger.debug(
+                    "postgres COPY refused the batch; writing it with statements",
+                    metadata: ["target": "\(name)", "error": "\(failure.text)", "copySkipsBatches": "\(pause)"])
             case .failure(let failure):
                 throw failure.error(table: table)
             }
@@ -555,7 +612,10 @@ final class PostgresTarget: Target {
         return WriteResult(failures: failures)
     }
 
-    func isolate(_ indices: ArraySlice<Int>, _ rows: Rows, on connection: PostgresConnection, into failures: inout [(index: Int, error: ConnectorError)]) throws {
+    func isolate(
+        _ indices: ArraySlice<Int>, _ rows: Rows, on connection: PostgresConnection,
+        into failures: inout [(index: Int, error: ConnectorError)]
+    ) throws {
         try run("SAVEPOINT switchyard_rows", on: connection)
         switch insert(indices, rows, on: connection) {
         case .success:

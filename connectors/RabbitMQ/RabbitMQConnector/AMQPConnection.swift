@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CRabbitMQ
 
@@ -45,11 +45,19 @@ final class AMQPConnection: @unchecked Sendable {
             guard let socket else { throw AMQPError(kind: .library, code: 0, message: "cannot create a TLS socket") }
             if let ca = settings.tls.ca {
                 let status = amqp_ssl_socket_set_cacert(socket, ca)
-                if status != 0 { throw AMQPError(kind: .configuration, code: Int(status), message: "cannot use tls.ca \(ca): \(String(cString: amqp_error_string2(status)))") }
+                if status != 0 {
+                    throw AMQPError(
+                        kind: .configuration, code: Int(status),
+                        message: "cannot use tls.ca \(ca): \(String(cString: amqp_error_string2(status)))")
+                }
             }
             if let cert = settings.tls.cert, let key = settings.tls.key {
                 let status = amqp_ssl_socket_set_key(socket, cert, key)
-                if status != 0 { throw AMQPError(kind: .configuration, code: Int(status), message: "cannot use tls.cert/tls.key: \(String(cString: amqp_error_string2(status)))") }
+                if status != 0 {
+                    throw AMQPError(
+                        kind: .configuration, code: Int(status),
+                        message: "cannot use tls.cert/tls.key: \(String(cString: amqp_error_string2(status)))")
+                }
             }
             amqp_ssl_socket_set_verify_peer(socket, settings.tls.verify ? 1 : 0)
             amqp_ssl_socket_set_verify_hostname(socket, settings.tls.verify ? 1 : 0)
@@ -70,8 +78,12 @@ final class AMQPConnection: @unchecked Sendable {
             // The broker closes the socket after a refused login; rabbitmq-c then reports a
             // closed connection. A closed connection right after the handshake is almost always
             // refused credentials or vhost.
-            if error.kind == .library && (error.code == Int(AMQP_STATUS_CONNECTION_CLOSED.rawValue) || error.code == Int(AMQP_STATUS_SOCKET_CLOSED.rawValue)) {
-                error = AMQPError(kind: .connectionClosed, code: 403, message: "login to \(url.redacted) failed: the broker closed the connection (wrong credentials or vhost?)")
+            if error.kind == .library
+                && (error.code == Int(AMQP_STATUS_CONNECTION_CLOSED.rawValue) || error.code == Int(AMQP_STATUS_SOCKET_CLOSED.rawValue))
+            {
+                error = AMQPError(
+                    kind: .connectionClosed, code: 403,
+                    message: "login to \(url.redacted) failed: the broker closed the connection (wrong credentials or vhost?)")
             }
             throw error
         }
@@ -113,7 +125,9 @@ final class AMQPConnection: @unchecked Sendable {
         try check("cannot open channel \(channel)")
     }
 
-    func declareExchange(_ name: String, type: String, durable: Bool, autoDelete: Bool, internal isInternal: Bool, arguments: [(String, AMQPFieldValue)]) throws(AMQPError) {
+    func declareExchange(
+        _ name: String, type: String, durable: Bool, autoDelete: Bool, internal isInternal: Bool, arguments: [(String, AMQPFieldValue)]
+    ) throws(AMQPError) {
         // Names are copied into C memory that lives until the call returned (a String's
         // bridged C pointer lives only for the call it is passed to).
         var arena = CArena()
@@ -128,7 +142,10 @@ final class AMQPConnection: @unchecked Sendable {
 
     /// Declares (or with `passive`, checks) a queue; returns its message and consumer counts.
     @discardableResult
-    func declareQueue(_ name: String, channel: amqp_channel_t = 1, passive: Bool, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false, arguments: [(String, AMQPFieldValue)] = []) throws(AMQPError) -> (messages: Int, consumers: Int) {
+    func declareQueue(
+        _ name: String, channel: amqp_channel_t = 1, passive: Bool, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
+        arguments: [(String, AMQPFieldValue)] = []
+    ) throws(AMQPError) -> (messages: Int, consumers: Int) {
         var arena = CArena()
         defer { arena.free() }
         let nameBytes = arena.bytes(name)
@@ -203,11 +220,15 @@ final class AMQPConnection: @unchecked Sendable {
         case amqp_method_number_t(SWITCHYARD_AMQP_CHANNEL_CLOSE):
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             _ = switchyard_amqp_send_channel_close_ok(state, frame.channel)
-            throw AMQPError(kind: .channelClosed, code: Int(close.reply_code), message: "the broker closed the channel: \(close.reply_code) \(close.reply_text.string)")
+            throw AMQPError(
+                kind: .channelClosed, code: Int(close.reply_code),
+                message: "the broker closed the channel: \(close.reply_code) \(close.reply_text.string)")
         case amqp_method_number_t(SWITCHYARD_AMQP_CONNECTION_CLOSE):
             let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
             _ = switchyard_amqp_send_connection_close_ok(state)
-            throw AMQPError(kind: .connectionClosed, code: Int(close.reply_code), message: "the broker closed the connection: \(close.reply_code) \(close.reply_text.string)")
+            throw AMQPError(
+                kind: .connectionClosed, code: Int(close.reply_code),
+                message: "the broker closed the connection: \(close.reply_code) \(close.reply_text.string)")
         case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_CANCEL):
             throw AMQPError(kind: .channelClosed, code: 0, message: "the broker cancelled the consumer (queue deleted?)")
         default:

@@ -63,11 +63,15 @@ struct AMQPError: Error, Sendable, CustomStringConvertible {
         case AMQP_RESPONSE_SERVER_EXCEPTION:
             if reply.reply.id == amqp_method_number_t(SWITCHYARD_AMQP_CONNECTION_CLOSE), let decoded = reply.reply.decoded {
                 let close = decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
-                return AMQPError(kind: .connectionClosed, code: Int(close.reply_code), message: "\(context): the broker closed the connection: \(close.reply_code) \(close.reply_text.string)")
+                return AMQPError(
+                    kind: .connectionClosed, code: Int(close.reply_code),
+                    message: "\(context): the broker closed the connection: \(close.reply_code) \(close.reply_text.string)")
             }
             if reply.reply.id == amqp_method_number_t(SWITCHYARD_AMQP_CHANNEL_CLOSE), let decoded = reply.reply.decoded {
                 let close = decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
-                return AMQPError(kind: .channelClosed, code: Int(close.reply_code), message: "\(context): the broker closed the channel: \(close.reply_code) \(close.reply_text.string)")
+                return AMQPError(
+                    kind: .channelClosed, code: Int(close.reply_code),
+                    message: "\(context): the broker closed the channel: \(close.reply_code) \(close.reply_text.string)")
             }
             return AMQPError(kind: .library, code: 0, message: "\(context): unexpected broker method \(reply.reply.id)")
         default:

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CRabbitMQ
 
@@ -26,18 +26,22 @@ struct AMQPURL: Sendable, Equatable {
         amqp_default_connection_info(&info)
         let status = amqp_parse_url(buffer, &info)
         guard status == AMQP_STATUS_OK.rawValue else {
-            return .failure(AMQPError(kind: .configuration, code: Int(status), message: "the URL is not a valid AMQP URL (amqp://user:password@host:port/vhost)"))
+            return .failure(
+                AMQPError(
+                    kind: .configuration, code: Int(status),
+                    message: "the URL is not a valid AMQP URL (amqp://user:password@host:port/vhost)"))
         }
         let host = info.host.map { String(cString: $0) } ?? ""
         guard !host.isEmpty else {
             return .failure(AMQPError(kind: .configuration, code: 0, message: "the URL names no host"))
         }
-        return .success(AMQPURL(
-            host: host, port: Int(info.port),
-            user: info.user.map { String(cString: $0) } ?? "guest",
-            password: info.password.map { String(cString: $0) } ?? "guest",
-            vhost: info.vhost.map { String(cString: $0) } ?? "/",
-            tls: info.ssl != 0))
+        return .success(
+            AMQPURL(
+                host: host, port: Int(info.port),
+                user: info.user.map { String(cString: $0) } ?? "guest",
+                password: info.password.map { String(cString: $0) } ?? "guest",
+                vhost: info.vhost.map { String(cString: $0) } ?? "/",
+                tls: info.ssl != 0))
     }
 
     /// The address without credentials, for logs and errors.

@@ -3,53 +3,75 @@ import SwitchyardCore
 
 /// The options shared by the `rabbitmq` source and target, and their reading.
 enum RabbitMQOptions {
-    static let tlsSchema = ObjectSchema(doc: "TLS for amqps:// URLs.", [
-        OptionField("ca", .string, doc: "PEM file of the certificate authorities that sign the broker's certificate"),
-        OptionField("cert", .string, doc: "PEM file of the client certificate (with tls.key)"),
-        OptionField("key", .string, doc: "PEM file of the client's private key (with tls.cert)"),
-        OptionField("verify", .bool, default: "true", doc: "verify the broker's certificate and host name"),
-    ])
+    static let tlsSchema = ObjectSchema(
+        doc: "TLS for amqps:// URLs.",
+        [
+            OptionField("ca", .string, doc: "PEM file of the certificate authorities that sign the broker's certificate"),
+            OptionField("cert", .string, doc: "PEM file of the client certificate (with tls.key)"),
+            OptionField("key", .string, doc: "PEM file of the client's private key (with tls.cert)"),
+            OptionField("verify", .bool, default: "true", doc: "verify the broker's certificate and host name"),
+        ])
 
     /// The AMQP header that carries a message key across RabbitMQ (no key field in AMQP 0-9-1).
     static let defaultKeyHeader = "switchyard-key"
 
     static let connectionFields: [OptionField] = [
-        OptionField("url", .secret, required: true, doc: "amqp://user:password@host:port/vhost or amqps://... (vhost percent-encoded, %2f for /); use ${file:...} for the password. Never shown"),
+        OptionField(
+            "url", .secret, required: true,
+            doc:
+                "amqp://user:password@host:port/vhost or amqps://... (vhost percent-encoded, %2f for /); use ${file:...} for the password. Never shown"
+        ),
         OptionField("tls", .object(tlsSchema), doc: "TLS settings for amqps:// URLs"),
         OptionField("heartbeat", .duration, default: "30s", doc: "AMQP heartbeat interval, whole seconds; 0 turns heartbeats off"),
     ]
 
-    static let exchangeSchema = ObjectSchema(doc: "An exchange to declare.", [
-        OptionField("name", .string, required: true, doc: "exchange name"),
-        OptionField("type", .choice(["direct", "fanout", "topic", "headers", "x-consistent-hash", "x-delayed-message"]), default: "direct", doc: "exchange type"),
-        OptionField("durable", .bool, default: "true", doc: "survives a broker restart"),
-        OptionField("autoDelete", .bool, default: "false", doc: "deleted when its last binding goes"),
-        OptionField("internal", .bool, default: "false", doc: "only other exchanges may publish to it"),
-        OptionField("arguments", .map(.any), doc: "exchange arguments (alternate-exchange, ...)"),
-    ])
+    static let exchangeSchema = ObjectSchema(
+        doc: "An exchange to declare.",
+        [
+            OptionField("name", .string, required: true, doc: "exchange name"),
+            OptionField(
+                "type", .choice(["direct", "fanout", "topic", "headers", "x-consistent-hash", "x-delayed-message"]), default: "direct",
+                doc: "exchange type"),
+            OptionField("durable", .bool, default: "true", doc: "survives a broker restart"),
+            OptionField("autoDelete", .bool, default: "false", doc: "deleted when its last binding goes"),
+            OptionField("internal", .bool, default: "false", doc: "only other exchanges may publish to it"),
+            OptionField("arguments", .map(.any), doc: "exchange arguments (alternate-exchange, ...)"),
+        ])
 
-    static let queueSchema = ObjectSchema(doc: "How to declare the consumed queue.", [
-        OptionField("durable", .bool, default: "true", doc: "survives a broker restart"),
-        OptionField("exclusive", .bool, default: "false", doc: "used only by this connection, deleted when it closes"),
-        OptionField("autoDelete", .bool, default: "false", doc: "deleted when its last consumer goes"),
-        OptionField("arguments", .map(.any), doc: "queue arguments: x-queue-type (classic, quorum, stream), x-dead-letter-exchange, x-dead-letter-routing-key, x-max-length, x-message-ttl, ..."),
-    ])
+    static let queueSchema = ObjectSchema(
+        doc: "How to declare the consumed queue.",
+        [
+            OptionField("durable", .bool, default: "true", doc: "survives a broker restart"),
+            OptionField("exclusive", .bool, default: "false", doc: "used only by this connection, deleted when it closes"),
+            OptionField("autoDelete", .bool, default: "false", doc: "deleted when its last consumer goes"),
+            OptionField(
+                "arguments", .map(.any),
+                doc:
+                    "queue arguments: x-queue-type (classic, quorum, stream), x-dead-letter-exchange, x-dead-letter-routing-key, x-max-length, x-message-ttl, ..."
+            ),
+        ])
 
-    static let bindingSchema = ObjectSchema(doc: "A binding of the consumed queue to an exchange.", [
-        OptionField("exchange", .string, required: true, doc: "exchange to bind to"),
-        OptionField("routingKey", .string, default: "", doc: "binding key (topic patterns such as orders.* for topic exchanges)"),
-        OptionField("arguments", .map(.any), doc: "binding arguments (headers exchanges: x-match and the header values)"),
-    ])
+    static let bindingSchema = ObjectSchema(
+        doc: "A binding of the consumed queue to an exchange.",
+        [
+            OptionField("exchange", .string, required: true, doc: "exchange to bind to"),
+            OptionField("routingKey", .string, default: "", doc: "binding key (topic patterns such as orders.* for topic exchanges)"),
+            OptionField("arguments", .map(.any), doc: "binding arguments (headers exchanges: x-match and the header values)"),
+        ])
 
-    static let declareSchema = ObjectSchema(doc: "Topology declared on every (re)connect before consuming.", [
-        OptionField("queue", .object(queueSchema), doc: "declare the queue with these settings; absent: the queue must exist"),
-        OptionField("exchanges", .list(.object(exchangeSchema)), doc: "exchanges to declare"),
-        OptionField("bindings", .list(.object(bindingSchema)), doc: "bindings of the queue"),
-    ])
+    static let declareSchema = ObjectSchema(
+        doc: "Topology declared on every (re)connect before consuming.",
+        [
+            OptionField("queue", .object(queueSchema), doc: "declare the queue with these settings; absent: the queue must exist"),
+            OptionField("exchanges", .list(.object(exchangeSchema)), doc: "exchanges to declare"),
+            OptionField("bindings", .list(.object(bindingSchema)), doc: "bindings of the queue"),
+        ])
 
-    static let targetDeclareSchema = ObjectSchema(doc: "Topology declared on every (re)connect before publishing.", [
-        OptionField("exchanges", .list(.object(exchangeSchema)), doc: "exchanges to declare"),
-    ])
+    static let targetDeclareSchema = ObjectSchema(
+        doc: "Topology declared on every (re)connect before publishing.",
+        [
+            OptionField("exchanges", .list(.object(exchangeSchema)), doc: "exchanges to declare")
+        ])
 
     /// Checks the connection options; issues carry the option's path.
     static func validateConnection(_ options: OptionValues) -> [ConfigIssue] {
@@ -91,7 +113,10 @@ enum RabbitMQOptions {
         var issues: [ConfigIssue] = []
         for (key, value) in options.map(name) ?? [] {
             if case .node(let node) = value, node.scalarText == nil {
-                issues.append(ConfigIssue(path: "\(options.path(of: name)).\(key)", line: node.line, message: "an argument value must be a string, number or boolean"))
+                issues.append(
+                    ConfigIssue(
+                        path: "\(options.path(of: name)).\(key)", line: node.line,
+                        message: "an argument value must be a string, number or boolean"))
             }
         }
         return issues
@@ -158,7 +183,9 @@ enum RabbitMQOptions {
 
     static func declare(_ exchanges: [Exchange], on connection: AMQPConnection) throws(AMQPError) {
         for exchange in exchanges {
-            try connection.declareExchange(exchange.name, type: exchange.type, durable: exchange.durable, autoDelete: exchange.autoDelete, internal: exchange.internal, arguments: exchange.arguments)
+            try connection.declareExchange(
+                exchange.name, type: exchange.type, durable: exchange.durable, autoDelete: exchange.autoDelete, internal: exchange.internal,
+                arguments: exchange.arguments)
         }
     }
 }

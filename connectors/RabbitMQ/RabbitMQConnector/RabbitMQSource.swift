@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CRabbitMQ
 import Dispatch
@@ -19,17 +19,40 @@ final class RabbitMQSource: Source {
     static let kind = SourceKind(
         kind: "rabbitmq",
         summary: "consumes a RabbitMQ queue (AMQP 0-9-1, rabbitmq-c) with prefetch, manual acknowledgements and reconnects",
-        options: ObjectSchema(doc: "Consumes a RabbitMQ queue.", RabbitMQOptions.connectionFields + [
-            OptionField("queue", .string, required: true, doc: "queue to consume"),
-            OptionField("prefetch", .int(min: 1, max: 65535), default: "500", doc: "basic.qos prefetch count: unacknowledged deliveries the broker may push; capped so that prefetch × messageSizeEstimate fits in a quarter of delivery.memoryLimit"),
-            OptionField("messageSizeEstimate", .size, default: "64KiB", doc: "the size a delivery is assumed to have when capping prefetch by the byte budget"),
-            OptionField("consumerTag", .string, doc: "consumer tag; absent: the broker makes one"),
-            OptionField("keyHeader", .string, default: RabbitMQOptions.defaultKeyHeader, doc: "AMQP header whose value becomes the message key (and is removed from the headers), as a rabbitmq target writes it; empty: messages have no key"),
-            OptionField("declare", .object(RabbitMQOptions.declareSchema), doc: "exchanges, queue and bindings to declare on every (re)connect"),
-            OptionField("fencing", .choice(Fencing.allCases.map(\.rawValue)), default: Fencing.none.rawValue, doc: "keep a second process from consuming the queue at the same time: exclusive (an exclusive consumer; the broker refuses every other consumer while it lives, and a refused source stands by and tries again every standbyInterval), singleActiveConsumer (declares the queue with x-single-active-consumer: the broker delivers to one consumer and fails over to the next when it goes; needs declare.queue), none"),
-            OptionField("standbyInterval", .duration, default: "2s", doc: "with fencing: exclusive, how often a standby source asks for the queue again"),
-            OptionField("quietPeriod", .duration, default: "5s", doc: "in a bounded run (switchyard run --stop-at end), how long the queue must stay empty, with nothing delivered, before the source stops"),
-        ]),
+        options: ObjectSchema(
+            doc: "Consumes a RabbitMQ queue.",
+            RabbitMQOptions.connectionFields + [
+                OptionField("queue", .string, required: true, doc: "queue to consume"),
+                OptionField(
+                    "prefetch", .int(min: 1, max: 65535), default: "500",
+                    doc:
+                        "basic.qos prefetch count: unacknowledged deliveries the broker may push; capped so that prefetch × messageSizeEstimate fits in a quarter of delivery.memoryLimit"
+                ),
+                OptionField(
+                    "messageSizeEstimate", .size, default: "64KiB",
+                    doc: "the size a delivery is assumed to have when capping prefetch by the byte budget"),
+                OptionField("consumerTag", .string, doc: "consumer tag; absent: the broker makes one"),
+                OptionField(
+                    "keyHeader", .string, default: RabbitMQOptions.defaultKeyHeader,
+                    doc:
+                        "AMQP header whose value becomes the message key (and is removed from the headers), as a rabbitmq target writes it; empty: messages have no key"
+                ),
+                OptionField(
+                    "declare", .object(RabbitMQOptions.declareSchema), doc: "exchanges, queue and bindings to declare on every (re)connect"),
+                OptionField(
+                    "fencing", .choice(Fencing.allCases.map(\.rawValue)), default: Fencing.none.rawValue,
+                    doc:
+                        "keep a second process from consuming the queue at the same time: exclusive (an exclusive consumer; the broker refuses every other consumer while it lives, and a refused source stands by and tries again every standbyInterval), singleActiveConsumer (declares the queue with x-single-active-consumer: the broker delivers to one consumer and fails over to the next when it goes; needs declare.queue), none"
+                ),
+                OptionField(
+                    "standbyInterval", .duration, default: "2s",
+                    doc: "with fencing: exclusive, how often a standby source asks for the queue again"),
+                OptionField(
+                    "quietPeriod", .duration, default: "5s",
+                    doc:
+                        "in a bounded run (switchyard run --stop-at end), how long the queue must stay empty, with nothing delivered, before the source stops"
+                ),
+            ]),
         validate: { options in
             var issues = RabbitMQOptions.validateConnection(options)
             if options.string("queue")?.isEmpty == true {
@@ -42,10 +65,18 @@ final class RabbitMQSource: Source {
                 if let queue = options.object("declare")?.object("queue") {
                     let argument = RabbitMQOptions.fieldTable(queue, "arguments").first { $0.0 == Fencing.singleActiveArgument }
                     if let argument, argument.1 != .bool(true) {
-                        issues.append(options.issue("fencing", "singleActiveConsumer contradicts declare.queue.arguments.\(Fencing.singleActiveArgument), which is not true"))
+                        issues.append(
+                            options.issue(
+                                "fencing",
+                                "singleActiveConsumer contradicts declare.queue.arguments.\(Fencing.singleActiveArgument), which is not true"
+                            ))
                     }
                 } else {
-                    issues.append(options.issue("fencing", "singleActiveConsumer needs declare.queue: the broker takes x-single-active-consumer only when the queue is created (for a queue that exists, use fencing: exclusive)"))
+                    issues.append(
+                        options.issue(
+                            "fencing",
+                            "singleActiveConsumer needs declare.queue: the broker takes x-single-active-consumer only when the queue is created (for a queue that exists, use fencing: exclusive)"
+                        ))
                 }
             }
             return issues
@@ -141,10 +172,12 @@ final class RabbitMQSource: Source {
         let estimate = max(1, options.size("messageSizeEstimate") ?? 65536)
         prefetch = Self.effectivePrefetch(requested: requested, estimate: estimate, memoryLimit: setup.memoryLimit)
         if prefetch < requested {
-            setup.logger.notice("prefetch capped by the byte budget", metadata: [
-                "source": "\(setup.name)", "requested": "\(requested)", "prefetch": "\(prefetch)",
-                "messageSizeEstimate": "\(estimate)", "memoryLimit": "\(setup.memoryLimit)",
-            ])
+            setup.logger.notice(
+                "prefetch capped by the byte budget",
+                metadata: [
+                    "source": "\(setup.name)", "requested": "\(requested)", "prefetch": "\(prefetch)",
+                    "messageSizeEstimate": "\(estimate)", "memoryLimit": "\(setup.memoryLimit)",
+                ])
         }
         batchLimit = min(prefetch, 1000)
         let fencing = Fencing(rawValue: options.string("fencing") ?? "") ?? .none
@@ -164,7 +197,9 @@ final class RabbitMQSource: Source {
         exchanges = RabbitMQOptions.exchanges(declare)
         bindings = (declare?.list("bindings") ?? []).compactMap { value in
             guard case .object(let binding) = value else { return nil }
-            return Binding(exchange: binding.string("exchange") ?? "", routingKey: binding.string("routingKey") ?? "", arguments: RabbitMQOptions.fieldTable(binding, "arguments"))
+            return Binding(
+                exchange: binding.string("exchange") ?? "", routingKey: binding.string("routingKey") ?? "",
+                arguments: RabbitMQOptions.fieldTable(binding, "arguments"))
         }
         let dimensions = [("source", setup.name)]
         deliveries = Counter(label: "switchyard_rabbitmq_deliveries_total", dimensions: dimensions)
@@ -285,7 +320,12 @@ final class RabbitMQSource: Source {
                         $0.lastError = nil
                     }
                     connectionUp.record(1)
-                    logger.info("rabbitmq source connected", metadata: ["source": "\(name)", "broker": "\(settings.url.redacted)", "queue": "\(queue)", "prefetch": "\(prefetch)", "generation": "\(generation)"])
+                    logger.info(
+                        "rabbitmq source connected",
+                        metadata: [
+                            "source": "\(name)", "broker": "\(settings.url.redacted)", "queue": "\(queue)", "prefetch": "\(prefetch)",
+                            "generation": "\(generation)",
+                        ])
                 } catch let error where fencing == .exclusive && error.refusesExclusiveUse {
                     let changed = shared.withLock { shared -> Bool in
                         defer {
@@ -297,7 +337,9 @@ final class RabbitMQSource: Source {
                     }
                     connectionUp.record(1)
                     if changed {
-                        logger.notice("rabbitmq source stands by: another consumer holds the queue exclusively", metadata: ["source": "\(name)", "queue": "\(queue)", "retry": "\(standbyInterval)", "error": "\(error)"])
+                        logger.notice(
+                            "rabbitmq source stands by: another consumer holds the queue exclusively",
+                            metadata: ["source": "\(name)", "queue": "\(queue)", "retry": "\(standbyInterval)", "error": "\(error)"])
                     }
                     backoff.reset()
                     sleep(standbyInterval)
@@ -312,7 +354,8 @@ final class RabbitMQSource: Source {
                     }
                     connectionUp.record(0)
                     if changed {
-                        logger.error("rabbitmq source cannot connect; retrying with backoff", metadata: ["source": "\(name)", "error": "\(message)"])
+                        logger.error(
+                            "rabbitmq source cannot connect; retrying with backoff", metadata: ["source": "\(name)", "error": "\(message)"])
                     }
                     sleep(backoff.next())
                 }
@@ -328,13 +371,17 @@ final class RabbitMQSource: Source {
                 if let quietPeriod, !stopFetching, !context.isStopping {
                     let idle = pending.isEmpty && mailbox.isEmpty && readyMessages.load(ordering: .relaxed) == 0
                     if quiet.observe(idle: idle, delivered: delivered.load(ordering: .relaxed), lasting: quietPeriod) {
-                        logger.notice("rabbitmq source reached the end of its input: the queue stayed empty", metadata: ["source": "\(name)", "queue": "\(queue)", "quietPeriod": "\(quietPeriod)"])
+                        logger.notice(
+                            "rabbitmq source reached the end of its input: the queue stayed empty",
+                            metadata: ["source": "\(name)", "queue": "\(queue)", "quietPeriod": "\(quietPeriod)"])
                         shared.withLock { $0.stopFetching = true }
                         mailbox.finish()
                     }
                 }
             } catch {
-                logger.warning("rabbitmq source lost its connection; reconnecting (unacknowledged deliveries come back redelivered)", metadata: ["source": "\(name)", "error": "\(error)", "generation": "\(generation)"])
+                logger.warning(
+                    "rabbitmq source lost its connection; reconnecting (unacknowledged deliveries come back redelivered)",
+                    metadata: ["source": "\(name)", "error": "\(error)", "generation": "\(generation)"])
                 live.destroy()
                 connection = nil
                 pending = []
@@ -351,7 +398,8 @@ final class RabbitMQSource: Source {
             do {
                 try sendAcknowledgements(connection)
             } catch {
-                logger.warning("rabbitmq source could not send its last acknowledgements", metadata: ["source": "\(name)", "error": "\(error)"])
+                logger.warning(
+                    "rabbitmq source could not send its last acknowledgements", metadata: ["source": "\(name)", "error": "\(error)"])
             }
             connection.close()
         }
@@ -384,7 +432,9 @@ final class RabbitMQSource: Source {
         let connection = try AMQPConnection(settings)
         try RabbitMQOptions.declare(exchanges, on: connection)
         if let declaration = queueDeclaration {
-            try connection.declareQueue(queue, passive: false, durable: declaration.durable, exclusive: declaration.exclusive, autoDelete: declaration.autoDelete, arguments: declaration.arguments)
+            try connection.declareQueue(
+                queue, passive: false, durable: declaration.durable, exclusive: declaration.exclusive, autoDelete: declaration.autoDelete,
+                arguments: declaration.arguments)
         }
         for binding in bindings {
             try connection.bindQueue(queue, exchange: binding.exchange, routingKey: binding.routingKey, arguments: binding.arguments)
@@ -506,7 +556,9 @@ final class RabbitMQSource: Source {
         }
         add(AMQP_BASIC_CONTENT_TYPE_FLAG, HeaderName.contentType, properties.content_type)
         add(AMQP_BASIC_CONTENT_ENCODING_FLAG, HeaderName.contentEncoding, properties.content_encoding)
-        if flags & amqp_flags_t(AMQP_BASIC_DELIVERY_MODE_FLAG) != 0 { headers.append(Header(HeaderName.deliveryMode, String(properties.delivery_mode))) }
+        if flags & amqp_flags_t(AMQP_BASIC_DELIVERY_MODE_FLAG) != 0 {
+            headers.append(Header(HeaderName.deliveryMode, String(properties.delivery_mode)))
+        }
         if flags & amqp_flags_t(AMQP_BASIC_PRIORITY_FLAG) != 0 { headers.append(Header(HeaderName.priority, String(properties.priority))) }
         add(AMQP_BASIC_CORRELATION_ID_FLAG, HeaderName.correlationID, properties.correlation_id)
         add(AMQP_BASIC_REPLY_TO_FLAG, HeaderName.replyTo, properties.reply_to)

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CRabbitMQ
 import Logging
@@ -19,33 +19,51 @@ final class RabbitMQTarget: Target {
     /// `basic.return` can be matched to its message. The source strips it.
     static let sequenceHeader = "switchyard-publish-seq"
 
-    static let propertySchema = ObjectSchema(doc: "AMQP message properties, as templates.", [
-        OptionField("contentType", .template, doc: "content-type"),
-        OptionField("contentEncoding", .template, doc: "content-encoding"),
-        OptionField("messageId", .template, doc: "message-id"),
-        OptionField("correlationId", .template, doc: "correlation-id"),
-        OptionField("type", .template, doc: "type"),
-        OptionField("appId", .template, doc: "app-id"),
-        OptionField("replyTo", .template, doc: "reply-to"),
-        OptionField("expiration", .template, doc: "expiration (per-message TTL in milliseconds, as text)"),
-    ])
+    static let propertySchema = ObjectSchema(
+        doc: "AMQP message properties, as templates.",
+        [
+            OptionField("contentType", .template, doc: "content-type"),
+            OptionField("contentEncoding", .template, doc: "content-encoding"),
+            OptionField("messageId", .template, doc: "message-id"),
+            OptionField("correlationId", .template, doc: "correlation-id"),
+            OptionField("type", .template, doc: "type"),
+            OptionField("appId", .template, doc: "app-id"),
+            OptionField("replyTo", .template, doc: "reply-to"),
+            OptionField("expiration", .template, doc: "expiration (per-message TTL in milliseconds, as text)"),
+        ])
 
     static let kind = TargetKind(
         kind: "rabbitmq",
-        summary: "publishes to a RabbitMQ exchange (AMQP 0-9-1, rabbitmq-c) with publisher confirms; mandatory unroutable messages are dead-lettered",
-        options: ObjectSchema(doc: "Publishes to a RabbitMQ exchange.", RabbitMQOptions.connectionFields + [
-            OptionField("exchange", .string, default: "", doc: "exchange to publish to; empty: the default exchange (routing key = queue name)"),
-            OptionField("routingKey", .template, default: "{{ channel }}", doc: "routing key template"),
-            OptionField("persistent", .bool, default: "true", doc: "delivery mode 2 (persistent)"),
-            OptionField("mandatory", .bool, default: "false", doc: "an unroutable message is returned by the broker and becomes a permanent error of that message (dead-letter target)"),
-            OptionField("headers", .map(.template), doc: "AMQP headers to set, as templates"),
-            OptionField("properties", .object(propertySchema), doc: "AMQP properties, as templates"),
-            OptionField("value", .template, doc: "body template (reshape the message); absent: the message's value"),
-            OptionField("keyHeader", .string, default: RabbitMQOptions.defaultKeyHeader, doc: "AMQP header that carries the message key (a rabbitmq source turns it back into the key); empty: the key is not sent"),
-            OptionField("forwardHeaders", .bool, default: "true", doc: "copy message headers into AMQP headers, and amqp-* headers (from a rabbitmq source) back into properties"),
-            OptionField("confirmTimeout", .duration, default: "30s", doc: "how long to wait for the broker's confirms of a batch before the batch is retried"),
-            OptionField("declare", .object(RabbitMQOptions.targetDeclareSchema), doc: "exchanges to declare on every (re)connect"),
-        ]),
+        summary:
+            "publishes to a RabbitMQ exchange (AMQP 0-9-1, rabbitmq-c) with publisher confirms; mandatory unroutable messages are dead-lettered",
+        options: ObjectSchema(
+            doc: "Publishes to a RabbitMQ exchange.",
+            RabbitMQOptions.connectionFields + [
+                OptionField(
+                    "exchange", .string, default: "", doc: "exchange to publish to; empty: the default exchange (routing key = queue name)"),
+                OptionField("routingKey", .template, default: "{{ channel }}", doc: "routing key template"),
+                OptionField("persistent", .bool, default: "true", doc: "delivery mode 2 (persistent)"),
+                OptionField(
+                    "mandatory", .bool, default: "false",
+                    doc:
+                        "an unroutable message is returned by the broker and becomes a permanent error of that message (dead-letter target)"
+                ),
+                OptionField("headers", .map(.template), doc: "AMQP headers to set, as templates"),
+                OptionField("properties", .object(propertySchema), doc: "AMQP properties, as templates"),
+                OptionField("value", .template, doc: "body template (reshape the message); absent: the message's value"),
+                OptionField(
+                    "keyHeader", .string, default: RabbitMQOptions.defaultKeyHeader,
+                    doc:
+                        "AMQP header that carries the message key (a rabbitmq source turns it back into the key); empty: the key is not sent"
+                ),
+                OptionField(
+                    "forwardHeaders", .bool, default: "true",
+                    doc: "copy message headers into AMQP headers, and amqp-* headers (from a rabbitmq source) back into properties"),
+                OptionField(
+                    "confirmTimeout", .duration, default: "30s",
+                    doc: "how long to wait for the broker's confirms of a batch before the batch is retried"),
+                OptionField("declare", .object(RabbitMQOptions.targetDeclareSchema), doc: "exchanges to declare on every (re)connect"),
+            ]),
         validate: { options in
             var issues = RabbitMQOptions.validateConnection(options)
             if let timeout = options.duration("confirmTimeout"), timeout <= .zero {
@@ -233,7 +251,8 @@ final class RabbitMQTarget: Target {
         if forwardHeaders {
             for header in message.headers {
                 if let mapped = Self.forwardedProperties.first(where: { $0.0 == header.name }),
-                   header.value.count <= Self.shortStringLimit, !properties.contains(where: { $0.0 == mapped.1 }) {
+                    header.value.count <= Self.shortStringLimit, !properties.contains(where: { $0.0 == mapped.1 })
+                {
                     properties.append((mapped.1, header.value))
                 } else if header.name == RabbitMQSource.HeaderName.priority {
                     priority = priority ?? UInt8(String(decoding: header.value, as: UTF8.self))
@@ -251,16 +270,21 @@ final class RabbitMQTarget: Target {
             headers.append((name, .string(template.render(message))))
         }
         if let long = headers.first(where: { $0.0.utf8.count > Self.shortStringLimit }) {
-            return .failure(.permanent("a header name of \(long.0.utf8.count) bytes (AMQP allows \(Self.shortStringLimit)): '\(long.0.prefix(40))...'"))
+            return .failure(
+                .permanent("a header name of \(long.0.utf8.count) bytes (AMQP allows \(Self.shortStringLimit)): '\(long.0.prefix(40))...'"))
         }
         let routing = routingKey.render(message)
         if routing.count > Self.shortStringLimit {
-            return .failure(.permanent("the routing key template '\(routingKey.source)' renders \(routing.count) bytes (AMQP allows \(Self.shortStringLimit))"))
+            return .failure(
+                .permanent(
+                    "the routing key template '\(routingKey.source)' renders \(routing.count) bytes (AMQP allows \(Self.shortStringLimit))")
+            )
         }
         let timestamp: UInt64? = message.timestamp > 0 ? UInt64(message.timestamp / 1000) : nil
-        return .success(Outgoing(
-            routingKey: routing, body: value.map { $0.render(message) } ?? message.value, properties: properties,
-            priority: priority, timestamp: timestamp, headers: headers))
+        return .success(
+            Outgoing(
+                routingKey: routing, body: value.map { $0.render(message) } ?? message.value, properties: properties,
+                priority: priority, timestamp: timestamp, headers: headers))
     }
 }
 
@@ -303,7 +327,10 @@ final class Publisher: @unchecked Sendable {
         }
     }
 
-    init(settings: AMQPConnectionSettings, exchanges: [RabbitMQOptions.Exchange], exchange: String, mandatory: Bool, persistent: Bool, confirmTimeout: Duration) {
+    init(
+        settings: AMQPConnectionSettings, exchanges: [RabbitMQOptions.Exchange], exchange: String, mandatory: Bool, persistent: Bool,
+        confirmTimeout: Duration
+    ) {
         self.settings = settings
         self.persistent = persistent
         self.exchanges = exchanges
@@ -371,8 +398,9 @@ final class Publisher: @unchecked Sendable {
             let exchangeField = arena.bytes(exchangeBytes)
             let keyField = arena.bytes(message.routingKey)
             let status = message.body.withUnsafeBytes { body in
-                amqp_basic_publish(connection.state, 1, exchangeField, keyField, mandatory ? 1 : 0, 0, &properties,
-                                   amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+                amqp_basic_publish(
+                    connection.state, 1, exchangeField, keyField, mandatory ? 1 : 0, 0, &properties,
+                    amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
             }
             if status != 0 {
                 throw failAll(.library(status, "publish to exchange '\(exchange)' failed"))
@@ -410,7 +438,9 @@ final class Publisher: @unchecked Sendable {
             }
             if let late = awaiting.first, ContinuousClock.now > late.deadline {
                 let remaining = late.outcomes.filter { $0 == .pending }.count
-                throw AMQPError(kind: .library, code: 0, message: "no publisher confirm within \(confirmTimeout) for \(remaining) of \(late.count) messages")
+                throw AMQPError(
+                    kind: .library, code: 0,
+                    message: "no publisher confirm within \(confirmTimeout) for \(remaining) of \(late.count) messages")
             }
         } catch let error as AMQPError {
             _ = failAll(error)
@@ -431,13 +461,15 @@ final class Publisher: @unchecked Sendable {
             settle(nack.delivery_tag, multiple: nack.multiple != 0, as: .nacked)
         case amqp_method_number_t(SWITCHYARD_AMQP_BASIC_RETURN):
             let info = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
-            let reason = "unroutable: \(info.reply_code) \(info.reply_text.string) (exchange '\(info.exchange.string)', routing key '\(info.routing_key.string)')"
+            let reason =
+                "unroutable: \(info.reply_code) \(info.reply_text.string) (exchange '\(info.exchange.string)', routing key '\(info.routing_key.string)')"
             var content = try connection.readContent(channel: frame.channel)
             defer { amqp_destroy_message(&content) }
             let headers = decodeTable(content.properties.headers)
             if let value = headers.first(where: { $0.0 == RabbitMQTarget.sequenceHeader })?.1,
-               let sequence = UInt64(String(decoding: value, as: UTF8.self)),
-               let index = awaiting.firstIndex(where: { sequence >= $0.first && sequence < $0.first + UInt64($0.count) }) {
+                let sequence = UInt64(String(decoding: value, as: UTF8.self)),
+                let index = awaiting.firstIndex(where: { sequence >= $0.first && sequence < $0.first + UInt64($0.count) })
+            {
                 awaiting[index].returned[Int(sequence - awaiting[index].first)] = reason
             }
         default:
@@ -495,7 +527,9 @@ final class Publisher: @unchecked Sendable {
 
     /// The AMQP basic properties of one outgoing message, their memory in `arena`; `sequence`
     /// (with `mandatory`) goes into the sequence header that matches returns to messages.
-    static func properties(_ message: RabbitMQTarget.Outgoing, persistent: Bool, sequence: UInt64?, arena: inout CArena) -> amqp_basic_properties_t {
+    static func properties(_ message: RabbitMQTarget.Outgoing, persistent: Bool, sequence: UInt64?, arena: inout CArena)
+        -> amqp_basic_properties_t
+    {
         var properties = amqp_basic_properties_t()
         var flags: Int32 = AMQP_BASIC_DELIVERY_MODE_FLAG
         properties.delivery_mode = persistent ? 2 : 1

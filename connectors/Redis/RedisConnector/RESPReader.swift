@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Reads the replies of a pipeline straight from the socket, in large reads, and reduces each
@@ -43,7 +43,9 @@ struct RESPReader: ~Copyable {
         while true {
             switch parse(at: start) {
             case .complete(let after, let error):
-                let text = error.map { String(decoding: UnsafeBufferPointer(start: storage + $0.lowerBound, count: $0.count), as: UTF8.self) }
+                let text = error.map {
+                    String(decoding: UnsafeBufferPointer(start: storage + $0.lowerBound, count: $0.count), as: UTF8.self)
+                }
                 start = after
                 if start == end { reset() }
                 return text.map(Outcome.error) ?? .ok

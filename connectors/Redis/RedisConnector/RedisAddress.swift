@@ -10,7 +10,10 @@ struct RedisAddress: Sendable, Equatable {
     static func parse(_ text: String) -> Result<RedisAddress, RedisAddressError> {
         let lower = text.lowercased()
         if lower.hasPrefix("rediss://") {
-            return .failure(.init("rediss:// (TLS) is not supported: hiredis 0.14 has no TLS; use redis:// on a trusted network or a TLS tunnel (stunnel, a service mesh sidecar)"))
+            return .failure(
+                .init(
+                    "rediss:// (TLS) is not supported: hiredis 0.14 has no TLS; use redis:// on a trusted network or a TLS tunnel (stunnel, a service mesh sidecar)"
+                ))
         }
         guard lower.hasPrefix("redis://") else {
             return .failure(.init("expected a URL of the form redis://[user[:password]@]host[:port][/db]"))
@@ -22,7 +25,8 @@ struct RedisAddress: Sendable, Equatable {
             rest = rest[rest.index(after: at)...]
             if let colon = credentials.firstIndex(of: ":") {
                 let user = credentials[..<colon]
-                guard let username = percentDecode(user), let password = percentDecode(credentials[credentials.index(after: colon)...]) else {
+                guard let username = percentDecode(user), let password = percentDecode(credentials[credentials.index(after: colon)...])
+                else {
                     return .failure(.init("the credentials hold a malformed percent escape"))
                 }
                 address.username = username.isEmpty ? nil : username
@@ -77,7 +81,8 @@ struct RedisAddress: Sendable, Equatable {
         while let byte = iterator.next() {
             if byte == UInt8(ascii: "%") {
                 guard let high = iterator.next(), let low = iterator.next(),
-                      let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return nil }
+                    let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+                else { return nil }
                 bytes.append(value)
             } else {
                 bytes.append(byte)

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CHiredis
 import SwitchyardCore
@@ -112,7 +112,8 @@ final class RedisConnection: @unchecked Sendable {
             case REDIS_REPLY_STRING, REDIS_REPLY_STATUS:
                 self = .bytes(pointee.str.map { Array(UnsafeRawBufferPointer(start: $0, count: pointee.len)) } ?? [])
             case REDIS_REPLY_ERROR:
-                self = .error(pointee.str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: pointee.len), as: UTF8.self) } ?? "error")
+                self = .error(
+                    pointee.str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: pointee.len), as: UTF8.self) } ?? "error")
             case REDIS_REPLY_INTEGER:
                 self = .integer(pointee.integer)
             case REDIS_REPLY_ARRAY:
@@ -200,7 +201,9 @@ final class RedisConnection: @unchecked Sendable {
         defer { freeReplyObject(raw) }
         let reply = raw!.assumingMemoryBound(to: redisReply.self)
         if reply.pointee.type == REDIS_REPLY_ERROR {
-            let text = reply.pointee.str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: reply.pointee.len), as: UTF8.self) } ?? "error"
+            let text =
+                reply.pointee.str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: reply.pointee.len), as: UTF8.self) }
+                ?? "error"
             return .error(text)
         }
         return .ok

@@ -44,18 +44,25 @@ public final class RedisKeyReconciler {
         let options = entry.options
         let command = options.string("command") ?? "set"
         guard command == "set" || command == "hset" else {
-            throw Failure(description: "\(entry.path).redis.command: reconcile compares keys written by set or hset; \(command) keeps no value per key to compare")
+            throw Failure(
+                description:
+                    "\(entry.path).redis.command: reconcile compares keys written by set or hset; \(command) keeps no value per key to compare"
+            )
         }
         switch RedisAddress.parse(options.string("url") ?? "") {
         case .success(let address): self.address = address
         case .failure(let error): throw Failure(description: "\(entry.path).redis.url: \(error.message)")
         }
-        connection = RedisConnection(address: address, timeout: options.duration("timeout") ?? .seconds(10), label: "switchyard.reconcile.redis")
+        connection = RedisConnection(
+            address: address, timeout: options.duration("timeout") ?? .seconds(10), label: "switchyard.reconcile.redis")
         key = options.template("key") ?? (try! Template(""))
         value = options.template("value") ?? (try! Template("{{ value }}"))
         if command == "hset" {
             guard let field = options.template("field"), !field.source.contains("{{") else {
-                throw Failure(description: "\(entry.path).redis.field: reconcile compares hset targets whose field is a constant; this one is made from each message")
+                throw Failure(
+                    description:
+                        "\(entry.path).redis.field: reconcile compares hset targets whose field is a constant; this one is made from each message"
+                )
             }
             var bytes: [UInt8] = []
             field.render(Message(value: []), into: &bytes)
@@ -65,7 +72,9 @@ public final class RedisKeyReconciler {
         }
         let source = key.source
         prefix = Array((source.firstRange(of: "{{").map { source[..<$0.lowerBound] } ?? Substring(source)).utf8)
-        report = Report(target: "redis \(address.display)\(prefix.isEmpty ? "" : " keys \(String(decoding: prefix, as: UTF8.self))*")", unit: "keys", identity: "key")
+        report = Report(
+            target: "redis \(address.display)\(prefix.isEmpty ? "" : " keys \(String(decoding: prefix, as: UTF8.self))*")", unit: "keys",
+            identity: "key")
         if prefix.isEmpty { report.extraCount = nil }
     }
 
@@ -126,7 +135,8 @@ public final class RedisKeyReconciler {
         guard inPass(keyBytes) else { return }
         var valueBytes: [UInt8] = []
         value.render(message, into: &valueBytes)
-        let candidate = Candidate(channel: message.channel, partition: message.partition, offset: message.offset, hash: Self.hash(valueBytes))
+        let candidate = Candidate(
+            channel: message.channel, partition: message.partition, offset: message.offset, hash: Self.hash(valueBytes))
         var candidates = expected[keyBytes] ?? []
         if let index = candidates.firstIndex(where: { $0.partition == message.partition && $0.channel == message.channel }) {
             candidates[index] = candidate
@@ -183,7 +193,9 @@ public final class RedisKeyReconciler {
     func scanExtra(show: Int) throws {
         var pattern: [UInt8] = []
         for byte in prefix {
-            if [UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "\\")].contains(byte) { pattern.append(UInt8(ascii: "\\")) }
+            if [UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "\\")].contains(byte) {
+                pattern.append(UInt8(ascii: "\\"))
+            }
             pattern.append(byte)
         }
         pattern.append(UInt8(ascii: "*"))
@@ -191,8 +203,12 @@ public final class RedisKeyReconciler {
         var seen = Set<[UInt8]>()
         var extra: [String] = []
         repeat {
-            guard case .array(let parts) = try command([Array("SCAN".utf8), cursor, Array("MATCH".utf8), pattern, Array("COUNT".utf8), Array("1000".utf8)]),
-                  parts.count == 2, case .bytes(let next) = parts[0], case .array(let found) = parts[1] else {
+            guard
+                case .array(let parts) = try command([
+                    Array("SCAN".utf8), cursor, Array("MATCH".utf8), pattern, Array("COUNT".utf8), Array("1000".utf8),
+                ]),
+                parts.count == 2, case .bytes(let next) = parts[0], case .array(let found) = parts[1]
+            else {
                 throw Failure(description: "redis at \(address.display) answered SCAN unexpectedly")
             }
             cursor = next

@@ -16,20 +16,37 @@ final class RedisTarget: Target {
 
     static let kind = TargetKind(
         kind: "redis",
-        summary: "writes each message as one Redis command (set, hset, xadd, publish, lpush, rpush, sadd, zadd, del, expire); a batch is one pipeline",
-        options: ObjectSchema(doc: "Writes to Redis through hiredis.", [
-            OptionField("url", .secret, required: true, doc: "redis://[user[:password]@]host[:port][/db]; never shown. Use ${file:...} for the password. rediss:// is rejected: hiredis 0.14 has no TLS"),
-            OptionField("command", .choice(commands), default: "set", doc: "the command written per message; key is the stream for xadd and the channel for publish"),
-            OptionField("key", .template, required: true, doc: "key template, e.g. order:{{ json.id }}"),
-            OptionField("field", .template, doc: "hash field (hset, required) or stream entry field (xadd, default value)"),
-            OptionField("value", .template, default: "{{ value }}", doc: "value template (not used by del and expire)"),
-            OptionField("score", .template, doc: "sorted-set score template (zadd, required), e.g. {{ timestamp }}"),
-            OptionField("ttl", .duration, doc: "time to live: SET ... PX for set, PEXPIRE after the command for hset, xadd, lpush, rpush, sadd and zadd, the expiry itself for expire (required there)"),
-            OptionField("maxLength", .int(min: 1), doc: "xadd only: trim the stream to this many entries (MAXLEN)"),
-            OptionField("approximateTrim", .bool, default: "false", doc: "xadd only: trim with MAXLEN ~ (cheaper; the stream may keep somewhat more entries)"),
-            OptionField("poolSize", .int(min: 1, max: 64), default: "1", doc: "connections; each write uses one, so set it to the entry's parallelism"),
-            OptionField("timeout", .duration, default: "10s", doc: "connect and socket read/write timeout"),
-        ]),
+        summary:
+            "writes each message as one Redis command (set, hset, xadd, publish, lpush, rpush, sadd, zadd, del, expire); a batch is one pipeline",
+        options: ObjectSchema(
+            doc: "Writes to Redis through hiredis.",
+            [
+                OptionField(
+                    "url", .secret, required: true,
+                    doc:
+                        "redis://[user[:password]@]host[:port][/db]; never shown. Use ${file:...} for the password. rediss:// is rejected: hiredis 0.14 has no TLS"
+                ),
+                OptionField(
+                    "command", .choice(commands), default: "set",
+                    doc: "the command written per message; key is the stream for xadd and the channel for publish"),
+                OptionField("key", .template, required: true, doc: "key template, e.g. order:{{ json.id }}"),
+                OptionField("field", .template, doc: "hash field (hset, required) or stream entry field (xadd, default value)"),
+                OptionField("value", .template, default: "{{ value }}", doc: "value template (not used by del and expire)"),
+                OptionField("score", .template, doc: "sorted-set score template (zadd, required), e.g. {{ timestamp }}"),
+                OptionField(
+                    "ttl", .duration,
+                    doc:
+                        "time to live: SET ... PX for set, PEXPIRE after the command for hset, xadd, lpush, rpush, sadd and zadd, the expiry itself for expire (required there)"
+                ),
+                OptionField("maxLength", .int(min: 1), doc: "xadd only: trim the stream to this many entries (MAXLEN)"),
+                OptionField(
+                    "approximateTrim", .bool, default: "false",
+                    doc: "xadd only: trim with MAXLEN ~ (cheaper; the stream may keep somewhat more entries)"),
+                OptionField(
+                    "poolSize", .int(min: 1, max: 64), default: "1",
+                    doc: "connections; each write uses one, so set it to the entry's parallelism"),
+                OptionField("timeout", .duration, default: "10s", doc: "connect and socket read/write timeout"),
+            ]),
         validate: validate,
         sessionlessPositionKeys: { options in options.template("key")?.readsOffsetWithoutSession == true ? ["key"] : [] },
         make: { setup in try RedisTarget(setup) }
@@ -98,7 +115,9 @@ final class RedisTarget: Target {
         }
         maxLength = options.int("maxLength")
         approximateTrim = options.bool("approximateTrim") ?? false
-        plan = Self.makePlan(command: command, key: key, field: field, value: value, score: score, ttlMillis: ttlMillis, maxLength: maxLength, approximateTrim: approximateTrim)
+        plan = Self.makePlan(
+            command: command, key: key, field: field, value: value, score: score, ttlMillis: ttlMillis, maxLength: maxLength,
+            approximateTrim: approximateTrim)
         let timeout = options.duration("timeout") ?? .seconds(10)
         let size = options.int("poolSize") ?? 1
         let address = self.address
@@ -176,7 +195,10 @@ final class RedisTarget: Target {
 
     /// The command of each message, fixed when the target is built: the command name and
     /// options as literals, the key, field, value and score as templates.
-    static func makePlan(command: Command, key: Template, field: Template?, value: Template, score: Template?, ttlMillis: [UInt8]?, maxLength: Int?, approximateTrim: Bool) -> CommandPlan {
+    static func makePlan(
+        command: Command, key: Template, field: Template?, value: Template, score: Template?, ttlMillis: [UInt8]?, maxLength: Int?,
+        approximateTrim: Bool
+    ) -> CommandPlan {
         var plan = CommandPlan()
         plan.literal(command == .expire ? "PEXPIRE" : command.rawValue.uppercased())
         plan.template(key)
@@ -235,35 +257,35 @@ final class RedisTarget: Target {
         // enum payload or copying a message would retain and release its buffers per message.
         plan.literals.withUnsafeBufferPointer { literals in
             plan.templates.withUnsafeBufferPointer { templates in
-            plan.slots.withUnsafeBufferPointer { slots in
-            messages.withUnsafeBufferPointer { messages in
-                for index in messages.indices {
-                    blob.removeAll(keepingCapacity: true)
-                    offsets.removeAll(keepingCapacity: true)
-                    lengths.removeAll(keepingCapacity: true)
-                    for slot in slots {
-                        let start = blob.count
-                        if slot.isTemplate {
-                            templates[slot.index].render(messages[index], into: &blob)
-                        } else {
-                            blob.append(contentsOf: literals[slot.index])
+                plan.slots.withUnsafeBufferPointer { slots in
+                    messages.withUnsafeBufferPointer { messages in
+                        for index in messages.indices {
+                            blob.removeAll(keepingCapacity: true)
+                            offsets.removeAll(keepingCapacity: true)
+                            lengths.removeAll(keepingCapacity: true)
+                            for slot in slots {
+                                let start = blob.count
+                                if slot.isTemplate {
+                                    templates[slot.index].render(messages[index], into: &blob)
+                                } else {
+                                    blob.append(contentsOf: literals[slot.index])
+                                }
+                                offsets.append(start)
+                                lengths.append(blob.count - start)
+                            }
+                            connection.output.command(blob, offsets, lengths)
+                            if expireAfter, let ttlMillis {
+                                expireOffsets[0] = blob.count
+                                blob.append(contentsOf: Self.pexpire)
+                                expireOffsets[1] = offsets[1]
+                                expireLengths[1] = lengths[1]
+                                expireOffsets[2] = blob.count
+                                blob.append(contentsOf: ttlMillis)
+                                connection.output.command(blob, expireOffsets, expireLengths)
+                            }
                         }
-                        offsets.append(start)
-                        lengths.append(blob.count - start)
-                    }
-                    connection.output.command(blob, offsets, lengths)
-                    if expireAfter, let ttlMillis {
-                        expireOffsets[0] = blob.count
-                        blob.append(contentsOf: Self.pexpire)
-                        expireOffsets[1] = offsets[1]
-                        expireLengths[1] = lengths[1]
-                        expireOffsets[2] = blob.count
-                        blob.append(contentsOf: ttlMillis)
-                        connection.output.command(blob, expireOffsets, expireLengths)
                     }
                 }
-            }
-            }
             }
         }
         try connection.sendOutput()

@@ -39,7 +39,8 @@ public final class S3BucketReader: Sendable {
     /// messages of that channel share, up to its last `/` (empty: the whole bucket).
     public func prefix(channel: String) -> String {
         let first = Message(key: [0x61], value: Array("{}".utf8), channel: channel, timestamp: 0, partition: 0, offset: 0, session: 1)
-        let second = Message(key: [0x62], value: Array("[1]".utf8), channel: channel, timestamp: 4_102_444_800_000, partition: 9, offset: 99_999, session: 2)
+        let second = Message(
+            key: [0x62], value: Array("[1]".utf8), channel: channel, timestamp: 4_102_444_800_000, partition: 9, offset: 99_999, session: 2)
         let a = keyTemplate.render(first: first, lastOffset: 0)
         let b = keyTemplate.render(first: second, lastOffset: 99_999)
         var common = 0
@@ -74,7 +75,8 @@ public final class S3BucketReader: Sendable {
         case .success(let bytes):
             return bytes
         case .failure(let failure):
-            let reason = failure.oversized ? "decompresses to more than \(objectLimit) bytes" : "is not valid gzip (zlib error \(failure.code))"
+            let reason =
+                failure.oversized ? "decompresses to more than \(objectLimit) bytes" : "is not valid gzip (zlib error \(failure.code))"
             throw ConnectorError.targetDown("s3://\(bucket)/\(key) \(reason)")
         }
     }
@@ -110,7 +112,11 @@ public final class S3BucketReader: Sendable {
             case "apos": output += "'"
             default:
                 var number: UInt32?
-                if entity.hasPrefix("#x") { number = UInt32(entity.dropFirst(2), radix: 16) } else if entity.hasPrefix("#") { number = UInt32(entity.dropFirst()) }
+                if entity.hasPrefix("#x") {
+                    number = UInt32(entity.dropFirst(2), radix: 16)
+                } else if entity.hasPrefix("#") {
+                    number = UInt32(entity.dropFirst())
+                }
                 if let number, let scalar = Unicode.Scalar(number) { output.unicodeScalars.append(scalar) } else { output += "&\(entity);" }
             }
             rest = rest[rest.index(after: semicolon)...]

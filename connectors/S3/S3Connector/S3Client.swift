@@ -101,7 +101,10 @@ final class S3Client: Sendable {
     // MARK: requests (blocking; called on a connection's queue)
 
     /// Sends one signed request; classifies transport failures and non-2xx answers.
-    func send(_ connection: S3Connection, method: String, key: String, query: String = "", body: [UInt8] = [], contentType: String? = nil, operation: String) throws(ConnectorError) -> HTTPResponse {
+    func send(
+        _ connection: S3Connection, method: String, key: String, query: String = "", body: [UInt8] = [], contentType: String? = nil,
+        operation: String
+    ) throws(ConnectorError) -> HTTPResponse {
         var headers = ["x-amz-content-sha256: \(S3Digest.sha256Hex(body))"]
         if let contentType { headers.append("Content-Type: \(contentType)") }
         if let token = credentials.sessionToken { headers.append("x-amz-security-token: \(token)") }
@@ -146,7 +149,8 @@ final class S3Client: Sendable {
     /// The text of the first `<name>...</name>` in an S3 XML answer.
     static func xmlElement(_ name: String, in text: String) -> String? {
         guard let open = text.firstRange(of: "<\(name)>"),
-              let close = text[open.upperBound...].firstRange(of: "</\(name)>") else { return nil }
+            let close = text[open.upperBound...].firstRange(of: "</\(name)>")
+        else { return nil }
         return String(text[open.upperBound..<close.lowerBound])
     }
 
@@ -162,8 +166,10 @@ final class S3Client: Sendable {
 
     /// Multipart upload of one object in parts of `partSize` bytes (the last may be smaller);
     /// aborted on failure.
-    func multipartUpload(_ connection: S3Connection, key: String, body: [UInt8], partSize: Int, contentType: String) throws(ConnectorError) {
-        let created = try send(connection, method: "POST", key: key, query: "uploads=", contentType: contentType, operation: "CreateMultipartUpload")
+    func multipartUpload(_ connection: S3Connection, key: String, body: [UInt8], partSize: Int, contentType: String) throws(ConnectorError)
+    {
+        let created = try send(
+            connection, method: "POST", key: key, query: "uploads=", contentType: contentType, operation: "CreateMultipartUpload")
         guard let uploadId = Self.xmlElement("UploadId", in: created.text), !uploadId.isEmpty else {
             throw ConnectorError.retriable("CreateMultipartUpload of s3://\(endpoint.bucket)/\(key) returned no UploadId")
         }
@@ -175,7 +181,9 @@ final class S3Client: Sendable {
             while start < body.count {
                 let end = min(body.count, start + partSize)
                 let part = Array(body[start..<end])
-                let answer = try send(connection, method: "PUT", key: key, query: "partNumber=\(number)&\(idQuery)", body: part, contentType: "application/octet-stream", operation: "UploadPart \(number)")
+                let answer = try send(
+                    connection, method: "PUT", key: key, query: "partNumber=\(number)&\(idQuery)", body: part,
+                    contentType: "application/octet-stream", operation: "UploadPart \(number)")
                 guard let etag = answer.header("ETag") else {
                     throw ConnectorError.retriable("UploadPart \(number) of s3://\(endpoint.bucket)/\(key) returned no ETag")
                 }
@@ -189,7 +197,9 @@ final class S3Client: Sendable {
                 xml += "<Part><PartNumber>\(i + 1)</PartNumber><ETag>\(quoted.replacing("\"", with: "&quot;"))</ETag></Part>"
             }
             xml += "</CompleteMultipartUpload>"
-            let completed = try send(connection, method: "POST", key: key, query: idQuery, body: Array(xml.utf8), contentType: "application/xml", operation: "CompleteMultipartUpload")
+            let completed = try send(
+                connection, method: "POST", key: key, query: idQuery, body: Array(xml.utf8), contentType: "application/xml",
+                operation: "CompleteMultipartUpload")
             // S3 may answer 200 and report the failure in the body.
             if completed.text.contains("<Error>") {
                 let code = Self.xmlElement("Code", in: completed.text) ?? "unknown"

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import SwitchyardCore
 
@@ -25,12 +25,16 @@ struct S3Credentials: Sendable {
     /// `AWS_PROFILE`, or `default`). Throws `targetDown` when none is found.
     static func resolve(_ settings: Settings, environment: [String: String]) throws(ConnectorError) -> S3Credentials {
         if let id = settings.accessKeyId, let secret = settings.secretAccessKey, settings.profile == nil {
-            return S3Credentials(accessKeyId: id, secretAccessKey: secret, sessionToken: settings.sessionToken.flatMap { $0.isEmpty ? nil : $0 }, origin: "the document")
+            return S3Credentials(
+                accessKeyId: id, secretAccessKey: secret, sessionToken: settings.sessionToken.flatMap { $0.isEmpty ? nil : $0 },
+                origin: "the document")
         }
         if settings.profile == nil, let id = environment["AWS_ACCESS_KEY_ID"], !id.isEmpty,
-           let secret = environment["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty {
+            let secret = environment["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty
+        {
             let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-            return S3Credentials(accessKeyId: id, secretAccessKey: secret, sessionToken: token, origin: "the environment (AWS_ACCESS_KEY_ID)")
+            return S3Credentials(
+                accessKeyId: id, secretAccessKey: secret, sessionToken: token, origin: "the environment (AWS_ACCESS_KEY_ID)")
         }
         let path: String
         if let file = environment["AWS_SHARED_CREDENTIALS_FILE"], !file.isEmpty {
@@ -38,17 +42,23 @@ struct S3Credentials: Sendable {
         } else if let home = environment["HOME"], !home.isEmpty {
             path = home + "/.aws/credentials"
         } else {
-            throw ConnectorError.targetDown("no S3 credentials: none in the document, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set, and HOME is not set to find ~/.aws/credentials")
+            throw ConnectorError.targetDown(
+                "no S3 credentials: none in the document, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set, and HOME is not set to find ~/.aws/credentials"
+            )
         }
         let profile = settings.profile ?? environment["AWS_PROFILE"].flatMap { $0.isEmpty ? nil : $0 } ?? "default"
         guard let text = readFile(path) else {
-            throw ConnectorError.targetDown("no S3 credentials: none in the document, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set, and the shared credentials file \(path) cannot be read")
+            throw ConnectorError.targetDown(
+                "no S3 credentials: none in the document, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set, and the shared credentials file \(path) cannot be read"
+            )
         }
         let values = parseProfile(text, profile: profile)
         guard let id = values["aws_access_key_id"], let secret = values["aws_secret_access_key"] else {
-            throw ConnectorError.targetDown("no S3 credentials: profile '\(profile)' of \(path) has no aws_access_key_id and aws_secret_access_key")
+            throw ConnectorError.targetDown(
+                "no S3 credentials: profile '\(profile)' of \(path) has no aws_access_key_id and aws_secret_access_key")
         }
-        return S3Credentials(accessKeyId: id, secretAccessKey: secret, sessionToken: values["aws_session_token"], origin: "profile '\(profile)' of \(path)")
+        return S3Credentials(
+            accessKeyId: id, secretAccessKey: secret, sessionToken: values["aws_session_token"], origin: "profile '\(profile)' of \(path)")
     }
 
     /// The `key = value` pairs of section `[profile]` of an INI file.

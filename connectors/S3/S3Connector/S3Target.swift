@@ -14,7 +14,8 @@ import SwitchyardCore
 final class S3Target: Target {
     static let kind = TargetKind(
         kind: "s3",
-        summary: "writes each batch as NDJSON or raw objects (optionally gzip) to an S3 bucket; keys from channel, partition and first/last offsets",
+        summary:
+            "writes each batch as NDJSON or raw objects (optionally gzip) to an S3 bucket; keys from channel, partition and first/last offsets",
         options: ObjectSchema(
             doc: "Writes batches as objects to an S3 bucket (AWS or any S3-compatible endpoint), signed with SigV4.",
             exclusive: [["accessKeyId", "profile"]],
@@ -22,21 +23,55 @@ final class S3Target: Target {
                 OptionField("endpoint", .string, doc: "http(s)://host[:port]; absent for AWS (https://s3.REGION.amazonaws.com)"),
                 OptionField("region", .string, default: "us-east-1", doc: "signing region"),
                 OptionField("bucket", .string, required: true, doc: "bucket name"),
-                OptionField("key", .string, doc: "object key template, rendered with the object's first message; {{ lastOffset }} is the offset of its last message. Default: {{ channel | default: 'none' }}/{{ partition }}/{{ offset }}-{{ lastOffset }}.ndjson (.txt for raw, .gz appended for gzip), with {{ session }}/ before the offsets for messages of a source whose positions restart (rabbitmq, link)"),
-                OptionField("format", .choice(["ndjson", "raw"]), default: "ndjson", doc: "ndjson: one JSON object per message with key, value, headers, channel, partition, offset, timestamp; raw: the values joined by separator"),
+                OptionField(
+                    "key", .string,
+                    doc:
+                        "object key template, rendered with the object's first message; {{ lastOffset }} is the offset of its last message. Default: {{ channel | default: 'none' }}/{{ partition }}/{{ offset }}-{{ lastOffset }}.ndjson (.txt for raw, .gz appended for gzip), with {{ session }}/ before the offsets for messages of a source whose positions restart (rabbitmq, link)"
+                ),
+                OptionField(
+                    "format", .choice(["ndjson", "raw"]), default: "ndjson",
+                    doc:
+                        "ndjson: one JSON object per message with key, value, headers, channel, partition, offset, timestamp; raw: the values joined by separator"
+                ),
                 OptionField("separator", .string, doc: "raw format: the bytes between two values; default a newline"),
-                OptionField("compression", .choice(["none", "gzip"]), default: "none", doc: "gzip compresses each object (one gzip member)"),
-                OptionField("contentType", .string, doc: "Content-Type of the objects; default application/x-ndjson (ndjson), application/octet-stream (raw), application/gzip (gzip)"),
-                OptionField("pathStyle", .bool, doc: "path-style addressing (endpoint/bucket/key); default true with an endpoint, false for AWS"),
-                OptionField("maxObjectBytes", .size, default: "64MiB", doc: "an object holds at most this many bytes before compression (a single larger message makes an object of its own); a batch larger than this becomes several objects"),
-                OptionField("maxObjectAge", .duration, doc: "an object never spans messages whose timestamps are further apart than this (the batch is split there). The wall-clock age of an object is bounded by this target's batching.maxDelay: objects are written once per flush"),
-                OptionField("multipartThreshold", .size, default: "64MiB", doc: "objects of at least this size (after compression) are sent as a multipart upload"),
+                OptionField(
+                    "compression", .choice(["none", "gzip"]), default: "none", doc: "gzip compresses each object (one gzip member)"),
+                OptionField(
+                    "contentType", .string,
+                    doc:
+                        "Content-Type of the objects; default application/x-ndjson (ndjson), application/octet-stream (raw), application/gzip (gzip)"
+                ),
+                OptionField(
+                    "pathStyle", .bool, doc: "path-style addressing (endpoint/bucket/key); default true with an endpoint, false for AWS"),
+                OptionField(
+                    "maxObjectBytes", .size, default: "64MiB",
+                    doc:
+                        "an object holds at most this many bytes before compression (a single larger message makes an object of its own); a batch larger than this becomes several objects"
+                ),
+                OptionField(
+                    "maxObjectAge", .duration,
+                    doc:
+                        "an object never spans messages whose timestamps are further apart than this (the batch is split there). The wall-clock age of an object is bounded by this target's batching.maxDelay: objects are written once per flush"
+                ),
+                OptionField(
+                    "multipartThreshold", .size, default: "64MiB",
+                    doc: "objects of at least this size (after compression) are sent as a multipart upload"),
                 OptionField("partSize", .size, default: "8MiB", doc: "multipart part size; at least 5MiB (S3's minimum)"),
-                OptionField("accessKeyId", .string, doc: "access key; with secretAccessKey. Absent: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN from the environment, then the shared credentials file"),
+                OptionField(
+                    "accessKeyId", .string,
+                    doc:
+                        "access key; with secretAccessKey. Absent: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN from the environment, then the shared credentials file"
+                ),
                 OptionField("secretAccessKey", .secret, doc: "secret key (use ${file:...} or ${env:...})"),
                 OptionField("sessionToken", .secret, doc: "session token of temporary credentials (sent as x-amz-security-token)"),
-                OptionField("profile", .string, doc: "profile of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials); default AWS_PROFILE or 'default'"),
-                OptionField("connections", .int(min: 1, max: 64), default: "4", doc: "parallel uploads (one curl handle and thread each, connections kept alive)"),
+                OptionField(
+                    "profile", .string,
+                    doc:
+                        "profile of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials); default AWS_PROFILE or 'default'"
+                ),
+                OptionField(
+                    "connections", .int(min: 1, max: 64), default: "4",
+                    doc: "parallel uploads (one curl handle and thread each, connections kept alive)"),
                 OptionField("connectTimeout", .duration, default: "10s", doc: "TCP and TLS connect timeout"),
                 OptionField("timeout", .duration, default: "30s", doc: "a request that moves no data for this long fails (retriable)"),
             ]),
@@ -56,10 +91,14 @@ final class S3Target: Target {
         let bucket = options.string("bucket") ?? ""
         if bucket.isEmpty {
             issues.append(options.issue("bucket", "must not be empty"))
-        } else if bucket.utf8.count < 3 || bucket.utf8.count > 63 || !bucket.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 46 }) {
+        } else if bucket.utf8.count < 3 || bucket.utf8.count > 63
+            || !bucket.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 46 })
+        {
             issues.append(options.issue("bucket", "a bucket name has 3 to 63 characters: lowercase letters, digits, '-' and '.'"))
         }
-        if let endpoint = options.string("endpoint"), !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) || endpoint.count < 10 {
+        if let endpoint = options.string("endpoint"),
+            !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) || endpoint.count < 10
+        {
             issues.append(options.issue("endpoint", "expected http://host[:port] or https://host[:port]"))
         }
         if let key = options.string("key") {
@@ -73,10 +112,14 @@ final class S3Target: Target {
             issues.append(options.issue("separator", "applies to format: raw only"))
         }
         if options.has("accessKeyId") != options.has("secretAccessKey") {
-            issues.append(options.issue(options.has("accessKeyId") ? "secretAccessKey" : "accessKeyId", "accessKeyId and secretAccessKey are set together"))
+            issues.append(
+                options.issue(
+                    options.has("accessKeyId") ? "secretAccessKey" : "accessKeyId", "accessKeyId and secretAccessKey are set together"))
         }
         if options.has("sessionToken") && !options.has("accessKeyId") {
-            issues.append(options.issue("sessionToken", "needs accessKeyId and secretAccessKey (a token from the environment comes with AWS_SESSION_TOKEN)"))
+            issues.append(
+                options.issue(
+                    "sessionToken", "needs accessKeyId and secretAccessKey (a token from the environment comes with AWS_SESSION_TOKEN)"))
         }
         let partSize = options.size("partSize") ?? 0
         if partSize < 5 << 20 {
@@ -134,7 +177,8 @@ final class S3Target: Target {
             sessionKeyTemplate = try S3KeyTemplate(S3KeyTemplate.defaultSource(format: format, compression: compression, session: true))
         }
         encoder = S3Encoder(format: format, separator: Array((options.string("separator") ?? "\n").utf8))
-        contentType = options.string("contentType")
+        contentType =
+            options.string("contentType")
             ?? (compression == .gzip ? "application/gzip" : format == .ndjson ? "application/x-ndjson" : "application/octet-stream")
         maxObjectBytes = options.size("maxObjectBytes") ?? 64 << 20
         maxObjectAgeMillis = options.duration("maxObjectAge").map(Self.millis)
@@ -173,11 +217,14 @@ final class S3Target: Target {
     func open() async throws {
         do {
             let credentials = try S3Credentials.resolve(credentialSettings, environment: S3Credentials.processEnvironment())
-            let client = try S3Client(endpoint: endpoint, credentials: credentials, connections: connectionCount, label: "switchyard.s3.\(name)")
+            let client = try S3Client(
+                endpoint: endpoint, credentials: credentials, connections: connectionCount, label: "switchyard.s3.\(name)")
             try await client.run { connection in try client.checkBucket(connection) }
             self.client.withLock { $0 = client }
             state.withLock { $0 = .up }
-            logger.info("s3 target connected", metadata: ["target": "\(name)", "bucket": "\(endpoint.bucket)", "credentials": "\(credentials.origin)"])
+            logger.info(
+                "s3 target connected",
+                metadata: ["target": "\(name)", "bucket": "\(endpoint.bucket)", "credentials": "\(credentials.origin)"])
         } catch let error as ConnectorError {
             state.withLock { $0 = .down(error.message) }
             throw error
@@ -233,7 +280,8 @@ final class S3Target: Target {
                         try await client.run { connection in
                             let body = compression == .gzip ? try S3Digest.gzip(object.body) : object.body
                             if body.count >= multipartThreshold {
-                                try client.multipartUpload(connection, key: object.key, body: body, partSize: partSize, contentType: contentType)
+                                try client.multipartUpload(
+                                    connection, key: object.key, body: body, partSize: partSize, contentType: contentType)
                             } else {
                                 try client.putObject(connection, key: object.key, body: body, contentType: contentType)
                             }
@@ -299,7 +347,9 @@ final class S3Target: Target {
                 guard let firstIndex = indices.first, let lastIndex = indices.last else { return }
                 let key = keyTemplate.render(first: messages[firstIndex], lastOffset: messages[lastIndex].offset)
                 if key.isEmpty || key.count > 1024 {
-                    let error = ConnectorError.permanent("the key template '\(keyTemplate.source)' renders \(key.isEmpty ? "an empty key" : "a key of \(key.count) bytes (S3 allows 1024)")")
+                    let error = ConnectorError.permanent(
+                        "the key template '\(keyTemplate.source)' renders \(key.isEmpty ? "an empty key" : "a key of \(key.count) bytes (S3 allows 1024)")"
+                    )
                     for index in indices { rejected.append((index, error)) }
                 } else {
                     objects.append(PlannedObject(indices: indices, key: String(decoding: key, as: UTF8.self), body: body))

@@ -242,7 +242,9 @@ private func consumerCommitCallback(
     context.consumerEvents?.commitCompleted(entries, error: error == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(error))
 }
 
-private func consumerErrorCallback(_ handle: OpaquePointer?, _ code: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {
+private func consumerErrorCallback(
+    _ handle: OpaquePointer?, _ code: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?
+) {
     guard let opaque else { return }
     let error = KafkaError(rd_kafka_resp_err_t(rawValue: code), reason.map { String(cString: $0) })
     Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue().consumerEvents?.clientError(error)

@@ -106,14 +106,21 @@ final class RDKafkaInspector {
         while records.count < limit {
             guard let raw = rd_kafka_consumer_poll(handle, 100) else {
                 waited += 100
-                if waited >= timeoutMs { throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, "no record of \(topic)[\(partition)] at offset \(offset) within \(timeoutMs) ms") }
+                if waited >= timeoutMs {
+                    throw KafkaError(
+                        RD_KAFKA_RESP_ERR__TIMED_OUT, "no record of \(topic)[\(partition)] at offset \(offset) within \(timeoutMs) ms")
+                }
                 continue
             }
             defer { rd_kafka_message_destroy(raw) }
             let message = raw.pointee
-            guard message.partition == partition, let rkt = message.rkt, String(cString: rd_kafka_topic_name(rkt)) == topic else { continue }
+            guard message.partition == partition, let rkt = message.rkt, String(cString: rd_kafka_topic_name(rkt)) == topic else {
+                continue
+            }
             if message.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { break }
-            if message.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(message.err, "reading \(topic)[\(partition)] at offset \(offset)") }
+            if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError(message.err, "reading \(topic)[\(partition)] at offset \(offset)")
+            }
             guard message.offset >= offset, message.offset >= (records.last?.offset ?? -1) + 1 else { continue }
             records.append(PositionedRecord(offset: message.offset, source: Self.sourcePosition(raw)))
             if message.offset + 1 >= end { break }
@@ -125,14 +132,20 @@ final class RDKafkaInspector {
     /// its ``RecordDigest`` hash and, when `cluster` and `topic` are given, its position
     /// relative to them. Payloads are hashed in place (not copied).
     /// `headers`: the headers whose values the hash covers besides key and value.
-    func scan(topic: String, partition: Int32, from: Int64, to: Int64, positionsOf source: (cluster: String, topic: String)?, headers: [String] = [], _ body: (Int64, UInt64, RecordOrigin) -> Void) throws(KafkaError) {
+    func scan(
+        topic: String, partition: Int32, from: Int64, to: Int64, positionsOf source: (cluster: String, topic: String)?,
+        headers: [String] = [], _ body: (Int64, UInt64, RecordOrigin) -> Void
+    ) throws(KafkaError) {
         let cluster = source.map { Array($0.cluster.utf8) }
         let sourceTopic = source.map { Array($0.topic.utf8) }
         try read(topic: topic, partition: partition, from: from, to: to) { raw in
             let message = raw.pointee
             let key = message.key.map { UnsafeRawBufferPointer(start: $0, count: message.key_len) }
             let value = UnsafeRawBufferPointer(start: message.payload, count: message.payload == nil ? 0 : message.len)
-            let hash = headers.isEmpty ? RecordDigest.hash(key: key, value: value) : RecordDigest.hash(key: key, value: value, headers: Self.headerValues(raw, headers))
+            let hash =
+                headers.isEmpty
+                ? RecordDigest.hash(key: key, value: value)
+                : RecordDigest.hash(key: key, value: value, headers: Self.headerValues(raw, headers))
             var position = RecordOrigin.none
             if let cluster, let sourceTopic { position = Self.scannedPosition(raw, cluster: cluster, topic: sourceTopic) }
             body(message.offset, hash, position)
@@ -150,7 +163,9 @@ final class RDKafkaInspector {
     }
 
     /// Reads `[from, to)` of a partition by assigning it, calling `body` with each record.
-    private func read(topic: String, partition: Int32, from: Int64, to: Int64, _ body: (UnsafeMutablePointer<rd_kafka_message_t>) -> Void) throws(KafkaError) {
+    private func read(topic: String, partition: Int32, from: Int64, to: Int64, _ body: (UnsafeMutablePointer<rd_kafka_message_t>) -> Void)
+        throws(KafkaError)
+    {
         guard from < to else { return }
         let list = RDKafkaTopicPartitionList(capacity: 1)
         list.add(TopicPartition(topic: topic, partition: partition), offset: from)
@@ -162,7 +177,10 @@ final class RDKafkaInspector {
         while next < to {
             guard let raw = rd_kafka_consumer_poll(handle, 100) else {
                 waited += 100
-                if waited >= timeoutMs { throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, "no record of \(topic)[\(partition)] at offset \(next) within \(timeoutMs) ms") }
+                if waited >= timeoutMs {
+                    throw KafkaError(
+                        RD_KAFKA_RESP_ERR__TIMED_OUT, "no record of \(topic)[\(partition)] at offset \(next) within \(timeoutMs) ms")
+                }
                 continue
             }
             waited = 0
@@ -170,7 +188,9 @@ final class RDKafkaInspector {
             let message = raw.pointee
             guard message.partition == partition else { continue }
             if message.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { break }
-            if message.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(message.err, "reading \(topic)[\(partition)] at offset \(next)") }
+            if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError(message.err, "reading \(topic)[\(partition)] at offset \(next)")
+            }
             guard message.offset >= next else { continue }
             if message.offset >= to { break }
             next = message.offset + 1
@@ -190,7 +210,9 @@ final class RDKafkaInspector {
         }
     }
 
-    private static func scannedPosition(_ message: UnsafeMutablePointer<rd_kafka_message_t>, cluster: [UInt8], topic: [UInt8]) -> RecordOrigin {
+    private static func scannedPosition(_ message: UnsafeMutablePointer<rd_kafka_message_t>, cluster: [UInt8], topic: [UInt8])
+        -> RecordOrigin
+    {
         var headers: OpaquePointer?
         guard rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else { return .none }
         func bytes(_ name: String) -> UnsafeRawBufferPointer? {
@@ -209,8 +231,8 @@ final class RDKafkaInspector {
             return result
         }
         guard let clusterBytes = bytes(SourcePosition.clusterHeader), let topicBytes = bytes(SourcePosition.topicHeader),
-              let partitionBytes = bytes(SourcePosition.partitionHeader), let offsetBytes = bytes(SourcePosition.offsetHeader),
-              let partition = number(partitionBytes), partition <= Int64(Int32.max), let offset = number(offsetBytes)
+            let partitionBytes = bytes(SourcePosition.partitionHeader), let offsetBytes = bytes(SourcePosition.offsetHeader),
+            let partition = number(partitionBytes), partition <= Int64(Int32.max), let offset = number(offsetBytes)
         else { return .none }
         guard clusterBytes.elementsEqual(cluster), topicBytes.elementsEqual(topic) else { return .other }
         return .position(partition: Int32(partition), offset: offset)
@@ -220,7 +242,8 @@ final class RDKafkaInspector {
         var headers: OpaquePointer?
         guard rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else { return nil }
         var found: [Header] = []
-        for name in [SourcePosition.clusterHeader, SourcePosition.topicHeader, SourcePosition.partitionHeader, SourcePosition.offsetHeader] {
+        for name in [SourcePosition.clusterHeader, SourcePosition.topicHeader, SourcePosition.partitionHeader, SourcePosition.offsetHeader]
+        {
             var value: UnsafeRawPointer?
             var size = 0
             guard rd_kafka_header_get_last(headers, name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }

@@ -13,7 +13,8 @@ enum RDKafkaMetadata {
         var topics: [String: Result<Int32, KafkaError>] = [:]
         for index in 0..<Int(metadata.pointee.topic_cnt) {
             let entry = metadata.pointee.topics[index]
-            topics[String(cString: entry.topic)] = entry.err == RD_KAFKA_RESP_ERR_NO_ERROR ? .success(entry.partition_cnt) : .failure(KafkaError(entry.err))
+            topics[String(cString: entry.topic)] =
+                entry.err == RD_KAFKA_RESP_ERR_NO_ERROR ? .success(entry.partition_cnt) : .failure(KafkaError(entry.err))
         }
         return topics
     }

@@ -199,7 +199,9 @@ final class RDKafkaProducer: @unchecked Sendable {
     }
 }
 
-private func producerDeliveryCallback(_ handle: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?) {
+private func producerDeliveryCallback(
+    _ handle: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?
+) {
     guard let message, let slotPointer = message.pointee._private else { return }
     let slot = slotPointer.assumingMemoryBound(to: DeliveryTracker.Slot.self).pointee
     let error: KafkaError?
@@ -217,7 +219,9 @@ private func producerDeliveryCallback(_ handle: OpaquePointer?, _ message: Unsaf
     slot.tracker.takeUnretainedValue().report(slot.index, error)
 }
 
-private func producerErrorCallback(_ handle: OpaquePointer?, _ code: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {
+private func producerErrorCallback(
+    _ handle: OpaquePointer?, _ code: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?
+) {
     guard let opaque else { return }
     let error = KafkaError(rd_kafka_resp_err_t(rawValue: code), reason.map { String(cString: $0) })
     Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue().producerError?(error)

@@ -42,13 +42,16 @@ final class RDKafkaTopicAdmin {
             throw KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, "cannot describe topic '\(topic)'")
         }
         defer { rd_kafka_ConfigResource_destroy(resource) }
-        let event = try request("DescribeConfigs", RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, answer: { rd_kafka_event_DescribeConfigs_result($0) != nil }) { options in
+        let event = try request(
+            "DescribeConfigs", RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, answer: { rd_kafka_event_DescribeConfigs_result($0) != nil }
+        ) { options in
             var resources: [OpaquePointer?] = [resource]
             rd_kafka_DescribeConfigs(handle, &resources, 1, options, queue)
         }
         defer { rd_kafka_event_destroy(event) }
         var count = 0
-        let first = try Self.only(rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event), &count), count, "DescribeConfigs")
+        let first = try Self.only(
+            rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event), &count), count, "DescribeConfigs")
         let error = rd_kafka_ConfigResource_error(first)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(error, rd_kafka_ConfigResource_error_string(first).map { String(cString: $0) })
@@ -72,15 +75,19 @@ final class RDKafkaTopicAdmin {
         defer { rd_kafka_NewTopic_destroy(newTopic) }
         for (name, value) in configs {
             let set = rd_kafka_NewTopic_set_config(newTopic, name, value)
-            if set != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(set, "config \(name)=\(value): \(String(cString: rd_kafka_err2str(set)))") }
+            if set != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError(set, "config \(name)=\(value): \(String(cString: rd_kafka_err2str(set)))")
+            }
         }
-        let event = try request("CreateTopics", RD_KAFKA_ADMIN_OP_CREATETOPICS, answer: { rd_kafka_event_CreateTopics_result($0) != nil }) { options in
+        let event = try request("CreateTopics", RD_KAFKA_ADMIN_OP_CREATETOPICS, answer: { rd_kafka_event_CreateTopics_result($0) != nil }) {
+            options in
             var topics: [OpaquePointer?] = [newTopic]
             rd_kafka_CreateTopics(handle, &topics, 1, options, queue)
         }
         defer { rd_kafka_event_destroy(event) }
         var count = 0
-        let first = try Self.only(rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count), count, "CreateTopics")
+        let first = try Self.only(
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count), count, "CreateTopics")
         let error = rd_kafka_topic_result_error(first)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(error, rd_kafka_topic_result_error_string(first).map { String(cString: $0) })
@@ -99,14 +106,17 @@ final class RDKafkaTopicAdmin {
         if listed == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE { return nil }
         let event: OpaquePointer
         do {
-            event = try request("DescribeConsumerGroups", RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS, answer: { rd_kafka_event_DescribeConsumerGroups_result($0) != nil }) { options in
+            event = try request(
+                "DescribeConsumerGroups", RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+                answer: { rd_kafka_event_DescribeConsumerGroups_result($0) != nil }
+            ) { options in
                 var groups: [UnsafePointer<CChar>?] = []
                 group.withCString { name in
                     groups = [name]
                     rd_kafka_DescribeConsumerGroups(handle, &groups, 1, options, queue)
                 }
             }
-        } catch where GroupDescription.unanswered(error.code.c) {
+        } catch  where GroupDescription.unanswered(error.code.c) {
             return nil
         }
         defer { rd_kafka_event_destroy(event) }
@@ -123,14 +133,17 @@ final class RDKafkaTopicAdmin {
             }
             return GroupDescription(state: RD_KAFKA_CONSUMER_GROUP_STATE_DEAD, members: 0)
         }
-        return GroupDescription(state: rd_kafka_ConsumerGroupDescription_state(first), members: rd_kafka_ConsumerGroupDescription_member_count(first))
+        return GroupDescription(
+            state: rd_kafka_ConsumerGroupDescription_state(first), members: rd_kafka_ConsumerGroupDescription_member_count(first))
     }
 
     /// Sends one request with its options (`send` gets them and puts the request on `queue`)
     /// and returns its result event (the first event for which `answer` holds: the late answer
     /// of an earlier request that timed out is dropped), which the caller destroys. Throws the
     /// request-level error.
-    private func request(_ name: String, _ operation: rd_kafka_admin_op_t, answer: (OpaquePointer) -> Bool, send: (OpaquePointer) -> Void) throws(KafkaError) -> OpaquePointer {
+    private func request(_ name: String, _ operation: rd_kafka_admin_op_t, answer: (OpaquePointer) -> Bool, send: (OpaquePointer) -> Void)
+        throws(KafkaError) -> OpaquePointer
+    {
         let options = try adminOptions(operation)
         defer { rd_kafka_AdminOptions_destroy(options) }
         send(options)
@@ -156,7 +169,9 @@ final class RDKafkaTopicAdmin {
     }
 
     /// The one entry of the result of a request about one resource.
-    private static func only(_ list: UnsafeMutablePointer<OpaquePointer?>?, _ count: Int, _ request: String) throws(KafkaError) -> OpaquePointer {
+    private static func only(_ list: UnsafeMutablePointer<OpaquePointer?>?, _ count: Int, _ request: String) throws(KafkaError)
+        -> OpaquePointer
+    {
         guard let list, count == 1, let first = list[0] else {
             throw KafkaError(RD_KAFKA_RESP_ERR__FAIL, "\(request) answered for \(count) resources, not 1")
         }

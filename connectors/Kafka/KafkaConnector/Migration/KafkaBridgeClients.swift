@@ -25,18 +25,24 @@ struct KafkaBridgeClients {
     /// - Parameters:
     ///   - purpose: what the command does, for errors ("offset translation").
     ///   - bulk: clients for reading whole partitions rather than short probes.
-    init(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, purpose: String, bulk: Bool, logger: Logger) throws {
+    init(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, purpose: String, bulk: Bool, logger: Logger) throws
+    {
         topics = source.options.strings("topics") ?? []
         if let pattern = topics.first(where: { $0.hasPrefix("^") }) {
-            throw OffsetTranslationError("\(source.path).kafka.topics: '\(pattern)' is a regular expression; \(purpose) needs the topics named")
+            throw OffsetTranslationError(
+                "\(source.path).kafka.topics: '\(pattern)' is a regular expression; \(purpose) needs the topics named")
         }
         topicTemplate = target.options.template("topic")!
         guard topicTemplate.readsOnlyChannel else {
-            throw OffsetTranslationError("\(target.path).kafka.topic: '\(topicTemplate)' reads more of a message than its channel, so the target topic of a source topic is not known")
+            throw OffsetTranslationError(
+                "\(target.path).kafka.topic: '\(topicTemplate)' reads more of a message than its channel, so the target topic of a source topic is not known"
+            )
         }
         do {
-            self.source = try RDKafkaInspector(properties: KafkaClientOptions.properties(source.options), group: group, logger: logger, bulk: bulk)
-            self.target = try RDKafkaInspector(properties: KafkaClientOptions.properties(target.options), group: group, logger: logger, bulk: bulk)
+            self.source = try RDKafkaInspector(
+                properties: KafkaClientOptions.properties(source.options), group: group, logger: logger, bulk: bulk)
+            self.target = try RDKafkaInspector(
+                properties: KafkaClientOptions.properties(target.options), group: group, logger: logger, bulk: bulk)
         } catch {
             throw OffsetTranslationError("cannot create a Kafka client: \(error)")
         }
@@ -57,7 +63,9 @@ struct KafkaBridgeClients {
             throw OffsetTranslationError("source topic '\(topic)' on cluster \(cluster) (\(sourceBrokers)): \(Self.describe(error))")
         }
         do { targetCount = try target.partitionCount(topic: targetTopic) } catch {
-            throw OffsetTranslationError("target topic '\(targetTopic)' (of source topic '\(topic)') on \(targetEntry.name) (\(targetBrokers)): \(Self.describe(error))")
+            throw OffsetTranslationError(
+                "target topic '\(targetTopic)' (of source topic '\(topic)') on \(targetEntry.name) (\(targetBrokers)): \(Self.describe(error))"
+            )
         }
         return TopicPair(source: topic, target: targetTopic, sourcePartitions: sourceCount, targetPartitions: targetCount)
     }

@@ -16,10 +16,14 @@ public enum KafkaCutoverChecks {
     }
 
     /// The range of every partition of the bridge's source topics.
-    public static func sourceRanges(source: ConnectorEntry, target: ConnectorEntry, cluster: String, logger: Logger? = nil) async throws -> [String: [Int32: Range]] {
+    public static func sourceRanges(source: ConnectorEntry, target: ConnectorEntry, cluster: String, logger: Logger? = nil) async throws
+        -> [String: [Int32: Range]]
+    {
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.cutover")
         return try await BlockingQueue(label: "switchyard.cutover").run {
-            let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: "switchyard-cutover", purpose: "a cutover", bulk: false, logger: logger)
+            let clients = try KafkaBridgeClients(
+                source: source, target: target, cluster: cluster, group: "switchyard-cutover", purpose: "a cutover", bulk: false,
+                logger: logger)
             var ends: [String: [Int32: Range]] = [:]
             for topic in clients.topics {
                 let pair = try clients.pair(topic)
@@ -28,7 +32,8 @@ public enum KafkaCutoverChecks {
                         let marks = try clients.source.watermarks(topic: topic, partition: partition)
                         ends[topic, default: [:]][partition] = Range(start: marks.start, end: marks.end)
                     } catch {
-                        throw OffsetTranslationError("the end of '\(topic)'[\(partition)] on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
+                        throw OffsetTranslationError(
+                            "the end of '\(topic)'[\(partition)] on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
                     }
                 }
             }
@@ -38,15 +43,19 @@ public enum KafkaCutoverChecks {
 
     /// A group's committed offsets on the source cluster, per source topic (partitions
     /// without one are absent).
-    public static func committedOnSource(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, logger: Logger? = nil) async throws -> Offsets {
+    public static func committedOnSource(
+        source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, logger: Logger? = nil
+    ) async throws -> Offsets {
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.cutover")
         return try await BlockingQueue(label: "switchyard.cutover").run {
-            let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: group, purpose: "a cutover", bulk: false, logger: logger)
+            let clients = try KafkaBridgeClients(
+                source: source, target: target, cluster: cluster, group: group, purpose: "a cutover", bulk: false, logger: logger)
             var result: Offsets = [:]
             for topic in clients.topics {
                 let pair = try clients.pair(topic)
                 do { result[topic] = try clients.source.committed(topic: topic, count: pair.sourcePartitions) } catch {
-                    throw OffsetTranslationError("committed offsets of group '\(group)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
+                    throw OffsetTranslationError(
+                        "committed offsets of group '\(group)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
                 }
             }
             return result
@@ -66,7 +75,9 @@ public enum KafkaCutoverChecks {
 
     /// The state of `group` on the source cluster; nil when the cluster does not describe
     /// groups (librdkafka's mock cluster).
-    public static func groupOnSource(source: ConnectorEntry, cluster: String, group: String, logger: Logger? = nil) async throws -> GroupState? {
+    public static func groupOnSource(source: ConnectorEntry, cluster: String, group: String, logger: Logger? = nil) async throws
+        -> GroupState?
+    {
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.cutover")
         return try await BlockingQueue(label: "switchyard.cutover").run {
             do {

@@ -67,7 +67,9 @@ public enum KafkaOffsetTranslator {
     ///   - cluster: the source's cluster name, as the bridge stamps it in the position headers.
     ///   - logger: where librdkafka's errors go; default: standard error, errors only (standard
     ///     output carries the report).
-    public static func translate(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, apply: Bool, logger: Logger? = nil) async throws -> OffsetTranslationReport {
+    public static func translate(
+        source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, apply: Bool, logger: Logger? = nil
+    ) async throws -> OffsetTranslationReport {
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.offsets")
         let queue = BlockingQueue(label: "switchyard.offsets.translate")
         return try await queue.run {
@@ -75,27 +77,39 @@ public enum KafkaOffsetTranslator {
         }
     }
 
-    static func translateBlocking(source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, apply: Bool, logger: Logger) throws -> OffsetTranslationReport {
-        let partitionText = target.options.template("partition").map { $0.constant.map { String(decoding: $0, as: UTF8.self) } ?? $0.source } ?? "hash"
+    static func translateBlocking(
+        source: ConnectorEntry, target: ConnectorEntry, cluster: String, group: String, apply: Bool, logger: Logger
+    ) throws -> OffsetTranslationReport {
+        let partitionText =
+            target.options.template("partition").map { $0.constant.map { String(decoding: $0, as: UTF8.self) } ?? $0.source } ?? "hash"
         guard let layout = PartitionLayout(rawValue: partitionText) else {
-            throw OffsetTranslationError("\(target.path).kafka.partition: '\(partitionText)' chooses partitions by a template or a number, so which target partition holds which source partition is not known; translation needs keep, mirror or hash")
+            throw OffsetTranslationError(
+                "\(target.path).kafka.partition: '\(partitionText)' chooses partitions by a template or a number, so which target partition holds which source partition is not known; translation needs keep, mirror or hash"
+            )
         }
-        let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: group, purpose: "offset translation", bulk: false, logger: logger)
+        let clients = try KafkaBridgeClients(
+            source: source, target: target, cluster: cluster, group: group, purpose: "offset translation", bulk: false, logger: logger)
         let sourceClient = clients.source
         let targetClient = clients.target
         let targetBrokers = clients.targetBrokers
-        var report = OffsetTranslationReport(group: group, sourceName: source.name, targetName: target.name, cluster: cluster, topics: [], applied: false)
+        var report = OffsetTranslationReport(
+            group: group, sourceName: source.name, targetName: target.name, cluster: cluster, topics: [], applied: false)
         for topic in clients.topics {
             let pair = try clients.pair(topic)
             let (targetTopic, sourceCount, targetCount) = (pair.target, pair.sourcePartitions, pair.targetPartitions)
             if layout == .keep && targetCount < sourceCount {
-                throw OffsetTranslationError("\(target.path).kafka.partition is keep, but target topic '\(targetTopic)' has \(targetCount) partitions and source topic '\(topic)' has \(sourceCount): partitions \(targetCount)..<\(sourceCount) cannot have been copied")
+                throw OffsetTranslationError(
+                    "\(target.path).kafka.partition is keep, but target topic '\(targetTopic)' has \(targetCount) partitions and source topic '\(topic)' has \(sourceCount): partitions \(targetCount)..<\(sourceCount) cannot have been copied"
+                )
             }
             let committed: [Int32: Int64]
             do { committed = try sourceClient.committed(topic: topic, count: sourceCount) } catch {
-                throw OffsetTranslationError("committed offsets of group '\(group)' on cluster \(cluster), topic '\(topic)': \(KafkaBridgeClients.describe(error))")
+                throw OffsetTranslationError(
+                    "committed offsets of group '\(group)' on cluster \(cluster), topic '\(topic)': \(KafkaBridgeClients.describe(error))")
             }
-            let request = TranslationRequest(cluster: cluster, sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: sourceCount, targetPartitions: targetCount, layout: layout, committed: committed)
+            let request = TranslationRequest(
+                cluster: cluster, sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: sourceCount,
+                targetPartitions: targetCount, layout: layout, committed: committed)
             var partitions: [PartitionTranslation]
             do {
                 partitions = try OffsetTranslation.translate(
@@ -104,29 +118,41 @@ public enum KafkaOffsetTranslator {
                     source: { try KafkaPartitionReader(client: sourceClient, topic: topic, partition: $0) },
                     window: window)
             } catch {
-                throw OffsetTranslationError("reading '\(topic)' on cluster \(cluster) or '\(targetTopic)' on \(target.name): \(KafkaBridgeClients.describe(error))")
+                throw OffsetTranslationError(
+                    "reading '\(topic)' on cluster \(cluster) or '\(targetTopic)' on \(target.name): \(KafkaBridgeClients.describe(error))")
             }
             if let before = try? targetClient.committed(topic: targetTopic, count: targetCount) {
                 for index in partitions.indices { partitions[index].previouslyCommitted = before[partitions[index].partition] }
             }
-            report.topics.append(TranslatedTopic(sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: sourceCount, targetPartitions: targetCount, layout: layout, committed: committed, partitions: partitions))
+            report.topics.append(
+                TranslatedTopic(
+                    sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: sourceCount, targetPartitions: targetCount,
+                    layout: layout, committed: committed, partitions: partitions))
         }
         if report.topics.allSatisfy({ $0.committed.isEmpty }) {
-            throw OffsetTranslationError("group '\(group)' has no committed offsets on cluster \(cluster) (\(clients.sourceBrokers)) for topic\(clients.topics.count == 1 ? "" : "s") \(clients.topics.joined(separator: ", ")): an unknown group, or one that never committed")
+            throw OffsetTranslationError(
+                "group '\(group)' has no committed offsets on cluster \(cluster) (\(clients.sourceBrokers)) for topic\(clients.topics.count == 1 ? "" : "s") \(clients.topics.joined(separator: ", ")): an unknown group, or one that never committed"
+            )
         }
         guard apply, !report.isRefused else { return report }
         for (topic, offsets) in report.commits.sorted(by: { $0.key < $1.key }) {
             do { try targetClient.commit(topic: topic, offsets: offsets) } catch {
                 switch error.code.c {
                 case RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID, RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION, RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
-                    throw OffsetTranslationError("group '\(group)' has active members on the target cluster (\(targetBrokers)): the cluster refused the commit (\(error.code.name)); stop the group's consumers there and translate again. Nothing was committed")
+                    throw OffsetTranslationError(
+                        "group '\(group)' has active members on the target cluster (\(targetBrokers)): the cluster refused the commit (\(error.code.name)); stop the group's consumers there and translate again. Nothing was committed"
+                    )
                 default:
-                    throw OffsetTranslationError("committing the translated offsets of group '\(group)' on the target cluster (\(targetBrokers)) failed: \(error)")
+                    throw OffsetTranslationError(
+                        "committing the translated offsets of group '\(group)' on the target cluster (\(targetBrokers)) failed: \(error)")
                 }
             }
-            let readBack = (try? targetClient.committed(topic: topic, count: report.topics.first { $0.targetTopic == topic }!.targetPartitions)) ?? [:]
+            let readBack =
+                (try? targetClient.committed(topic: topic, count: report.topics.first { $0.targetTopic == topic }!.targetPartitions)) ?? [:]
             for (partition, offset) in offsets where readBack[partition] != offset {
-                throw OffsetTranslationError("the commit of group '\(group)' on \(topic)[\(partition)] reads back as \(readBack[partition].map(String.init) ?? "none") instead of \(offset)")
+                throw OffsetTranslationError(
+                    "the commit of group '\(group)' on \(topic)[\(partition)] reads back as \(readBack[partition].map(String.init) ?? "none") instead of \(offset)"
+                )
             }
         }
         report.applied = true

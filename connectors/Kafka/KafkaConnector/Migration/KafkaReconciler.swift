@@ -20,28 +20,47 @@ public enum KafkaReconciler {
     /// - Parameter until: per source topic and partition, where the compared range ends (a
     ///   cutover's stop offsets); absent: each partition's end when reading starts.
     /// - Parameter headers: headers whose values are compared besides key and value.
-    public static func reconcile(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int = 5, until: [String: [Int32: Int64]]? = nil, headers: [String] = [], logger: Logger? = nil) async throws -> ReconciliationReport {
+    public static func reconcile(
+        source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int = 5, until: [String: [Int32: Int64]]? = nil,
+        headers: [String] = [], logger: Logger? = nil
+    ) async throws -> ReconciliationReport {
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.reconcile")
         return try await BlockingQueue(label: "switchyard.reconcile").run {
-            try reconcileBlocking(source: source, target: target, cluster: cluster, show: show, until: until, headers: headers, logger: logger)
+            try reconcileBlocking(
+                source: source, target: target, cluster: cluster, show: show, until: until, headers: headers, logger: logger)
         }
     }
 
-    static func reconcileBlocking(source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int, until: [String: [Int32: Int64]]?, headers: [String], logger: Logger) throws -> ReconciliationReport {
-        let clients = try KafkaBridgeClients(source: source, target: target, cluster: cluster, group: "switchyard-reconcile", purpose: "reconciliation", bulk: true, logger: logger)
+    static func reconcileBlocking(
+        source: ConnectorEntry, target: ConnectorEntry, cluster: String, show: Int, until: [String: [Int32: Int64]]?, headers: [String],
+        logger: Logger
+    ) throws -> ReconciliationReport {
+        let clients = try KafkaBridgeClients(
+            source: source, target: target, cluster: cluster, group: "switchyard-reconcile", purpose: "reconciliation", bulk: true,
+            logger: logger)
         let started = ContinuousClock.now
         var report = ReconciliationReport(sourceName: source.name, targetName: target.name, cluster: cluster, topics: [], seconds: 0)
         for topic in clients.topics {
             let pair = try clients.pair(topic)
             let targetTopic = pair.target
             do {
-                report.topics.append(try Reconciliation.reconcile(
-                    cluster: cluster, sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: pair.sourcePartitions, targetPartitions: pair.targetPartitions,
-                    source: { KafkaPartitionScanner(client: clients.source, topic: topic, partition: $0, positionsOf: nil, headers: headers, endLimit: until?[topic]?[$0]) },
-                    target: { KafkaPartitionScanner(client: clients.target, topic: targetTopic, partition: $0, positionsOf: (cluster, topic), headers: headers) },
-                    show: show))
+                report.topics.append(
+                    try Reconciliation.reconcile(
+                        cluster: cluster, sourceTopic: topic, targetTopic: targetTopic, sourcePartitions: pair.sourcePartitions,
+                        targetPartitions: pair.targetPartitions,
+                        source: {
+                            KafkaPartitionScanner(
+                                client: clients.source, topic: topic, partition: $0, positionsOf: nil, headers: headers,
+                                endLimit: until?[topic]?[$0])
+                        },
+                        target: {
+                            KafkaPartitionScanner(
+                                client: clients.target, topic: targetTopic, partition: $0, positionsOf: (cluster, topic), headers: headers)
+                        },
+                        show: show))
             } catch {
-                throw OffsetTranslationError("reading '\(topic)' on cluster \(cluster) or '\(targetTopic)' on \(target.name): \(KafkaBridgeClients.describe(error))")
+                throw OffsetTranslationError(
+                    "reading '\(topic)' on cluster \(cluster) or '\(targetTopic)' on \(target.name): \(KafkaBridgeClients.describe(error))")
             }
         }
         let elapsed = ContinuousClock.now - started
@@ -71,15 +90,20 @@ extension KafkaReconciler {
                     throw OffsetTranslationError("source topic '\(topic)' on cluster \(cluster): \(KafkaBridgeClients.describe(error))")
                 }
                 do {
-                    report.topics.append(try Reconciliation.reconcile(
-                        cluster: cluster, sourceTopic: topic, targetTopic: describe(topic), sourcePartitions: partitions, targetPartitions: 1,
-                        source: { KafkaPartitionScanner(client: client, topic: topic, partition: $0, positionsOf: nil, headers: headers) },
-                        target: { _ in try target(topic) },
-                        show: show))
+                    report.topics.append(
+                        try Reconciliation.reconcile(
+                            cluster: cluster, sourceTopic: topic, targetTopic: describe(topic), sourcePartitions: partitions,
+                            targetPartitions: 1,
+                            source: {
+                                KafkaPartitionScanner(client: client, topic: topic, partition: $0, positionsOf: nil, headers: headers)
+                            },
+                            target: { _ in try target(topic) },
+                            show: show))
                 } catch let error as OffsetTranslationError {
                     throw error
                 } catch {
-                    throw OffsetTranslationError("reading '\(topic)' on cluster \(cluster) or its records on \(targetName): \(KafkaBridgeClients.describe(error))")
+                    throw OffsetTranslationError(
+                        "reading '\(topic)' on cluster \(cluster) or its records on \(targetName): \(KafkaBridgeClients.describe(error))")
                 }
             }
             let elapsed = ContinuousClock.now - started

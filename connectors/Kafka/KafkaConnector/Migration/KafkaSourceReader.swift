@@ -13,13 +13,15 @@ public final class KafkaSourceReader {
     public init(source: ConnectorEntry, cluster: String, logger: Logger? = nil) throws {
         let topics = source.options.strings("topics") ?? []
         if let pattern = topics.first(where: { $0.hasPrefix("^") }) {
-            throw OffsetTranslationError("\(source.path).kafka.topics: '\(pattern)' is a regular expression; reconciliation needs the topics named")
+            throw OffsetTranslationError(
+                "\(source.path).kafka.topics: '\(pattern)' is a regular expression; reconciliation needs the topics named")
         }
         self.topics = topics
         self.cluster = cluster
         let logger = logger ?? KafkaBridgeClients.defaultLogger("switchyard.reconcile")
         do {
-            client = try RDKafkaInspector(properties: KafkaClientOptions.properties(source.options), group: "switchyard-reconcile", logger: logger, bulk: true)
+            client = try RDKafkaInspector(
+                properties: KafkaClientOptions.properties(source.options), group: "switchyard-reconcile", logger: logger, bulk: true)
         } catch {
             throw OffsetTranslationError("cannot create a Kafka client: \(error)")
         }

@@ -36,7 +36,10 @@ public struct TranslationRequest: Sendable {
     /// Source partition to committed offset; a partition the group never committed is absent.
     public var committed: [Int32: Int64]
 
-    public init(cluster: String, sourceTopic: String, targetTopic: String, sourcePartitions: Int32, targetPartitions: Int32, layout: PartitionLayout, committed: [Int32: Int64]) {
+    public init(
+        cluster: String, sourceTopic: String, targetTopic: String, sourcePartitions: Int32, targetPartitions: Int32,
+        layout: PartitionLayout, committed: [Int32: Int64]
+    ) {
         self.cluster = cluster
         self.sourceTopic = sourceTopic
         self.targetTopic = targetTopic
@@ -86,7 +89,8 @@ public struct PartitionTranslation: Sendable, Equatable {
     }
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.topic == rhs.topic && lhs.partition == rhs.partition && lhs.offset == rhs.offset && lhs.verdict == rhs.verdict && lhs.next == rhs.next
+        lhs.topic == rhs.topic && lhs.partition == rhs.partition && lhs.offset == rhs.offset && lhs.verdict == rhs.verdict
+            && lhs.next == rhs.next
             && lhs.sources.map(\.partition) == rhs.sources.map(\.partition) && lhs.sources.map(\.committed) == rhs.sources.map(\.committed)
     }
 }
@@ -117,7 +121,8 @@ public enum OffsetTranslation {
         var firstUnconsumed: [Int32: (source: Int64, target: Int32, offset: Int64)] = [:]
         var holders: [Int32: [Int]] = [:]
         for partition in 0..<request.targetPartitions {
-            let sources = request.layout.sources(of: partition, sourceCount: request.sourcePartitions, targetCount: request.targetPartitions)
+            let sources = request.layout.sources(
+                of: partition, sourceCount: request.sourcePartitions, targetCount: request.targetPartitions)
             let reader = try targetReader(partition)
             let (start, end) = try reader.bounds()
             var result = PartitionTranslation(
@@ -129,7 +134,9 @@ public enum OffsetTranslation {
             if committedSources.isEmpty { continue }
             if committedSources.count != sources.count {
                 let missing = sources.filter { request.committed[$0] == nil }.map(String.init).joined(separator: ", ")
-                result.verdict = .refused("it may hold records of source partitions \(missing), for which the group has no committed offset, and of partitions it has one for: a consumer of this target partition cannot resume both")
+                result.verdict = .refused(
+                    "it may hold records of source partitions \(missing), for which the group has no committed offset, and of partitions it has one for: a consumer of this target partition cannot resume both"
+                )
                 continue
             }
             var search = OffsetSearch(reader: reader, window: window)
@@ -139,7 +146,9 @@ public enum OffsetTranslation {
                 let boundary = try search.locate(key, committed: request.committed[source]!, in: start..<end)
                 boundaries.append((source, boundary))
                 holders[source, default: []].append(results.count)
-                if let previous = boundary.previous?.source?.offset { lastConsumed[source] = max(lastConsumed[source] ?? previous, previous) }
+                if let previous = boundary.previous?.source?.offset {
+                    lastConsumed[source] = max(lastConsumed[source] ?? previous, previous)
+                }
                 if let next = boundary.next, let offset = next.source?.offset, offset < (firstUnconsumed[source]?.source ?? .max) {
                     firstUnconsumed[source] = (offset, partition, next.offset)
                 }
@@ -152,7 +161,8 @@ public enum OffsetTranslation {
                 let unconsumed = first.boundary.next!
                 result.verdict = .refused(
                     "no single offset is exact: source partition \(late.source)'s record at source offset \(consumed.source!.offset) (target offset \(consumed.offset)) was consumed by the group, "
-                        + "but source partition \(first.source)'s record at source offset \(unconsumed.source!.offset) (target offset \(unconsumed.offset)), which it did not consume, comes first")
+                        + "but source partition \(first.source)'s record at source offset \(unconsumed.source!.offset) (target offset \(unconsumed.offset)), which it did not consume, comes first"
+                )
                 continue
             }
             result.offset = translated
@@ -169,14 +179,16 @@ public enum OffsetTranslation {
             var problem: String?
             let resume = lastConsumed[source].map { $0 + 1 } ?? start
             if resume < min(committed, end), let missing = try reader.read(from: resume, limit: 1).first, missing.offset < committed {
-                problem = "\(key): the group consumed up to offset \(committed - 1), but the target holds its records only through "
+                problem =
+                    "\(key): the group consumed up to offset \(committed - 1), but the target holds its records only through "
                     + (lastConsumed[source].map { "offset \($0)" } ?? "none of them")
                     + " (offset \(missing.offset) is not on the target): the bridge is behind the group, or the target topic lost records; translate again when the bridge caught up"
             } else if let found = firstUnconsumed[source] {
                 var expected: Int64?
                 if committed < end { expected = try reader.read(from: committed, limit: 1).first?.offset }
                 if expected != found.source {
-                    problem = "\(key): the group would read offset \(expected.map(String.init) ?? "none (the end)") next, but the first record of it on the target at or after offset \(committed) is source offset \(found.source) (target partition \(found.target), offset \(found.offset)): the records between are not on the target (filtered, skipped or lost)"
+                    problem =
+                        "\(key): the group would read offset \(expected.map(String.init) ?? "none (the end)") next, but the first record of it on the target at or after offset \(committed) is source offset \(found.source) (target partition \(found.target), offset \(found.offset)): the records between are not on the target (filtered, skipped or lost)"
                 }
             }
             if let problem {

@@ -81,14 +81,18 @@ public enum Reconciliation {
         show: Int = 5,
         maxEntries: Int = defaultMaxEntries
     ) throws -> TopicReconciliation {
-        var result = TopicReconciliation(sourceTopic: sourceTopic, targetTopic: targetTopic, partitions: [], extra: [], extraCount: 0, otherSources: 0, later: 0, sourceRecords: 0, targetRecords: 0)
+        var result = TopicReconciliation(
+            sourceTopic: sourceTopic, targetTopic: targetTopic, partitions: [], extra: [], extraCount: 0, otherSources: 0, later: 0,
+            sourceRecords: 0, targetRecords: 0)
         // The ranges first, on both sides, so that both describe the same moment as closely as
         // the clusters allow.
         let sources = try (0..<sourcePartitions).map { try sourceScanner($0) }
         let targets = try (0..<targetPartitions).map { try targetScanner($0) }
         let sourceRanges = try sources.map { try $0.bounds() }
         let targetRanges = try targets.map { try $0.bounds() }
-        result.partitions = sourceRanges.enumerated().map { PartitionReconciliation(partition: Int32($0.offset), start: $0.element.start, end: $0.element.end) }
+        result.partitions = sourceRanges.enumerated().map {
+            PartitionReconciliation(partition: Int32($0.offset), start: $0.element.start, end: $0.element.end)
+        }
         for (index, scanner) in sources.enumerated() {
             try scanner.scan(from: sourceRanges[index].start, to: sourceRanges[index].end) { _, hash, _ in
                 result.partitions[index].source.add(hash)
@@ -120,7 +124,9 @@ public enum Reconciliation {
             }
         }
         for index in result.partitions.indices where result.partitions[index].source != result.partitions[index].target {
-            try name(&result.partitions[index], source: sources[index], targets: targets, targetRanges: targetRanges, show: show, maxEntries: maxEntries)
+            try name(
+                &result.partitions[index], source: sources[index], targets: targets, targetRanges: targetRanges, show: show,
+                maxEntries: maxEntries)
         }
         return result
     }
@@ -136,7 +142,10 @@ public enum Reconciliation {
     /// `ceil(count / maxEntries)` passes, pass `p` taking the offsets with `offset % passes == p`,
     /// so that memory stays bounded whatever the partition's size (each pass reads both sides
     /// again).
-    static func name(_ partition: inout PartitionReconciliation, source: any PartitionScanner, targets: [any PartitionScanner], targetRanges: [(start: Int64, end: Int64)], show: Int, maxEntries: Int = defaultMaxEntries) throws {
+    static func name(
+        _ partition: inout PartitionReconciliation, source: any PartitionScanner, targets: [any PartitionScanner],
+        targetRanges: [(start: Int64, end: Int64)], show: Int, maxEntries: Int = defaultMaxEntries
+    ) throws {
         let range = partition.start..<partition.end
         let number = partition.partition
         let passes = Int64(max(1, (partition.target.count + max(1, maxEntries) - 1) / max(1, maxEntries)))
@@ -146,7 +155,9 @@ public enum Reconciliation {
             var copies: [Int64: (hash: UInt64, count: Int)] = [:]
             for (index, scanner) in targets.enumerated() {
                 try scanner.scan(from: targetRanges[index].start, to: targetRanges[index].end) { _, hash, origin in
-                    guard case .position(let sourcePartition, let offset) = origin, sourcePartition == number, range.contains(offset), offset % passes == pass else { return }
+                    guard case .position(let sourcePartition, let offset) = origin, sourcePartition == number, range.contains(offset),
+                        offset % passes == pass
+                    else { return }
                     if let existing = copies[offset] {
                         copies[offset] = (existing.hash == hash ? existing.hash : existing.hash ^ hash ^ 1, existing.count + 1)
                     } else {

@@ -21,7 +21,8 @@ public struct RecordDigest: Sendable, Equatable, CustomStringConvertible {
     /// for an absent header). With none chosen the hash is that of key and value alone; with
     /// some, the value's length and each header (a presence marker, its length and its bytes)
     /// follow.
-    public static func hash(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, headers: [UnsafeRawBufferPointer?] = []) -> UInt64 {
+    public static func hash(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, headers: [UnsafeRawBufferPointer?] = []) -> UInt64
+    {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         @inline(__always) func mix(_ byte: UInt8) {
             hash ^= UInt64(byte)
