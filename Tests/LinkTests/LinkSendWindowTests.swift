@@ -109,6 +109,7 @@ struct LinkSendWindowTests {
         #expect(take(&window) == [1, 3])
         #expect(window.acknowledged(through: 2, creditMessages: 0, creditBytes: 0) == [a.waiter])
         #expect(window.acknowledged(through: 1, creditMessages: 0, creditBytes: 0) == [])
+        #expect(window.confirmedThrough == 2)
         #expect(window.acknowledged(through: 2, creditMessages: 0, creditBytes: 0) == [])
         #expect(window.confirmedThrough == 2)
         #expect(window.entries.map(\.first) == [3, 5])
