@@ -3,7 +3,6 @@
 #else
     import Foundation
 #endif
-import DequeModule
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
@@ -90,38 +89,22 @@ final class LinkTarget: Target {
         return issues
     }
 
-    /// One frame of the resend buffer: sent, or waiting for credit, until it is acknowledged.
-    struct Entry {
-        var first: UInt64
-        var last: UInt64
-        var count: Int
-        var bytes: Int
-        var frame: SenderFrame
-        /// The write waiting for this frame (set on the last frame of a write).
-        var waiter: UInt64?
-    }
-
     struct State {
-        var entries = Deque<Entry>()
-        /// Index in `entries` of the first frame not yet sent on the current stream.
-        var unsent = 0
-        var nextSequence: UInt64 = 1
-        var confirmedThrough: UInt64 = 0
-        var creditMessages = 0
-        var creditBytes = 0
-        /// Messages sent on the current stream and not yet acknowledged.
-        var outstanding = 0
+        /// The frames, their sequences, the credit and which batches wait (``LinkSendWindow``).
+        var window = LinkSendWindow()
+        /// The writes waiting for the receiver, by the window's waiter id.
+        var completions: [UInt64: Completion<Void>] = [:]
         /// Set while a stream is welcomed; nil between streams.
         var wake: AsyncStream<Void>.Continuation?
-        var waiters: [UInt64: Completion<Void>] = [:]
-        var nextWaiter: UInt64 = 0
         var health: ConnectorHealth = .connecting
-        var closed = false
         var started = false
-        var resentMessages = 0
-        var streams = 0
         /// Whether the current connection attempt got a welcome (resets the backoff).
         var welcomed = false
+
+        /// The completions of `waiters` (taken out, so each is resolved once), in that order.
+        mutating func take(_ waiters: [UInt64]) -> [Completion<Void>] {
+            waiters.compactMap { completions.removeValue(forKey: $0) }
+        }
     }
 
     let name: String
@@ -196,7 +179,7 @@ final class LinkTarget: Target {
     var health: ConnectorHealth { state.withLock { $0.health } }
 
     /// Messages sent again after a reconnect (they may arrive twice at the receiver's targets).
-    var resentMessages: Int { state.withLock { $0.resentMessages } }
+    var resentMessages: Int { state.withLock { $0.window.resentMessages } }
 
     // MARK: - Target
 
@@ -237,23 +220,8 @@ final class LinkTarget: Target {
         let frames = frame(messages)
         let completion = Completion<Void>()
         let refused = state.withLock { state -> Bool in
-            if state.closed { return true }
-            state.nextWaiter += 1
-            let waiter = state.nextWaiter
-            for (index, built) in frames.enumerated() {
-                var batch = built.batch
-                batch.firstSequence = state.nextSequence
-                var frame = SenderFrame()
-                frame.batch = batch
-                let last = state.nextSequence + UInt64(built.count) - 1
-                state.entries.append(
-                    Entry(
-                        first: state.nextSequence, last: last, count: built.count, bytes: built.bytes, frame: frame,
-                        waiter: index == frames.count - 1 ? waiter : nil
-                    ))
-                state.nextSequence = last + 1
-            }
-            state.waiters[waiter] = completion
+            guard let queued = state.window.queue(frames) else { return true }
+            state.completions[queued.waiter] = completion
             state.wake?.yield()
             return false
         }
@@ -266,9 +234,7 @@ final class LinkTarget: Target {
 
     func close() async {
         let (waiters, wake) = state.withLock { state in
-            state.closed = true
-            defer { state.waiters = [:] }
-            return (Array(state.waiters.values), state.wake)
+            (state.take(state.window.close()), state.wake)
         }
         wake?.finish()
         for waiter in waiters {
@@ -278,67 +244,34 @@ final class LinkTarget: Target {
         let running = tasks.withLock { $0 }
         for task in running { task.cancel() }
         for task in running { await task.value }
-        let (resent, streams) = state.withLock { ($0.resentMessages, $0.streams) }
+        let (resent, streams) = state.withLock { ($0.window.resentMessages, $0.window.streams) }
         logger.info("link target closed", metadata: ["target": "\(name)", "streams": "\(streams)", "resentMessages": "\(resent)"])
     }
 
     // MARK: - Frames
 
     /// Splits a write into frames of at most `frameMessages` messages and about `frameBytes`.
-    func frame(_ messages: [Message]) -> [(batch: WireBatch, count: Int, bytes: Int)] {
-        var frames: [(batch: WireBatch, count: Int, bytes: Int)] = []
+    func frame(_ messages: [Message]) -> [LinkSendWindow.Frame] {
+        var frames: [LinkSendWindow.Frame] = []
         var batch = WireBatch()
         var bytes = 0
         for message in messages {
             let size = LinkWire.chargedBytes(message)
             if !batch.records.isEmpty && (batch.records.count >= frameMessages || bytes + size > frameBytes) {
-                frames.append((batch, batch.records.count, bytes))
+                frames.append(LinkSendWindow.Frame(batch: batch, count: batch.records.count, bytes: bytes))
                 batch = WireBatch()
                 bytes = 0
             }
             batch.records.append(LinkWire.record(message))
             bytes += size
         }
-        if !batch.records.isEmpty { frames.append((batch, batch.records.count, bytes)) }
+        if !batch.records.isEmpty { frames.append(LinkSendWindow.Frame(batch: batch, count: batch.records.count, bytes: bytes)) }
         return frames
     }
 
-    /// Takes the frames that may be sent now: in sequence order, while credit lasts; one frame
-    /// beyond the credit when nothing is outstanding, so a frame larger than the window moves.
+    /// Takes the frames that may be sent now (``LinkSendWindow/takeSendable()``).
     func takeSendable() -> [SenderFrame] {
-        state.withLock { state in
-            var frames: [SenderFrame] = []
-            while state.unsent < state.entries.count {
-                let entry = state.entries[state.unsent]
-                let fits = state.creditMessages >= entry.count && state.creditBytes >= entry.bytes
-                if !fits && state.outstanding > 0 { break }
-                state.creditMessages -= entry.count
-                state.creditBytes -= entry.bytes
-                state.outstanding += entry.count
-                state.unsent += 1
-                frames.append(entry.frame)
-            }
-            return frames
-        }
-    }
-
-    /// Completes the frames through `through`; returns the writes to resume.
-    func confirm(through: UInt64, in state: inout State) -> [Completion<Void>] {
-        var done: [Completion<Void>] = []
-        guard through > state.confirmedThrough else { return done }
-        state.confirmedThrough = through
-        var removed = 0
-        while let head = state.entries.first, head.last <= through {
-            state.entries.removeFirst()
-            if removed < state.unsent { state.outstanding -= head.count }
-            removed += 1
-            if let waiter = head.waiter, let continuation = state.waiters.removeValue(forKey: waiter) {
-                done.append(continuation)
-            }
-        }
-        state.unsent = max(0, state.unsent - removed)
-        if state.unsent == 0 { state.outstanding = 0 }
-        return done
+        state.withLock { $0.window.takeSendable() }
     }
 
     // MARK: - The connection
@@ -346,15 +279,15 @@ final class LinkTarget: Target {
     /// Keeps one stream open until the target closes, reconnecting with backoff.
     func maintain() async {
         var attempt = 0
-        while !Task.isCancelled && !state.withLock({ $0.closed }) {
+        while !Task.isCancelled && !state.withLock({ $0.window.closed }) {
             state.withLock { $0.welcomed = false }
             do {
                 try await exchange()
-                if !state.withLock({ $0.closed }) {
+                if !state.withLock({ $0.window.closed }) {
                     setHealth(.connecting, "link stream ended by the receiver; reconnecting")
                 }
             } catch {
-                if Task.isCancelled || state.withLock({ $0.closed }) { break }
+                if Task.isCancelled || state.withLock({ $0.window.closed }) { break }
                 let (health, text) = classify(error)
                 setHealth(health, text)
             }
@@ -414,17 +347,11 @@ final class LinkTarget: Target {
                 "the link receiver speaks protocol version \(welcome.version), this sender \(linkProtocolVersion)")
         }
         let (done, resent) = state.withLock { state in
-            let done = confirm(through: welcome.confirmedThrough, in: &state)
-            state.unsent = 0
-            state.outstanding = 0
-            state.creditMessages = Int(clamping: welcome.creditMessages)
-            state.creditBytes = Int(clamping: welcome.creditBytes)
+            let (resolved, resent) = state.window.welcomed(
+                confirmedThrough: welcome.confirmedThrough, creditMessages: welcome.creditMessages, creditBytes: welcome.creditBytes)
             state.wake = wake
             state.welcomed = true
-            state.streams += 1
-            let resent = state.streams > 1 ? state.entries.reduce(0) { $0 + $1.count } : 0
-            state.resentMessages += resent
-            return (done, resent)
+            return (state.take(resolved), resent)
         }
         for completion in done { completion.resolve(.success(())) }
         setHealth(
@@ -438,10 +365,9 @@ final class LinkTarget: Target {
 
     func acknowledged(_ ack: Switchyard_Link_V1_Ack) {
         let (done, wake) = state.withLock { state in
-            let done = confirm(through: ack.confirmedThrough, in: &state)
-            state.creditMessages += Int(clamping: ack.creditMessages)
-            state.creditBytes += Int(clamping: ack.creditBytes)
-            return (done, state.wake)
+            let resolved = state.window.acknowledged(
+                through: ack.confirmedThrough, creditMessages: ack.creditMessages, creditBytes: ack.creditBytes)
+            return (state.take(resolved), state.wake)
         }
         for completion in done { completion.resolve(.success(())) }
         wake?.yield()
