@@ -436,6 +436,9 @@ final class Publisher: @unchecked Sendable {
                 try handle(frame, on: connection)
                 resolveComplete()
             }
+            // Every frame read is handled: the memory rabbitmq-c decoded them into goes back to
+            // its pools (it keeps it until asked, and confirms arrive all the time).
+            amqp_maybe_release_buffers(connection.state)
             if let late = awaiting.first, ContinuousClock.now > late.deadline {
                 let remaining = late.outcomes.filter { $0 == .pending }.count
                 throw AMQPError(
