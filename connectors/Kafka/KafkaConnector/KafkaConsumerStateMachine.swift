@@ -227,16 +227,22 @@ struct KafkaConsumerStateMachine: Sendable {
     /// A message came from the client; returns whether it was taken into the pending round.
     mutating func fetched(_ message: Message) -> (taken: Bool, actions: [Action]) {
         let partition = TopicPartition(topic: message.channel, partition: message.partition)
-        guard let shard = owned[partition]?.shard else { return (false, []) }
+        // One lookup by topic and partition per message (hashing the name is a cost per record).
+        guard var found = owned.index(forKey: partition) else { return (false, []) }
+        let shard = owned.values[found].shard
         var actions: [Action] = []
-        if let stop = stopOffsets[partition] {
+        if !stopOffsets.isEmpty, let stop = stopOffsets[partition] {
             if message.offset >= stop { return (false, reach(partition)) }
-            if message.offset + 1 >= stop { actions += reach(partition) }
+            if message.offset + 1 >= stop {
+                actions += reach(partition)
+                // `reach` changed the partition's record: look it up again.
+                guard let again = owned.index(forKey: partition) else { return (false, actions) }
+                found = again
+            }
         }
         if brokersAreDown { actions += brokersUp() }
         // A message fetched again (after a pause, say) is already in flight: never twice, and
         // never out of order, into one shard's ledger.
-        guard let found = owned.index(forKey: partition) else { return (false, actions) }
         if let next = owned.values[found].next, message.offset < next { return (false, actions) }
         if owned.values[found].firstTaken == nil { owned.values[found].firstTaken = message.offset }
         owned.values[found].next = message.offset + 1
